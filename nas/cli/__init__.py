@@ -1,0 +1,93 @@
+"""The ``nas`` command line: a thin layer over documented Python functions.
+
+Each topic lives in its own module (``nas/cli/catalog.py``, ``nas/cli/data.py``, ...) exposing
+``register(app)``. :func:`main` applies the error convention of SPEC 9: any user error is one line
+``error: ...`` on stderr and exit code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+try:  # typer >= 0.20 vendors click
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_exc
+
+from nas import __version__
+from space.errors import UserInputError
+
+app = typer.Typer(
+    name="nas",
+    help="Neural architecture search and benchmarking for temporal 3D-CNNs (SRTG, MTNet).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+_state = {"debug": False}
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"videonas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
+) -> None:
+    _state["debug"] = debug
+
+
+def _register_commands() -> None:
+    from nas.cli import catalog
+
+    for module in (catalog,):
+        module.register(app)
+
+
+_register_commands()
+
+
+def _fail(message: str) -> None:
+    first_line = " ".join(str(message).strip().split("\n")[0].split()) or "failed"
+    print(f"error: {first_line}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``nas`` console script and ``python -m nas``."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="nas", standalone_mode=False)
+    except UserInputError as exc:
+        if debug:
+            raise
+        _fail(str(exc))
+    except click_exc.NoArgsIsHelpError:
+        sys.exit(0)
+    except click_exc.UsageError as exc:
+        if debug:
+            raise
+        _fail(exc.format_message())
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except click_exc.ClickException as exc:
+        if debug:
+            raise
+        _fail(exc.format_message())
+    except Exception as exc:  # a bug, not bad input: say so in one line, keep the traceback for --debug
+        if debug:
+            raise
+        print(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        sys.exit(1)
