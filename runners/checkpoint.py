@@ -1,0 +1,189 @@
+"""Checkpoints that hold state dicts and tensors only, and fine-tuning initialisation from them.
+
+Every checkpoint is read with ``torch.load(weights_only=True)``: a file that smuggles an arbitrary pickled
+object (a class instance, a function, a lambda) is refused with a :class:`CheckpointError` instead of being
+executed. That is why random-number-generator states are stored as tensors here (python's ``random`` and
+numpy's legacy ``RandomState`` would otherwise pickle tuples of ints and strings in forms not all loaders
+allow) and why configs are stored as plain dicts of numbers and strings.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from space.errors import UserInputError
+
+__all__ = [
+    "CheckpointError",
+    "InitReport",
+    "save_checkpoint",
+    "load_checkpoint",
+    "rng_state",
+    "set_rng_state",
+    "model_state_dict",
+    "load_matching",
+    "init_from_checkpoint",
+]
+
+
+class CheckpointError(UserInputError):
+    """A checkpoint file that cannot be used: missing, truncated, or holding more than tensors and state dicts."""
+
+
+# --------------------------------------------------------------------------------------------
+# Save / load
+# --------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically (temp file + rename), so a kill never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(dict(state), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; anything that is not tensors/state dicts is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        culprit = f" such as {found.group(1)}" if found else ""
+        raise CheckpointError(
+            f"checkpoint {path} was refused: it holds a pickled object{culprit}, not only tensors and state dicts "
+            "(checkpoints are loaded with weights_only=True); allowed: torch.save of tensors, dicts, lists, numbers, strings"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); is it truncated?") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}; allowed: a dict (a state dict)")
+    return state
+
+
+# --------------------------------------------------------------------------------------------
+# RNG states as tensors
+# --------------------------------------------------------------------------------------------
+
+
+def rng_state() -> dict[str, Tensor]:
+    """torch (CPU and every CUDA device), numpy's global RandomState and python's ``random``, all as tensors."""
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    assert kind == "MT19937"
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        "numpy_extra": torch.tensor([pos, has_gauss], dtype=torch.int64),
+        "numpy_cached_gaussian": torch.tensor(cached, dtype=torch.float64),
+        "python_version": torch.tensor(version, dtype=torch.int64),
+        "python_words": torch.tensor(words, dtype=torch.int64),
+        "python_gauss": torch.tensor([0.0 if gauss is None else 1.0, gauss or 0.0], dtype=torch.float64),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    return state
+
+
+def set_rng_state(state: Mapping[str, Tensor]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    keys = state["numpy_keys"].numpy().astype(np.uint32)
+    pos, has_gauss = (int(v) for v in state["numpy_extra"].tolist())
+    np.random.set_state(("MT19937", keys, pos, has_gauss, float(state["numpy_cached_gaussian"])))
+    has, value = state["python_gauss"].tolist()
+    words = tuple(int(v) for v in state["python_words"].tolist())
+    random.setstate((int(state["python_version"]), words, value if has else None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+# --------------------------------------------------------------------------------------------
+# Fine-tuning initialisation
+# --------------------------------------------------------------------------------------------
+
+_NESTED_KEYS = ("model", "state_dict", "model_state", "model_state_dict", "model_sdict", "weights")
+
+
+def model_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:
+    """The model weights inside a checkpoint: a bare state dict, or one nested under a usual key.
+
+    Accepts our checkpoints (``model``), torchvision / plain ``torch.save(model.state_dict())`` files, and
+    the ``state_dict`` / ``model_state`` wrappers of PySlowFast, Lightning and others. A ``module.`` prefix
+    (DDP / DataParallel) is stripped.
+    """
+    found: Mapping[str, Any] = checkpoint
+    for key in _NESTED_KEYS:
+        if isinstance(checkpoint.get(key), Mapping):
+            found = checkpoint[key]
+            break
+    tensors = {k: v for k, v in found.items() if isinstance(v, Tensor)}
+    if not tensors:
+        raise CheckpointError(f"no tensors found in the checkpoint (top-level keys: {sorted(checkpoint)[:8]})")
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module.") :]: v for k, v in tensors.items()}
+    return tensors
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """What :func:`load_matching` did: names loaded, skipped (with the reason) and left at their init."""
+
+    loaded: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    missing: tuple[str, ...] = field(default_factory=tuple)
+
+    def summary(self) -> str:
+        lines = [f"loaded {len(self.loaded)} tensors"]
+        if self.skipped:
+            lines.append("skipped: " + ", ".join(f"{name} ({why})" for name, why in self.skipped))
+        if self.missing:
+            lines.append(f"not in the checkpoint (left at initialisation): {', '.join(self.missing)}")
+        return "; ".join(lines)
+
+
+def load_matching(model: nn.Module, source: Mapping[str, Tensor]) -> InitReport:
+    """Copy every tensor of ``source`` whose name and shape match one of ``model``'s; report the rest.
+
+    A different head (another number of classes) is the usual skip: its shape differs.
+    """
+    target = model.state_dict()
+    loaded, skipped = [], []
+    update = {}
+    for name, tensor in source.items():
+        if name not in target:
+            skipped.append((name, "not in the model"))
+        elif tuple(tensor.shape) != tuple(target[name].shape):
+            skipped.append((name, f"shape {tuple(tensor.shape)} != {tuple(target[name].shape)}"))
+        else:
+            update[name] = tensor.to(dtype=target[name].dtype)
+            loaded.append(name)
+    missing = tuple(name for name in target if name not in source)
+    model.load_state_dict(update, strict=False)
+    return InitReport(loaded=tuple(loaded), skipped=tuple(skipped), missing=missing)
+
+
+def init_from_checkpoint(model: nn.Module, path: str | Path) -> InitReport:
+    """``--init CHECKPOINT``: load every matching tensor of the file into ``model``."""
+    report = load_matching(model, model_state_dict(load_checkpoint(path)))
+    if not report.loaded:
+        raise CheckpointError(
+            f"--init {path}: no tensor matches the model by name and shape "
+            f"(first skipped: {report.skipped[:3]}); allowed: a checkpoint of the same family and depth"
+        )
+    return report
