@@ -94,10 +94,13 @@ def cycle_consistent(s: Tensor, h: Tensor, *, tau: float, tolerance: int = 0, ga
 
 
 def cycle_back_loss(s: Tensor, h: Tensor, *, tau: float, gate_norm: str = "std") -> Tensor:
-    """Differentiable cycle-back regression (temporal cycle-consistency learning), both directions.
+    """Differentiable version of the gate's test (soft cycle-back regression), both directions.
 
-    For each frame t of A: soft neighbour in B, then a soft distribution beta over A's frames; the loss is
-    the squared error between t and the expected index sum_k beta_k k, divided by T^2 so it lies in [0, 1].
+    For frame t of A: the soft nearest neighbour b~_t in B (as the gate computes it), then a soft argmin
+    beta_i = softmax_i(-d(b~_t, b_i) / tau) in place of the gate's hard one; the loss is the squared error
+    between t and the expected index sum_i beta_i i, divided by T^2 so it lies in [0, 1]. Unlike temporal
+    cycle-consistency learning's A -> B -> A cycle (blind to any reordering of B), this regresses onto the
+    index the gate compares, so lowering it is what opens the gate.
     """
     frames = s.shape[1]
     if frames == 1:
@@ -108,7 +111,7 @@ def cycle_back_loss(s: Tensor, h: Tensor, *, tau: float, gate_norm: str = "std")
     total = a.new_zeros(())
     for first, second in ((a, b), (b, a)):
         soft_neighbour = torch.bmm(soft_nearest_neighbour_weights(first, second, tau), second)
-        beta = soft_nearest_neighbour_weights(soft_neighbour, first, tau)
+        beta = soft_nearest_neighbour_weights(soft_neighbour, second, tau)
         expected = beta @ index
         total = total + ((expected - index) ** 2).mean() / frames**2
     return total / 2

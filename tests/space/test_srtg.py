@@ -1,0 +1,224 @@
+"""The SRTG block: cycle-consistency properties, gate modes, counters, align loss, tracing."""
+
+import pytest
+import torch
+
+from space import ResNet3DSpec, SRTGSpec, build_model
+from space.srtg import (
+    SRTG,
+    auxiliary_loss,
+    cycle_back_loss,
+    cycle_consistent,
+    gate_open_rates,
+    normalise_sequence,
+    reset_gate_counters,
+    set_gate_epoch,
+    soft_nearest_neighbour_weights,
+)
+
+T = 16
+
+
+def random_walk(channels: int, seed: int = 0, batch: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, T, channels, generator=generator).cumsum(dim=1)
+
+
+def noisy(seq: torch.Tensor, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return seq + 0.05 * seq.std() * torch.randn(seq.shape, generator=generator)
+
+
+def consistent(a, b, **kw):
+    kw.setdefault("tau", 0.05)
+    return cycle_consistent(a, b, **kw)
+
+
+@pytest.fixture(params=[64, 512], ids=["C64", "C512"])
+def walk(request):
+    return random_walk(request.param)
+
+
+def test_a_sequence_is_consistent_with_itself_and_its_noisy_copy(walk):
+    assert consistent(walk, walk).item()
+    assert consistent(walk, noisy(walk)).item()
+    assert consistent(noisy(walk), walk).item()
+
+
+def test_not_consistent_with_a_shuffled_or_reversed_copy(walk):
+    shuffled = walk[:, torch.randperm(T, generator=torch.Generator().manual_seed(3))]
+    assert not consistent(walk, shuffled).item()
+    assert not consistent(walk, walk.flip(1)).item()
+
+
+def test_a_static_clip_is_closed():
+    frame = torch.randn(1, 1, 64)
+    static = frame.expand(1, T, 64).clone()
+    assert not consistent(static, static).item()
+    assert not consistent(static, random_walk(64)).item()
+
+
+def test_soft_nearest_neighbour_is_really_soft(walk):
+    a = normalise_sequence(walk, "std")
+    b = normalise_sequence(noisy(walk), "std")
+    weights = soft_nearest_neighbour_weights(a, b, tau=0.05)
+    assert weights.max(dim=-1).values.mean() < 0.99
+    assert torch.allclose(weights.sum(-1), torch.ones(1, T))
+
+
+def test_unnormalised_gate_fails_on_different_scales():
+    """The known failure of the authors' code: raw activations vs tanh-bounded outputs."""
+    walk = random_walk(64) * 50
+    squashed = torch.tanh(walk / 500)  # the same sequence, on the RNN's scale
+    assert consistent(walk, squashed, gate_norm="std").item()
+    assert not consistent(walk, squashed, gate_norm="none").item()
+
+
+def test_tolerance_relaxes_the_frame_match():
+    walk = random_walk(64)
+    shifted = torch.cat([walk[:, 1:], walk[:, -1:]], dim=1)  # one frame ahead, last frame repeated
+    assert not consistent(walk, shifted).item()
+    assert consistent(walk, walk[:, torch.randperm(T)], tolerance=T).item()
+
+
+def test_batched_equals_per_sample():
+    walks = random_walk(64, batch=6)
+    others = torch.cat([walks[:2], noisy(walks[2:4]), walks[4:, torch.randperm(T)]])
+    batched = cycle_consistent(walks, others, tau=0.05)
+    single = torch.cat([cycle_consistent(walks[i : i + 1], others[i : i + 1], tau=0.05) for i in range(6)])
+    assert torch.equal(batched, single)
+    assert batched.tolist() == [True, True, True, True, False, False]
+
+
+def test_single_frame_sequences_are_open():
+    assert cycle_consistent(torch.randn(3, 1, 8), torch.randn(3, 1, 8), tau=0.05).all()
+
+
+# --- the module -----------------------------------------------------------------------------
+
+
+def srtg(gate="cyclic", fusion="mul", tolerance=0, channels=16, **kw):
+    torch.manual_seed(0)
+    return SRTG(channels, spec=SRTGSpec(placement="mid", gate=gate, fusion=fusion, tolerance=tolerance, **kw))
+
+
+def clip_from_walk(channels=16, batch=1, seed=0):
+    """B x C x T x H x W activations whose spatial mean is a random walk."""
+    walk = random_walk(channels, seed=seed, batch=batch)  # B x T x C
+    return walk.transpose(1, 2)[..., None, None].expand(batch, channels, T, 3, 3).contiguous()
+
+
+def static_clip(channels=16):
+    return torch.randn(1, channels, 1, 3, 3).expand(1, channels, T, 3, 3).contiguous()
+
+
+@pytest.mark.parametrize("fusion", ["mul", "residual"])
+def test_open_gate_fuses_and_closed_gate_returns_x_exactly(fusion):
+    module = srtg(fusion=fusion, tolerance=T)
+    x = torch.cat([clip_from_walk(), static_clip()])  # sample 0 opens (tolerance T), sample 1 ties: closed
+    y = module(x)
+    h = module.recurrence(x.mean(dim=(3, 4)).transpose(1, 2))
+    expected_open = module.fuse(x[:1], h[:1])
+    assert torch.equal(y[1], x[1])
+    assert torch.allclose(y[:1], expected_open)
+    h5 = h[:1].transpose(1, 2)[..., None, None]
+    assert torch.allclose(expected_open, x[:1] * h5 if fusion == "mul" else x[:1] * (1 + h5))
+
+
+def test_half_consistent_batch_reports_half():
+    module = srtg(tolerance=T)
+    module(torch.cat([clip_from_walk(), static_clip()]))
+    assert gate_open_rates(module) == {"": 0.5}
+    reset_gate_counters(module)
+    assert gate_open_rates(module) == {"": None}
+
+
+def test_inactive_always_fuses():
+    module = srtg(gate="inactive")
+    x = torch.cat([clip_from_walk(), static_clip()])
+    y = module(x)
+    h = module.recurrence(x.mean(dim=(3, 4)).transpose(1, 2))
+    assert torch.allclose(y, module.fuse(x, h))
+    assert gate_open_rates(module) == {"": 1.0}
+
+
+@pytest.mark.parametrize("warmup, switch_epoch", [(0.4, 4), (3, 3)])
+def test_warmup_switches_at_the_right_epoch(warmup, switch_epoch):
+    model = build_model(
+        ResNet3DSpec(depth=18, srtg=SRTGSpec(placement="final", gate="warmup", warmup=warmup)), 4, width_mult=0.25
+    )
+    modules = [m for m in model.modules() if isinstance(m, SRTG)]
+    for epoch in range(10):
+        set_gate_epoch(model, epoch, total_epochs=10)
+        assert all(m.gate_active == (epoch >= switch_epoch) for m in modules), epoch
+
+
+def test_counters_are_not_in_the_state_dict():
+    model = build_model(ResNet3DSpec(depth=18, srtg=SRTGSpec(placement="mid")), 4, width_mult=0.25)
+    model(torch.randn(1, 3, 8, 32, 32))
+    assert not [k for k in model.state_dict() if "gate_" in k]
+    assert len(gate_open_rates(model)) == 8
+
+
+def test_t1_blocks_are_marked():
+    model = build_model(ResNet3DSpec(depth=18, srtg=SRTGSpec(placement="final")), 4, width_mult=0.25)
+    model(torch.randn(2, 3, 4, 32, 32))  # T: 4, 2, 1, 1 over the stages
+    rates = gate_open_rates(model)
+    assert rates["layer3.0.srtg"] is None and rates["layer4.1.srtg"] is None
+    assert rates["layer1.0.srtg"] is not None
+
+
+def _rnn_grad_and_opens(tolerance, x):
+    spec = ResNet3DSpec(depth=18, srtg=SRTGSpec(placement="mid", gate="cyclic", tolerance=tolerance))
+    torch.manual_seed(0)
+    model = build_model(spec, 4, width_mult=0.25)
+    model(x).square().sum().backward()
+    rates = gate_open_rates(model)
+    blocks = {n: m for n, m in model.named_modules() if isinstance(m, SRTG)}
+    return {n: (rates[n], sum(p.grad.abs().sum().item() for p in m.rnn.parameters())) for n, m in blocks.items()}
+
+
+def test_rnn_gets_gradient_exactly_when_a_gate_opened():
+    x = torch.randn(2, 3, 16, 32, 32, generator=torch.Generator().manual_seed(0))
+    forced_open = _rnn_grad_and_opens(T, x)
+    assert all(rate == 1.0 and grad > 0 for rate, grad in forced_open.values())
+    shuffled = _rnn_grad_and_opens(0, x[:, :, torch.randperm(16)])
+    assert any(rate == 0.0 for rate, _ in shuffled.values())
+    for rate, grad in shuffled.values():
+        assert (grad > 0) == (rate > 0)
+
+
+def test_align_loss_is_differentiable_and_lowers():
+    module = srtg(gate="cyclic", align_loss=1.0, channels=32)
+    module.train()
+    x = clip_from_walk(channels=32, batch=4)
+    optimiser = torch.optim.Adam(module.parameters(), lr=0.01)
+    losses = []
+    for _ in range(40):
+        optimiser.zero_grad()
+        module(x)
+        loss = auxiliary_loss(module)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[0] > 0
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_cycle_back_loss_is_zero_ish_for_identical_sequences():
+    walk = random_walk(64)
+    assert cycle_back_loss(walk, walk, tau=0.05) < cycle_back_loss(walk, walk.flip(1), tau=0.05)
+
+
+def test_cyclic_model_traces_and_matches_eager():
+    spec = ResNet3DSpec(depth=18, srtg=SRTGSpec(placement="final", tolerance=2))
+    torch.manual_seed(0)
+    model = build_model(spec, 4, width_mult=0.25).eval()
+    x = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (x,), check_trace=False)
+        reset_gate_counters(model)
+        eager = model(x)
+        assert torch.allclose(traced(x), eager, atol=1e-5)
+        other = torch.randn(2, 3, 8, 32, 32)
+        assert torch.allclose(traced(other), model(other), atol=1e-5)
