@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         if arch is None:
             table = Table(title=f"videonas catalog ({len(CATALOG)} architectures)")
             for column in ("name", "family", "depth", "conv", "placement", "recurrent"):
-                table.add_column(column, justify="right" if column == "depth" else "left")
+                table.add_column(column, justify="right" if column == "depth" else "left", no_wrap=column == "name")
             for row in catalog_rows():
                 table.add_row(*(str(v) for v in row.values()))
             console.print(table)
