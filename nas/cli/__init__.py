@@ -46,9 +46,9 @@ def _root(
 
 
 def _register_commands() -> None:
-    from nas.cli import catalog
+    from nas.cli import catalog, report
 
-    for module in (catalog,):
+    for module in (catalog, report):
         module.register(app)
 
 

@@ -1,0 +1,111 @@
+"""``summary.md``: the report's findings as Markdown (status counts, front with retrain commands, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from reports.analysis import STATUS_MEANING, retrain_command, spec_summary
+from reports.figures import axis_label, display
+from reports.findings import Findings
+from reports.load import RunData
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(run: RunData, findings: Findings, pngs: Sequence[Path]) -> str:
+    out = [f"# videonas report: {run.name}", "", f"Run directory: `{run.run_dir.resolve()}`", ""]
+    objectives = ", ".join(f"{o.name} ({o.direction})" for o in run.objectives)
+    out += [f"Objectives: {objectives}.", ""]
+    out += ["## Trials by status", "", md_table(
+        ["status", "count", "meaning"],
+        [[s, n, STATUS_MEANING.get(s, "unexpected status")] for s, n in findings.counts.items()],
+    ), ""]
+    if not findings.n_candidates:
+        out += ["**No completed trials yet**: no front, hypervolume or importance to show.", ""]
+    else:
+        out += _front(run, findings)
+        out += _hypervolume(run, findings)
+        out += _importance(findings)
+    out += _gates(findings)
+    out += _retrain(findings)
+    if pngs:
+        out += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
+    return "\n".join(out)
+
+
+def _front(run: RunData, findings: Findings) -> list[str]:
+    columns = ["accuracy", "gmacs", "latency_ms", "params"]
+    rows = []
+    for r in findings.groups.front.itertuples():
+        rows.append([r.trial_id, spec_summary(r.spec), r.spec_key,
+                     *(float(display(c, [getattr(r, c)])[0]) for c in columns)])
+    out = [f"## Pareto front ({len(rows)} of {findings.n_candidates} completed feasible searched trials)", "",
+           md_table(["trial", "architecture", "spec key", *(axis_label(run, c) for c in columns)], rows), "",
+           "### Re-train at full scale", ""]
+    for r in findings.groups.front.itertuples():
+        out += [f"Trial {r.trial_id} ({spec_summary(r.spec)}):", "", "```sh", retrain_command(run, r.trial_id), "```", ""]
+    if len(findings.groups.baselines):
+        out += ["### Baselines", "", md_table(
+            ["baseline", "trial", *(axis_label(run, c) for c in columns)],
+            [[r.baseline, r.trial_id, *(float(display(c, [getattr(r, c)])[0]) for c in columns)]
+             for r in findings.groups.baselines.itertuples()],
+        ), ""]
+    return out
+
+
+def _hypervolume(run: RunData, findings: Findings) -> list[str]:
+    history = findings.hypervolume
+    if history is None or not len(history.values):
+        return []
+    reference = ", ".join(f"{o.name} = {r:g}" for o, r in zip(run.objectives, run.reference_point))
+    bounds = "; ".join(f"{o.name} [{o.bounds[0]:g}, {o.bounds[1]:g}]" for o in run.objectives if o.bounds)
+    return ["## Hypervolume", "",
+            f"Final hypervolume {history.values[-1]:.6g} after {len(history.values)} trained trials "
+            f"(objectives normalised by bounds {run.bounds_note}: {bounds}; reference point {reference}).", ""]
+
+
+def _importance(findings: Findings) -> list[str]:
+    importance = findings.importance
+    if not importance.per_objective:
+        return ["## Parameter importance", "", f"Not computed: {importance.note}.", ""]
+    out = ["## Parameter importance (PED-ANOVA)", ""]
+    for name, scores in importance.per_objective.items():
+        top = ", ".join(f"{p} {v:.2f}" for p, v in list(scores.items())[:5])
+        out.append(f"- {name}: {top}")
+    return out + [""]
+
+
+def _gates(findings: Findings) -> list[str]:
+    gates = findings.gates
+    if gates is None:
+        return []
+    rows = []
+    for j, block in enumerate(gates.blocks):
+        column = gates.rates[:, j]
+        measured = column[column == column]
+        rows.append([block, len(measured), float(measured.mean()) if len(measured) else None,
+                     int(gates.single_frame[:, j].sum())])
+    return ["## SRTG gate open-rates", "", md_table(["block", "trials measured", "mean open rate", "trials where T = 1"], rows), ""]
+
+
+def _retrain(findings: Findings) -> list[str]:
+    comparison = findings.retrain
+    if comparison is None:
+        return []
+    tau = "n/a" if comparison.kendall_tau is None else f"{comparison.kendall_tau:.3f}"
+    rho = "n/a" if comparison.spearman_rho is None else f"{comparison.spearman_rho:.3f}"
+    rows = [[r.trial_id, r.label, r.proxy * 100, r.full * 100] for r in comparison.rows.itertuples()]
+    return ["## Proxy vs full-scale accuracy", "", f"Kendall tau {tau}, Spearman rho {rho} (n = {len(rows)}).", "",
+            md_table(["trial", "label", "proxy val top-1 (%)", "full-scale top-1 (%)"], rows), ""]
