@@ -46,9 +46,9 @@ def _root(
 
 
 def _register_commands() -> None:
-    from nas.cli import catalog, report
+    from nas.cli import catalog, report, search
 
-    for module in (catalog, report):
+    for module in (catalog, report, search):
         module.register(app)
 
 

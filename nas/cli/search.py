@@ -1,0 +1,103 @@
+"""``nas search``, ``nas runs``, ``nas trials``: thin layers over :mod:`nas.search` and :mod:`nas.runs`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from nas.config import SearchConfig, parse_shape
+from nas.runs import list_runs, pareto_table, runs_table, trials_table
+from nas.search import load_run_config, run_search
+from space.errors import UserInputError
+
+
+def _csv(text: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (text or "").split(",") if p.strip())
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("search")
+    def search_command(
+        space: str = typer.Option("joint", help="Search space: a preset (srtg, mtnet, joint, demo) or a YAML file."),
+        name: Optional[str] = typer.Option(None, help="Run name: the folder under --runs-dir (default: the space name)."),
+        runs_dir: Path = typer.Option(Path("runs"), help="Where run directories live."),
+        trials: int = typer.Option(20, help="Trials that train (COMPLETE, PRUNED, FAIL after retries)."),
+        time_budget: Optional[float] = typer.Option(None, help="Seconds: no trial starts after it; running ones stop at their next rung."),
+        objectives: str = typer.Option("accuracy,gmacs,latency", help="2-4 of accuracy, gmacs, latency, params."),
+        sampler: str = typer.Option("tpe", help="tpe, nsga2, gp or random."),
+        scheduler: str = typer.Option("moasha", help="moasha, asha or fifo."),
+        data: str = typer.Option("synthetic", help="Dataset: synthetic (embedded) or a prepared real dataset."),
+        root: Optional[Path] = typer.Option(None, help="Root folder of a real dataset (prepare it with `nas data prepare`)."),
+        cache: Optional[Path] = typer.Option(None, help="A cache written by `nas data prepare`."),
+        num_clips: int = typer.Option(1200, help="Synthetic clips (train + validation)."),
+        proxy_epochs: int = typer.Option(4, help="Proxy training budget in epochs (the highest fidelity)."),
+        proxy_width: float = typer.Option(0.25, help="Channel multiplier of the proxy models."),
+        proxy_frames: int = typer.Option(16, help="Frames per proxy clip."),
+        proxy_size: int = typer.Option(32, help="Proxy clip height and width in pixels."),
+        proxy_batch_size: int = typer.Option(32, help="Proxy batch size."),
+        proxy_lr: float = typer.Option(0.05, help="Proxy learning rate."),
+        deploy_shape: str = typer.Option("16x112x112", help="TxHxW of the deployment clip, for GMACs."),
+        latency_profile: str = typer.Option("cpu-quick", help="Latency profile (see `nas profile --help`)."),
+        max_gmacs: Optional[float] = typer.Option(None, help="Constraint: GMACs at the deployment shape."),
+        max_params: Optional[float] = typer.Option(None, help="Constraint: parameters, in millions."),
+        max_latency_ms: Optional[float] = typer.Option(None, help="Constraint: median latency in ms."),
+        baselines: Optional[str] = typer.Option(None, help="Comma-separated catalog names evaluated under the same proxy."),
+        grace_period: int = typer.Option(1, help="Scheduler: first rung, in epochs."),
+        reduction_factor: int = typer.Option(2, help="Scheduler: eta (keep the top 1/eta at each rung)."),
+        address: Optional[str] = typer.Option(None, help="Join an existing Ray cluster (e.g. 127.0.0.1:6379)."),
+        cpus_per_trial: float = typer.Option(1.0, help="CPUs per trial (also its torch threads)."),
+        gpus_per_trial: float = typer.Option(0.0, help="GPUs per trial (fractional allowed; AMP on GPU)."),
+        max_concurrent: Optional[int] = typer.Option(None, help="Trials running at once (default: as resources allow)."),
+        storage: Optional[str] = typer.Option(None, help="Optuna storage URL (e.g. postgresql://...); default RUN/study.db."),
+        seed: int = typer.Option(0, help="Seed of the sampler, the data and the proxies."),
+        retries: int = typer.Option(0, help="Re-run a failed trial this many times."),
+        resume: Optional[Path] = typer.Option(None, help="Resume the run in this directory (its config is reused)."),
+        no_report: bool = typer.Option(False, "--no-report", help="Do not write the report at the end."),
+        quiet: bool = typer.Option(False, "--quiet", help="No live progress view."),
+    ) -> None:
+        """Search the space for the best accuracy / cost trade-offs (Optuna on Ray Tune)."""
+        if resume is not None:
+            config = load_run_config(resume)
+        else:
+            if root is not None and cache is None:
+                raise UserInputError(
+                    f"--root {root}: proxy trials read a prepared cache, never videos; run "
+                    f"`nas data prepare --data {data} --root {root} --out CACHE` and pass --cache CACHE"
+                )
+            config = SearchConfig(
+                name=name or Path(space).stem, runs_dir=str(runs_dir), space=space, trials=trials,
+                time_budget_s=time_budget, objectives=_csv(objectives), sampler=sampler, scheduler=scheduler,
+                seed=seed, data=data, root=str(root) if root else None, cache=str(cache) if cache else None,
+                num_clips=num_clips, proxy_epochs=proxy_epochs, proxy_width=proxy_width, proxy_frames=proxy_frames,
+                proxy_size=proxy_size, proxy_batch_size=proxy_batch_size, proxy_lr=proxy_lr,
+                deploy_shape=parse_shape(deploy_shape, "--deploy-shape"), latency_profile=latency_profile,
+                max_gmacs=max_gmacs, max_params=max_params, max_latency_ms=max_latency_ms,
+                baselines=_csv(baselines), grace_period=grace_period, reduction_factor=reduction_factor,
+                address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                max_concurrent=max_concurrent, storage=storage, retries=retries,
+            )
+        outcome = run_search(config, resume=resume is not None, write_report=not no_report, show_progress=not quiet)
+        console = Console()
+        if outcome.message:
+            console.print(f"[yellow]search ended early:[/yellow] {outcome.message}")
+        console.print(pareto_table(outcome.run_dir))
+        console.print(f"run: {outcome.run_dir}  ({outcome.counted} trials trained)")
+        if not no_report:
+            console.print(f"report: {outcome.run_dir / 'report' / 'index.html'}")
+
+    @app.command("runs")
+    def runs_command(runs_dir: Path = typer.Argument(Path("runs"), help="Folder holding run directories.")) -> None:
+        """List run directories with their progress."""
+        Console().print(runs_table(list_runs(runs_dir)))
+
+    @app.command("trials")
+    def trials_command(
+        run: Path = typer.Argument(..., help="A run directory."),
+        top: Optional[int] = typer.Option(None, help="Only the N most accurate completed trials."),
+        front: bool = typer.Option(False, "--front", help="Only the Pareto front."),
+    ) -> None:
+        """Print a run's trials as a table."""
+        Console().print(trials_table(run, top=top, front=front))

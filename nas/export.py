@@ -1,0 +1,85 @@
+"""Export the study (the source of truth) to ``trials.parquet`` (the schema of docs/run-directory.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.config import SearchConfig, format_shape
+from nas.rundir import TRIAL_COLUMNS
+
+_STATE_STATUS = {
+    TrialState.RUNNING: "RUNNING",
+    TrialState.WAITING: "RUNNING",
+    TrialState.COMPLETE: "COMPLETE",
+    TrialState.PRUNED: "PRUNED",
+    TrialState.FAIL: "FAIL",
+}
+
+
+def baseline_trial_id(number: int) -> int:
+    """Baselines live in their own study; their ids are negative so they never collide with search trials."""
+    return -(number + 1)
+
+
+def trial_status(trial: FrozenTrial) -> str:
+    status = trial.user_attrs.get("status")
+    if trial.state in (TrialState.RUNNING, TrialState.WAITING):
+        return "RUNNING" if status != "DUPLICATE" else "DUPLICATE"
+    return status or _STATE_STATUS[trial.state]
+
+
+def _row(trial: FrozenTrial, config: SearchConfig, *, trial_id: int, baseline: str | None) -> dict[str, Any]:
+    attrs = trial.user_attrs
+    status = trial_status(trial)
+    constraints = attrs.get("constraints") or [0.0]
+    feasible = attrs.get("feasible")
+    if feasible is None:
+        feasible = status not in ("INVALID", "INFEASIBLE") and all(c <= 0 for c in constraints)
+    row = {
+        "trial_id": trial_id,
+        "status": status,
+        "spec": attrs.get("spec"),
+        "spec_key": attrs.get("spec_key"),
+        "family": attrs.get("family"),
+        "baseline": baseline,
+        "accuracy": attrs.get("accuracy"),
+        "gmacs": attrs.get("gmacs"),
+        "latency_ms": attrs.get("latency_ms"),
+        "params": attrs.get("params"),
+        "recurrent_params": attrs.get("recurrent_params"),
+        "feasible": bool(feasible),
+        "fidelity": attrs.get("fidelity", 0),
+        "max_fidelity": config.proxy_epochs,
+        "started_at": attrs.get("started_at", trial.datetime_start.timestamp() if trial.datetime_start else None),
+        "finished_at": attrs.get("finished_at"),
+        "train_seconds": attrs.get("train_seconds"),
+        "error": attrs.get("error"),
+        "duplicate_of": attrs.get("duplicate_of"),
+        "gate_open_rates": json.dumps(attrs.get("gate_open_rates") or {}),
+        "params_json": json.dumps(trial.params, sort_keys=True),
+        "latency_profile": attrs.get("latency_profile") or (config.latency_profile if config.needs_latency else None),
+        "deploy_shape": format_shape(config.deploy_shape),
+        "history": json.dumps(attrs.get("history") or []),
+    }
+    for flag in config.constraints:
+        row[f"constraint_{flag}"] = attrs.get(f"constraint_{flag}")
+    return row
+
+
+def trials_frame(config: SearchConfig, study: optuna.Study, baseline_study: optuna.Study | None) -> pd.DataFrame:
+    rows = [_row(t, config, trial_id=t.number, baseline=None) for t in study.get_trials(deepcopy=False)]
+    if baseline_study is not None:
+        for t in baseline_study.get_trials(deepcopy=False):
+            rows.append(_row(t, config, trial_id=baseline_trial_id(t.number), baseline=t.user_attrs.get("baseline")))
+    columns = TRIAL_COLUMNS + [f"constraint_{flag}" for flag in config.constraints]
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in ("accuracy", "gmacs", "latency_ms", "train_seconds", "started_at", "finished_at"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    for column in ("params", "recurrent_params", "duplicate_of", "fidelity"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    return frame

@@ -1,0 +1,39 @@
+"""The latency measurer: one serialised Ray actor per search that owns its own cores (SPEC 3).
+
+Trials never time themselves on a shared device: each asks this actor (by name) and waits. Ray runs an
+actor's calls one at a time, so measurements never race each other, and on a CPU machine the actor's
+``num_cpus`` lease keeps trials off its cores. Results are cached on disk by (spec key, profile,
+hardware fingerprint) in the run's ``costs/`` folder, so a resumed search or a duplicate re-uses them.
+"""
+
+from __future__ import annotations
+
+import ray
+
+from space import spec_from_dict
+
+
+def measurer_resources(profile_name: str) -> dict[str, float]:
+    """What the measurer leases: a GPU for the ``cuda`` profile, else CPU cores equal to the profile's threads."""
+    from runners.latency import get_profile
+
+    profile = get_profile(profile_name)
+    if profile.device.startswith("cuda"):
+        return {"num_cpus": 1, "num_gpus": 1}
+    return {"num_cpus": float(profile.threads)}
+
+
+@ray.remote(max_restarts=1)
+class LatencyMeasurer:
+    def __init__(self, profile_name: str, cache_dir: str) -> None:
+        from runners.latency import LatencyCache, get_profile
+
+        self.profile = get_profile(profile_name)
+        self.cache = LatencyCache(cache_dir)
+
+    def measure(self, spec_dict: dict) -> float:
+        """Median forward latency (ms) of the real model of ``spec_dict`` on this measurer's profile."""
+        from runners.latency import measure_latency
+
+        result = measure_latency(spec_from_dict(spec_dict), self.profile, cache=self.cache)
+        return float(result.fwd_ms_median)

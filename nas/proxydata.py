@@ -1,0 +1,40 @@
+"""Build the proxy dataset of a search once, in the driver (SPEC 5: then put once into Ray's object store)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from nas.config import SearchConfig
+from nas.trial import ProxyData
+from space.errors import UserInputError
+
+
+def build_proxy_data(config: SearchConfig) -> ProxyData:
+    """Synthetic data at the proxy shape, or a prepared cache (``nas data prepare``) given by ``--cache``.
+
+    The search selects on a validation split carved from the training data; it never reads the test split.
+    """
+    if config.data == "synthetic":
+        from runners.synthetic import SyntheticConfig, synthetic_splits
+
+        synthetic = SyntheticConfig(
+            frames=config.proxy_frames,
+            size=config.proxy_size,
+            **({"num_classes": config.num_classes} if config.num_classes else {}),
+        )
+        val = max(synthetic.num_classes, config.num_clips // 5)
+        splits = synthetic_splits(train=config.num_clips - val, val=val, config=synthetic, seed=config.seed)
+        return ProxyData(splits["train"], splits["val"], uuid.uuid4().hex)
+    if not config.cache:
+        raise UserInputError(
+            f"--data {config.data} needs --cache DIR (a dataset prepared once with `nas data prepare`); "
+            "proxy trials never decode videos"
+        )
+    from runners.cache import open_cache, search_splits
+
+    cache = Path(config.cache)
+    if not cache.is_dir():
+        raise UserInputError(f"--cache {cache} does not exist; prepare it with `nas data prepare --out {cache}`")
+    train, val = search_splits(open_cache(cache), seed=config.seed)
+    return ProxyData(train, val, uuid.uuid4().hex)

@@ -1,0 +1,147 @@
+"""Reading run directories for people: ``nas runs``, ``nas trials`` and the Pareto table ``nas search`` prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.table import Table
+
+from nas.objectives import OBJECTIVES
+from nas.pareto import pareto_mask, to_minimization
+from nas.rundir import RunDir
+from space.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    path: Path
+    space: str
+    trials_wanted: int
+    counts: dict[str, int]
+    best_accuracy: float | None
+    locked: bool
+
+
+def list_runs(runs_dir: Path) -> list[RunSummary]:
+    """Every run directory under ``runs_dir`` with its progress (read from its files only)."""
+    if not runs_dir.is_dir():
+        raise UserInputError(f"{runs_dir} does not exist; runs are created by `nas search --runs-dir {runs_dir}`")
+    summaries = []
+    for path in sorted(p for p in runs_dir.iterdir() if (p / "search.yaml").is_file()):
+        run = RunDir(path)
+        config = run.read_search().get("config", {})
+        frame = run.read_trials()
+        counts = frame["status"].value_counts().to_dict() if len(frame) else {}
+        done = frame[frame["status"] == "COMPLETE"]
+        best = float(done["accuracy"].max()) if len(done) else None
+        summaries.append(RunSummary(path, str(config.get("space")), int(config.get("trials", 0)), counts, best,
+                                    _is_locked(path)))
+    return summaries
+
+
+def _is_locked(path: Path) -> bool:
+    import fcntl
+    import os
+
+    lock = path / ".lock"
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def runs_table(runs: list[RunSummary]) -> Table:
+    table = Table(title="runs")
+    for column in ("run", "space", "trained / wanted", "complete", "pruned", "failed", "skipped", "best acc", "state"):
+        table.add_column(column)
+    for run in runs:
+        trained = sum(run.counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL"))
+        skipped = sum(run.counts.get(s, 0) for s in ("INFEASIBLE", "INVALID", "DUPLICATE"))
+        table.add_row(
+            str(run.path), run.space, f"{trained} / {run.trials_wanted}", str(run.counts.get("COMPLETE", 0)),
+            str(run.counts.get("PRUNED", 0)), str(run.counts.get("FAIL", 0)), str(skipped),
+            "-" if run.best_accuracy is None else f"{100 * run.best_accuracy:.1f}%",
+            "running" if run.locked else "idle",
+        )
+    return table
+
+
+def run_objectives(run: RunDir) -> list[str]:
+    raw = run.read_search().get("objectives", [])
+    return [o["name"] if isinstance(o, dict) else str(o) for o in raw]
+
+
+def front_mask(frame: pd.DataFrame, objectives: list[str]) -> np.ndarray:
+    """Rows on the Pareto front: COMPLETE, feasible, non-dominated among those (baselines included)."""
+    mask = np.zeros(len(frame), dtype=bool)
+    eligible = (frame["status"] == "COMPLETE") & frame["feasible"].fillna(False).astype(bool)
+    columns = [OBJECTIVES[o].column for o in objectives]
+    values = frame.loc[eligible, columns].astype(float)
+    values = values.dropna()
+    if len(values):
+        directions = [OBJECTIVES[o].direction for o in objectives]
+        on_front = pareto_mask(to_minimization(values.to_numpy(), directions))
+        mask[frame.index.get_indexer(values.index[on_front])] = True
+    return mask
+
+
+def _fmt(value: object, kind: str) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return "-"
+    if kind == "accuracy":
+        return f"{100 * float(value):.1f}%"
+    if kind == "params":
+        return f"{float(value) / 1e6:.2f}M"
+    return f"{float(value):.3g}"
+
+
+def _arch_label(row: pd.Series) -> str:
+    import json
+
+    if isinstance(row.get("baseline"), str):
+        return f"{row['baseline']} (baseline)"
+    if not isinstance(row.get("spec"), str):
+        return "-"
+    spec = json.loads(row["spec"])
+    if spec["family"] == "mtnet":
+        return f"mtnet-{spec['depth']} r={spec['ratio']} g={spec['substreams']} {spec['recurrent']}"
+    srtg = spec["srtg"]
+    extra = "" if srtg["placement"] == "none" else f" srtg@{srtg['placement']} {srtg['recurrent']} {srtg['gate']}"
+    return f"{spec['conv']}-{spec['depth']}{extra}"
+
+
+def trials_table(run_path: Path, *, top: int | None = None, front: bool = False, title: str | None = None) -> Table:
+    run = RunDir(run_path)
+    shape = run.read_search().get("config", {}).get("deploy_shape", "")
+    objectives = run_objectives(run)
+    frame = run.read_trials().reset_index(drop=True)
+    if front:
+        frame = frame[front_mask(frame, objectives)]
+    if top is not None:
+        frame = frame[frame["status"] == "COMPLETE"].sort_values("accuracy", ascending=False).head(top)
+    table = Table(title=title or f"{run_path}: {len(frame)} trials")
+    for column in ("id", "status", "architecture", "val acc (proxy)", f"GMACs @ {shape}", "latency (ms)",
+                   "params", "epochs", "note"):
+        table.add_column(column)
+    for _, row in frame.iterrows():
+        table.add_row(
+            str(row["trial_id"]), str(row["status"]), _arch_label(row), _fmt(row["accuracy"], "accuracy"),
+            _fmt(row["gmacs"], "gmacs"), _fmt(row["latency_ms"], "latency"), _fmt(row["params"], "params"),
+            f"{row['fidelity']}/{row['max_fidelity']}" if pd.notna(row["fidelity"]) else "-",
+            str(row["error"])[:60] if isinstance(row["error"], str) else "",
+        )
+    return table
+
+
+def pareto_table(run_path: Path) -> Table:
+    return trials_table(run_path, front=True, title=f"Pareto front of {run_path}")

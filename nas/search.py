@@ -1,0 +1,258 @@
+"""``run_search``: one search from config to report (what ``nas search`` calls).
+
+The order of events: lock the run, open (or resume) the study, fix the normalisation bounds, build the
+proxy data once, start Ray and the latency measurer, run a Ray Tune ``Tuner`` driven by our
+:class:`~nas.searcher.StudySearcher`, export ``trials.parquet`` after every trial, write the report.
+On resume the study is the single source of truth: trials a dead driver left RUNNING are marked FAIL
+(``interrupted``) and their parameters re-enqueued; Ray's old experiment state is ignored.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from optuna.trial import TrialState
+from ray import tune
+
+from nas.config import SearchConfig
+from nas.export import trials_frame
+from nas.measurer import LatencyMeasurer, measurer_resources
+from nas.moasha import make_scheduler
+from nas.objectives import OBJECTIVES
+from nas.progress import SearchProgress
+from nas.proxydata import build_proxy_data
+from nas.rundir import RunDir, RunLock, environment
+from nas.searcher import StaticCosts, StudySearcher
+from nas.study import open_baseline_study, open_study
+from nas.trial import TrialSettings, run_trial
+from runners.costs import model_costs
+from space import ArchSpec, catalog_spec
+from space.errors import UserInputError
+from space.searchspace import SearchSpace, load_space
+
+REFERENCE_POINT = 1.0  # in normalised objective space (0 = best bound, 1 = worst bound)
+BOUND_SAMPLE = 12
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    run_dir: Path
+    counted: int
+    message: str | None
+
+
+def _static_costs(config: SearchConfig):
+    cache: dict[str, StaticCosts] = {}
+
+    def costs(spec: ArchSpec) -> StaticCosts:
+        key = spec.key()
+        if key not in cache:
+            c = model_costs(spec, shape=config.deploy_shape, num_classes=_num_classes(config))
+            cache[key] = StaticCosts(gmacs=c.gmacs, params=c.params, recurrent_params=c.recurrent_params)
+        return cache[key]
+
+    return costs
+
+
+def _num_classes(config: SearchConfig) -> int:
+    return 400  # costs are reported for the deployment model at the papers' 400 classes
+
+
+def _sample_specs(space: SearchSpace, seed: int, count: int) -> list[ArchSpec]:
+    rng = random.Random(seed)
+    specs = {}
+    for _ in range(count * 4):
+        spec = space.sample(lambda name, choices: rng.choice(list(choices)))
+        if space.build_error(spec) is None:
+            specs[spec.key()] = spec
+        if len(specs) >= count:
+            break
+    return list(specs.values())
+
+
+def fix_bounds(config: SearchConfig, space: SearchSpace, costs, measure_latency) -> tuple[dict, str]:
+    """Normalisation bounds fixed at the start of the run (stored in search.yaml, never moved)."""
+    specs = _sample_specs(space, config.seed, BOUND_SAMPLE) + [catalog_spec(b) for b in config.baselines]
+    sampled = [costs(s) for s in specs]
+    largest = max(specs, key=lambda s: costs(s).gmacs)
+    upper = {
+        "gmacs": config.max_gmacs or 1.25 * max(c.gmacs for c in sampled),
+        "params": (config.max_params or 1.25 * max(c.params for c in sampled) / 1e6) * 1e6,
+    }
+    if config.needs_latency:
+        upper["latency"] = config.max_latency_ms or 1.25 * measure_latency(largest)
+    bounds = {"accuracy": [0.0, 1.0]}
+    for name in config.objectives:
+        if name != "accuracy":
+            bounds[name] = [0.0, float(upper[name])]
+    note = (
+        f"accuracy in [0, 1]; cost objectives from 0 to their constraint when one is set, else to 1.25 x the "
+        f"largest of {len(specs)} architectures sampled from the space with seed {config.seed}"
+    )
+    return bounds, note
+
+
+def _requeue_interrupted(study: optuna.Study, baseline_study: optuna.Study | None) -> int:
+    """Trials a dead driver left RUNNING: FAIL ``interrupted``, not counted, parameters enqueued again."""
+    requeued = 0
+    for s in (study, baseline_study):
+        if s is None:
+            continue
+        for trial in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            was_training = trial.user_attrs.get("status") == "RUNNING"
+            s._storage.set_trial_user_attr(trial._trial_id, "status", "FAIL")
+            s._storage.set_trial_user_attr(trial._trial_id, "error", "interrupted (the driver died); re-run on resume")
+            s._storage.set_trial_user_attr(trial._trial_id, "counted", False)
+            s._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            if was_training and s is study:
+                attrs = {"attempt": trial.user_attrs.get("attempt", 0), "retry_of": trial.number}
+                study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
+                requeued += 1
+    return requeued
+
+
+def _start_ray(config: SearchConfig) -> bool:
+    """Join ``--address`` or start local Ray (dashboard off). Returns whether we started it."""
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, namespace="videonas")
+    if config.address:
+        ray.init(address=config.address, **kwargs)
+    else:
+        ray.init(**kwargs)
+    return True
+
+
+def _check_resources(config: SearchConfig, measurer: dict[str, float]) -> None:
+    available = ray.cluster_resources()
+    cpus, gpus = available.get("CPU", 0), available.get("GPU", 0)
+    need_cpu = config.cpus_per_trial + measurer.get("num_cpus", 0)
+    need_gpu = config.gpus_per_trial + measurer.get("num_gpus", 0)
+    if need_cpu > cpus or need_gpu > gpus:
+        raise UserInputError(
+            f"one trial ({config.cpus_per_trial} CPU, {config.gpus_per_trial} GPU) plus the latency measurer "
+            f"({measurer}) needs more than the cluster has ({cpus:g} CPU, {gpus:g} GPU); lower --cpus-per-trial"
+        )
+
+
+def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any]:
+    return {
+        "name": config.name,
+        "objectives": [{"name": o, "direction": OBJECTIVES[o].direction} for o in config.objectives],
+        "bounds": bounds,
+        "bounds_note": note,
+        "reference_point": [REFERENCE_POINT] * len(config.objectives),
+        "config": config.to_dict(),
+        "environment": environment(),
+    }
+
+
+def load_run_config(run_dir: Path) -> SearchConfig:
+    """The config a run was started with (``nas search --resume``)."""
+    stored = RunDir(run_dir).read_search()
+    return SearchConfig.from_dict({**stored["config"], "runs_dir": str(run_dir.parent), "name": run_dir.name})
+
+
+def run_search(config: SearchConfig, *, resume: bool = False, write_report: bool = True,
+               show_progress: bool = True) -> SearchOutcome:
+    """Run (or resume) the search ``config`` describes; returns when it is done or its budget is spent."""
+    run = RunDir(Path(config.runs_dir) / config.name)
+    if resume and not run.exists():
+        raise UserInputError(f"cannot resume {run.path}: not a run directory (no search.yaml)")
+    if not resume and run.path.exists() and any(run.path.iterdir()):
+        raise UserInputError(f"run {run.path} already exists; resume it with --resume {run.path} or pick another --name")
+    space = load_space(config.space)
+    for name in config.baselines:
+        catalog_spec(name)
+    lock = RunLock(run).acquire()
+    started_ray = False
+    measurer = None
+    try:
+        storage = run.storage_url(config.storage)
+        study = open_study(config, storage, num_params=len(space.parameters()), create=not resume)
+        baseline_study = open_baseline_study(config, storage) if config.baselines else None
+        if resume:
+            _requeue_interrupted(study, baseline_study)
+        started_ray = _start_ray(config)
+        measurer_name = None
+        resources = measurer_resources(config.latency_profile) if config.needs_latency else {}
+        _check_resources(config, resources)
+        if config.needs_latency:
+            measurer_name = f"videonas-measurer-{run.path.resolve()}"
+            measurer = LatencyMeasurer.options(name=measurer_name, **resources).remote(
+                config.latency_profile, str(run.costs_dir.resolve())
+            )
+        static_costs = _static_costs(config)
+        if resume:
+            stored = run.read_search()
+            bounds = stored["bounds"]
+        else:
+            bounds, note = fix_bounds(
+                config, space, static_costs,
+                lambda spec: ray.get(measurer.measure.remote(spec.to_dict())),
+            )
+            run.write_search(_search_yaml(config, bounds, note))
+        data = build_proxy_data(config)
+        scheduler = make_scheduler(
+            config.scheduler,
+            [(OBJECTIVES[o].column, "max" if OBJECTIVES[o].direction == "maximize" else "min") for o in config.objectives],
+            config.grace_period,
+            config.reduction_factor,
+            config.proxy_epochs,
+            time_attr="epoch",
+        )
+
+        def export() -> None:
+            run.write_trials(trials_frame(config, study, baseline_study))
+
+        searcher = StudySearcher(
+            config=config, study=study, baseline_study=baseline_study, space=space, static_costs=static_costs,
+            bounds={k: tuple(v) for k, v in bounds.items()},
+            stopped_by_scheduler=lambda trial_id: trial_id in scheduler.stopped,
+            on_change=export,
+        )
+        settings = TrialSettings(
+            epochs=config.proxy_epochs, batch_size=config.proxy_batch_size, lr=config.proxy_lr,
+            width_mult=config.proxy_width, cpus_per_trial=config.cpus_per_trial,
+            gpus_per_trial=config.gpus_per_trial, measurer_name=measurer_name,
+            latency_profile=config.latency_profile, max_latency_ms=config.max_latency_ms,
+            faults=dict(config.extra.get("faults", {})),
+        )
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, data=data, settings=settings),
+            {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
+        )
+        progress = SearchProgress(config, searcher, scheduler, bounds, enabled=show_progress)
+        attempt = sum(1 for p in run.ray_dir.glob("attempt-*")) if run.ray_dir.exists() else 0
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, scheduler=scheduler, num_samples=-1,
+                max_concurrent_trials=config.max_concurrent, reuse_actors=False,
+            ),
+            run_config=tune.RunConfig(
+                name=f"attempt-{attempt}", storage_path=str(run.ray_dir.resolve()), verbose=0,
+                callbacks=[progress], log_to_file=True,
+            ),
+        )
+        with progress:
+            tuner.fit()
+        searcher.close_pending()
+        export()
+        if write_report:
+            from reports.build import build_report
+
+            build_report(run.path)
+        return SearchOutcome(run.path, searcher.counted(), searcher.exhausted_message)
+    finally:
+        if measurer is not None:
+            ray.kill(measurer)
+        if started_ray:
+            ray.shutdown()
+        lock.release()

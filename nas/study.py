@@ -1,0 +1,75 @@
+"""The Optuna study of a run: storage, samplers, and how our trial statuses map onto Optuna's.
+
+Only the search driver talks to the storage (trials on Ray workers never do). Statuses (SPEC 5) live in
+the trial's ``status`` user attribute; Optuna's own state is chosen so samplers learn the right thing:
+
+==============  ===============  ===========================================================
+ours            Optuna state     values told
+==============  ===============  ===========================================================
+COMPLETE        COMPLETE         proxy accuracy and real costs
+PRUNED          PRUNED           none (partial accuracy must not enter the front)
+FAIL            FAIL             none; ``--retries`` re-enqueues the same parameters
+INFEASIBLE      COMPLETE         accuracy 0 and the real costs; ``constraints`` > 0
+INVALID         COMPLETE         accuracy 0 and the costs' upper bounds; ``constraints`` > 0
+DUPLICATE       as the original  the original's values (never re-trained)
+==============  ===============  ===========================================================
+
+Every COMPLETE trial carries the ``constraints`` user attribute (``[invalid, value - limit, ...]``,
+feasible iff all <= 0) that the samplers' ``constraints_func`` reads, so constrained TPE / NSGA-II learn
+from infeasible and invalid samples without them ever being trained.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial
+
+from nas.config import SearchConfig
+
+BASELINE_SUFFIX = "-baselines"
+
+
+def constraints_of(trial: FrozenTrial) -> list[float]:
+    return list(trial.user_attrs.get("constraints", [0.0]))
+
+
+def make_sampler(config: SearchConfig, num_params: int) -> BaseSampler:
+    """The sampler ``--sampler`` names, constructed explicitly with its arguments and the seed."""
+    seed = config.seed
+    if config.sampler == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            multivariate=True,
+            group=True,  # conditional spaces: model each parameter group on the trials that have it
+            constant_liar=True,  # concurrent trials: do not propose the same point to parallel workers
+            n_startup_trials=min(10, max(2, config.trials // 4)),
+            constraints_func=constraints_of,
+        )
+    if config.sampler == "nsga2":
+        population = max(4, min(50, config.trials // 4))  # sized to the budget: ~4 generations at least
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population, constraints_func=constraints_of)
+    if config.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, max(2, config.trials // 4)),
+                                         constraints_func=constraints_of)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def open_study(config: SearchConfig, storage_url: str, *, num_params: int, create: bool) -> optuna.Study:
+    """Create (new run) or load (resume) the study named after the run."""
+    sampler = make_sampler(config, num_params)
+    if create:
+        return optuna.create_study(
+            study_name=config.name, storage=storage_url, sampler=sampler, directions=config.directions
+        )
+    return optuna.load_study(study_name=config.name, storage=storage_url, sampler=sampler)
+
+
+def open_baseline_study(config: SearchConfig, storage_url: str) -> optuna.Study:
+    """Baselines live in their own study: they are not samples of the space and must not steer the sampler."""
+    return optuna.create_study(
+        study_name=config.name + BASELINE_SUFFIX,
+        storage=storage_url,
+        directions=config.directions,
+        load_if_exists=True,
+    )

@@ -1,0 +1,111 @@
+"""The function Ray Tune runs for one trial: latency (awaited from the measurer), then proxy training.
+
+It reports once per epoch (``epoch``, ``accuracy`` and every cost objective, so the scheduler can rank
+it at a rung). It never talks to the Optuna study: outcomes go back through the reported results, and
+the driver's :class:`~nas.searcher.StudySearcher` tells the study. Errors are reported, not raised, so the
+driver sees the message: a result with ``error`` (FAIL) or ``infeasible`` (latency over the limit).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from runners.clips import ClipSet
+from space import spec_from_dict
+
+
+@dataclass(frozen=True)
+class ProxyData:
+    """The proxy dataset, built once by the driver and put once into Ray's object store."""
+
+    train: ClipSet
+    val: ClipSet
+    build_id: str
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """Everything a trial needs that is the same for all trials of a search."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    width_mult: float
+    cpus_per_trial: float
+    gpus_per_trial: float
+    measurer_name: str | None  # the named Ray actor that measures latency, or None when not needed
+    latency_profile: str
+    max_latency_ms: float | None
+    faults: dict[str, str] = field(default_factory=dict)  # testing aid: spec key -> "raise" | "nan"
+
+
+def run_trial(config: dict[str, Any], *, data: ProxyData, settings: TrialSettings) -> None:
+    """Ray Tune function trainable (wrapped with ``tune.with_parameters`` by the driver)."""
+    spec = spec_from_dict(config["spec"])
+    base: dict[str, Any] = {
+        "gmacs": config["gmacs"],
+        "params": config["params"],
+        "latency_ms": None,
+        "data_build_id": data.build_id,
+    }
+    try:
+        if settings.measurer_name is not None:
+            latency = _await_latency(settings, config["spec"])
+            base.update(latency_ms=latency, latency_profile=settings.latency_profile)
+            if settings.max_latency_ms is not None and latency > settings.max_latency_ms:
+                tune.report({**base, "infeasible": True})
+                return
+        _train(spec, config, data, settings, base)
+    except Exception as exc:  # reported, so the driver records the message and the search goes on
+        message = f"{type(exc).__name__}: {exc}"
+        tune.report({**base, "error": message, "traceback": traceback.format_exc(limit=8)})
+
+
+def _await_latency(settings: TrialSettings, spec_dict: dict) -> float:
+    measurer = ray.get_actor(settings.measurer_name)
+    return float(ray.get(measurer.measure.remote(spec_dict)))
+
+
+def _train(spec, config: dict, data: ProxyData, settings: TrialSettings, base: dict) -> None:
+    from runners.proxy import ProxyConfig, train_proxy
+
+    fault = settings.faults.get(spec.key())
+    if fault == "raise":
+        raise RuntimeError("injected fault (testing aid): this trial raises before training")
+    use_gpu = settings.gpus_per_trial > 0 and torch.cuda.is_available()
+    threads = max(1, int(settings.cpus_per_trial))
+    proxy = ProxyConfig(
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=float("inf") if fault == "nan" else settings.lr,  # a real divergence, caught by train_proxy
+        width_mult=settings.width_mult,
+        seed=int(config["seed"]),
+        threads=threads,
+        device="cuda" if use_gpu else "cpu",
+        amp=use_gpu,
+    )
+    started = time.time()
+
+    def report(epoch: Any) -> None:
+        tune.report(
+            {
+                **base,
+                "epoch": int(epoch.epoch),
+                "accuracy": float(epoch.accuracy),
+                "loss": float(epoch.loss),
+                "seconds": float(epoch.seconds),
+                "data_wait_seconds": float(getattr(epoch, "data_wait_seconds", 0.0)),
+                "train_seconds": time.time() - started,
+                "gate_open_rates": json.loads(json.dumps(getattr(epoch, "gate_open_rates", {}) or {})),
+            }
+        )
+
+    train_proxy(spec, data.train, data.val, proxy, report=report)
