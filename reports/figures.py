@@ -33,6 +33,7 @@ GROUP_NAMES = {
     "infeasible": "infeasible (never trained; shown at 0%)",
 }
 COST_COLUMNS = ("gmacs", "latency_ms", "params")
+SHORT_LABELS = {"accuracy": "accuracy (%)", "gmacs": "GMACs", "latency_ms": "latency (ms)", "params": "params (M)"}
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,10 @@ def pareto_3d(run: RunData, findings: Findings) -> NamedFigure:
     labels = [axis_label(run, c) for c in columns]
     figure.update_layout(
         title="Pareto front in 3-D: " + " / ".join(labels),
-        scene={"xaxis_title": labels[0], "yaxis_title": labels[1], "zaxis_title": labels[2]},
-        height=600,
+        scene={"xaxis_title": labels[0], "yaxis_title": labels[1], "zaxis_title": labels[2], "aspectmode": "cube",
+               "camera": {"eye": {"x": 1.7, "y": 1.7, "z": 1.0}}},
+        height=700,
+        margin={"l": 0, "r": 0, "t": 60, "b": 0},
     )
     return NamedFigure("pareto-3d", "The first three objectives in 3-D", figure)
 
@@ -199,6 +202,7 @@ def evolution_axes(run: RunData) -> tuple[str, str]:
 def front_evolution_figure(run: RunData, findings: Findings) -> NamedFigure:
     x_column, y_column = evolution_axes(run)
     total = findings.evolution[-1][0] if findings.evolution else 0
+    steps = _is_objective_pair(run, x_column)  # a staircase only when the front lives in these two axes
     figure = go.Figure()
     for index, (count, front) in enumerate(findings.evolution):
         front = front.dropna(subset=[x_column, y_column])
@@ -209,8 +213,9 @@ def front_evolution_figure(run: RunData, findings: Findings) -> NamedFigure:
             go.Scatter(
                 x=x[order],
                 y=y[order],
-                mode="lines+markers",
+                mode="lines+markers" if steps else "markers",
                 line={"shape": "hv", "width": 3 if last else 1.5},
+                marker={"size": 11 if last else 7, "symbol": "circle" if last else "circle-open"},
                 opacity=1.0 if last else 0.35 + 0.5 * index / max(1, len(findings.evolution) - 1),
                 name=f"after {count} of {total} trained trials ({len(front)} on the front)",
                 customdata=front["trial_id"].to_numpy(int)[order],
@@ -220,7 +225,7 @@ def front_evolution_figure(run: RunData, findings: Findings) -> NamedFigure:
             )
         )
     figure.update_layout(
-        title="How the front evolved (fronts on all objectives, drawn in two)",
+        title="How the front evolved" + ("" if steps else " (fronts on all objectives, drawn in two)"),
         xaxis_title=axis_label(run, x_column),
         yaxis_title=axis_label(run, y_column),
     )
@@ -281,7 +286,7 @@ def importance_figure(run: RunData, findings: Findings) -> NamedFigure:
         title=f"Parameter importance per objective (PED-ANOVA over {findings.importance.n_trials} trials)",
         xaxis_title="importance (share of the objective, sums to 1)",
         barmode="group",
-        height=max(350, 60 + 28 * len(params) * max(1, len(per_objective)) // 2),
+        height=160 + 18 * len(params) * max(1, len(per_objective)),
     )
     return NamedFigure("importance", "Parameter importance", figure)
 
@@ -313,18 +318,22 @@ def parallel_figure(run: RunData, findings: Findings) -> NamedFigure:
     names = sorted({k for p in params for k in p})
     dimensions = [_dimension(name, [p.get(name) for p in params]) for name in names]
     for objective in run.objectives:
-        dimensions.append({"label": axis_label(run, objective.column),
+        dimensions.append({"label": SHORT_LABELS.get(objective.column, objective.column),
                            "values": display(objective.column, candidates[objective.column]).tolist()})
     color_column = "accuracy" if "accuracy" in candidates else run.objectives[0].column
     figure = go.Figure(
         go.Parcoords(
             line={"color": display(color_column, candidates[color_column]), "colorscale": "Viridis",
-                  "showscale": True, "colorbar": {"title": axis_label(run, color_column)}},
+                  "showscale": True, "colorbar": {"title": SHORT_LABELS.get(color_column, color_column)}},
             dimensions=dimensions,
             meta={"group": "parallel", "trial_ids": candidates["trial_id"].astype(int).tolist()},
         )
     )
-    figure.update_layout(title=f"Parallel coordinates: sampled parameters and objectives ({len(candidates)} completed trials)")
+    figure.update_layout(
+        title=f"Parallel coordinates: sampled parameters and objectives ({len(candidates)} completed trials; "
+        f"GMACs @ {_single_value(run.trials['deploy_shape']) or '?'}, latency on {_single_value(run.trials['latency_profile']) or '?'})",
+        margin={"t": 110},
+    )
     return NamedFigure("parallel", "Parallel coordinates", figure)
 
 
@@ -362,7 +371,7 @@ def pruning_figure(run: RunData, findings: Findings) -> NamedFigure:
     figure = go.Figure(go.Bar(x=counts.index.astype(float), y=counts.to_numpy(int), name="pruned", meta={"group": "pruned"}))
     figure.update_layout(
         title=f"Where pruned trials stopped ({len(pruned)} pruned)",
-        xaxis_title=f"proxy epochs reached (budget {max_fidelity or '?'})",
+        xaxis={"title": f"proxy epochs reached (budget {max_fidelity or '?'})", "dtick": 1},
         yaxis_title="trials",
     )
     return NamedFigure("pruning", "Pruning", figure)

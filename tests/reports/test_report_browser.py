@@ -1,0 +1,91 @@
+"""The report in a real browser: Debian's chromium, headless, network off, page opened from a file URL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from reports.build import build_report
+from tests.reports.fake_run import write_run
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium binary not installed (.ci/run installs it)")
+
+# What the mixed fixture run must show (reports/figures.py build_figures): accuracy vs GMACs, vs latency, the
+# 3-D view (three objectives), front evolution, hypervolume vs wall-clock and vs trials, importance,
+# parallel coordinates, SRTG gates (it has SRTG trials), pruning (it has PRUNED trials), proxy vs full (retrain results).
+EXPECTED_FIGURES = [
+    "pareto-gmacs", "pareto-latency", "pareto-3d", "front-evolution", "hypervolume-clock", "hypervolume-trials",
+    "importance", "parallel", "gates", "pruning", "proxy-vs-full",
+]  # fmt: skip
+
+
+def _driver():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--proxy-server=127.0.0.1:9",
+        "--window-size=1400,1000",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    return driver
+
+
+def _wait_for_plots(driver, expected: int, timeout: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout
+    count = 0
+    while time.monotonic() < deadline:
+        count = driver.execute_script("return document.querySelectorAll('.js-plotly-plot').length")
+        if count >= expected:
+            break
+        time.sleep(0.25)
+    return count
+
+
+def test_report_renders_offline_without_console_errors(tmp_path):
+    run_dir = tmp_path / "browser-run"
+    write_run(run_dir, retrain={0: 0.7, 3: 0.66, 5: 0.5, 7: 0.61})
+    index = build_report(run_dir)
+    driver = _driver()
+    try:
+        driver.get(index.resolve().as_uri())
+        rendered = _wait_for_plots(driver, len(EXPECTED_FIGURES))
+        time.sleep(1.0)  # let late errors (e.g. a failed fetch) reach the log
+        plot_ids = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.js-plotly-plot')).map(e => e.id)"
+        )
+        containers = driver.execute_script("return document.querySelectorAll('.plotly-graph-div').length")
+        logs = driver.get_log("browser")
+        height = driver.execute_script("return document.body.scrollHeight")
+        driver.set_window_size(1400, min(int(height) + 100, 16000))
+        screenshot = index.with_name("screenshot.png")
+        assert driver.save_screenshot(str(screenshot))
+    finally:
+        driver.quit()
+    review = Path(os.environ.get("VIDEONAS_SCREENSHOT_DIR", tmp_path))  # kept for human review
+    review.mkdir(parents=True, exist_ok=True)
+    shutil.copy(screenshot, review / "report_screenshot.png")
+
+    errors = [entry for entry in logs if entry["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+    assert rendered == len(EXPECTED_FIGURES)
+    assert plot_ids == EXPECTED_FIGURES
+    assert containers == len(EXPECTED_FIGURES)
+    assert screenshot.stat().st_size > 50_000  # a real page, not a blank one
