@@ -270,15 +270,12 @@ def _finite(value: Any) -> float | None:
 
 
 def retrain_data_flags(config: Mapping[str, Any]) -> list[str]:
-    """``--data NAME [--root PATH]`` of the search's dataset (``data`` may be a name or ``{name, root}``)."""
-    data = config.get("data")
-    root = config.get("root")
-    if isinstance(data, Mapping):
-        root = data.get("root", root)
-        data = data.get("name")
-    flags = ["--data", str(data or "synthetic")]
-    if root:
-        flags += ["--root", str(root)]
+    """``--data NAME [--root PATH] [--cache PATH]``: the dataset the search used (search.yaml ``config``)."""
+    settings = config.get("config") if isinstance(config.get("config"), Mapping) else config
+    flags = ["--data", str(settings.get("data") or "synthetic")]
+    for key in ("root", "cache"):
+        if settings.get(key):
+            flags += [f"--{key}", str(settings[key])]
     return flags
 
 

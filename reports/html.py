@@ -1,6 +1,6 @@
 """Assemble ``index.html``: one self-contained page (plotly.js inlined once, no external links).
 
-Each figure is a ``<div class="plotly-graph-div" id=ID>`` plus its plotly JSON in a
+Each figure is a ``<div class="plotly-graph-div" id="figure-ID">`` plus its plotly JSON in a
 ``<script type="application/json" data-figure=ID>``; one inline script renders them all, so the page
 needs no network and the figures' data can be read back (tests do).
 """
@@ -29,14 +29,14 @@ table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code, pre { font-family: ui-monospace, monospace; font-size: 0.85em; } pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; }
-.plotly-graph-div { margin: 1em 0; min-height: 420px; }
+.plotly-graph-div { margin: 1em 0; }
 """
 
 RENDER_SCRIPT = """
 document.querySelectorAll('script[data-figure]').forEach(function (node) {
   var spec = JSON.parse(node.textContent);
-  var target = document.getElementById(node.getAttribute('data-figure'));
-  Plotly.newPlot(target, spec.data, spec.layout, {responsive: true, displaylogo: false});
+  var target = document.getElementById('figure-' + node.getAttribute('data-figure'));
+  Plotly.newPlot(target, spec.data, spec.layout, {displaylogo: false});
 });
 """
 
@@ -73,7 +73,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, table_id:
     for index, row in enumerate(rows):
         attr = f' data-key="{_e(row_ids[index])}"' if index < len(row_ids) else ""
         cells = "".join(
-            f"<td>{cell}</td>" if isinstance(cell, Raw) else
+            f"<td>{cell}</td>" if isinstance(cell, Raw) else "<td>-</td>" if cell is None else
             (f'<td class="num">{_e(_fmt(cell))}</td>' if isinstance(cell, (int, float)) else f"<td>{_e(cell)}</td>")
             for cell in row
         )
@@ -89,7 +89,7 @@ class Raw(str):
 def figure_html(named: NamedFigure) -> str:
     data = named.figure.to_json().replace("</", "<\\/")  # a string in the data must not close the script
     return (
-        f'<div class="plotly-graph-div" id="{_e(named.id)}" title="{_e(named.title)}"></div>\n'
+        f'<div class="plotly-graph-div" id="figure-{_e(named.id)}" title="{_e(named.title)}"></div>\n'
         f'<script type="application/json" data-figure="{_e(named.id)}">{data}</script>'
     )
 
@@ -149,8 +149,8 @@ def _hypervolume_section(run: RunData, findings: Findings, figures: dict[str, Na
     reference = ", ".join(f"{o.name} = {r:g}" for o, r in zip(run.objectives, run.reference_point))
     final = history.values[-1] if len(history.values) else 0.0
     text = (
-        f"<p>Each objective is normalised by bounds {_e(run.bounds_note)}: {_e(bounds)}, so 0 is the best bound "
-        f"and 1 the worst. <strong>Reference point (normalised): {_e(reference)}</strong>. "
+        f"<p>Each objective is normalised by its bounds ({_e(bounds)}) so that 0 is the best bound and 1 the worst; "
+        f"the bounds were {_e(run.bounds_note)}. <strong>Reference point (normalised): {_e(reference)}</strong>. "
         f"Final hypervolume: <strong id=final-hypervolume>{final:.6g}</strong> after {len(history.values)} "
         "trained trials. Only completed feasible searched trials add volume.</p>"
     )
@@ -291,8 +291,10 @@ def render_html(run: RunData, findings: Findings, figures: list[NamedFigure]) ->
         "pareto-table": _pareto_table_section(run, findings),
         "retrain": _retrain_section(findings, by_id),
     }
-    nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in SECTIONS)
-    sections = "".join(f'<section id="{key}"><h2>{_e(title)}</h2>{bodies[key]}</section>' for key, title in SECTIONS)
+    nav = "".join(f'<a href="#section-{key}">{_e(title)}</a>' for key, title in SECTIONS)
+    sections = "".join(
+        f'<section id="section-{key}"><h2>{_e(title)}</h2>{bodies[key]}</section>' for key, title in SECTIONS
+    )
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>videonas report: {_e(run.name)}</title>

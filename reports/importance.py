@@ -95,11 +95,15 @@ def _importance_of(study: optuna.Study, index: int, direction: str) -> dict[str,
 
 
 def _stored_distributions(run: RunData, candidates: pd.DataFrame) -> tuple[dict[str, BaseDistribution], str]:
-    """The distributions recorded in study.db for the candidate trials (empty if unreadable)."""
+    """The distributions recorded in study.db for the candidate trials (empty if unreadable).
+
+    The search's study is named after the run (search.yaml ``name``); baselines live in a second study
+    (``NAME-baselines``) and are not read.
+    """
     if run.study_path is None:
         return {}, ""
     try:
-        trials = _load_stored_trials(run.study_path, run.config.get("study_name"))
+        trials = _load_stored_trials(run.study_path, run.config.get("name"))
     except Exception:  # a study being written or of another layout: fall back to params_json
         return {}, ""
     wanted = set(int(t) for t in candidates["trial_id"])

@@ -92,6 +92,8 @@ def load_run(run_dir: str | Path) -> RunData:
     trials = _read_trials(run_dir / "trials.parquet")
     objectives = _objectives(config, trials)
     bounds_note = "fixed at the start of the run (search.yaml `bounds`)"
+    if isinstance(config.get("bounds_note"), str):
+        bounds_note += f": {config['bounds_note']}"
     if any(o.bounds is None for o in objectives):
         objectives, bounds_note = _observed_bounds(objectives, trials)
     study_path = run_dir / "study.db"

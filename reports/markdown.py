@@ -73,7 +73,8 @@ def _hypervolume(run: RunData, findings: Findings) -> list[str]:
     bounds = "; ".join(f"{o.name} [{o.bounds[0]:g}, {o.bounds[1]:g}]" for o in run.objectives if o.bounds)
     return ["## Hypervolume", "",
             f"Final hypervolume {history.values[-1]:.6g} after {len(history.values)} trained trials "
-            f"(objectives normalised by bounds {run.bounds_note}: {bounds}; reference point {reference}).", ""]
+            f"(objectives normalised by their bounds {bounds}, 0 = best, 1 = worst; the bounds were {run.bounds_note}; "
+            f"reference point {reference}).", ""]
 
 
 def _importance(findings: Findings) -> list[str]:

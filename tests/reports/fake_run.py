@@ -8,6 +8,7 @@ INFEASIBLE, DUPLICATE, INVALID and one RUNNING trial; SRTG trials carry gate ope
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,9 +83,6 @@ def default_trials(seed: int = 0) -> list[FakeTrial]:
     trials: list[FakeTrial] = []
     for _ in range(18):
         trials.append(FakeTrial("COMPLETE", random_params(rng), accuracy=round(float(rng.uniform(0.2, 0.8)), 4)))
-    trials.append(FakeTrial("COMPLETE", {"family": "resnet3d", "conv": "r3d", "depth": 34, "placement": "final", "reduction": 1},
-                            accuracy=0.61, baseline="srtg-r3d-34-final"))
-    trials.append(FakeTrial("COMPLETE", {"family": "mtnet", "mtnet_depth": 32, "ratio": 0.875}, accuracy=0.55, baseline="mtnet-32"))
     for fidelity in (1, 1, 2):
         trials.append(FakeTrial("PRUNED", random_params(rng), accuracy=round(float(rng.uniform(0.1, 0.4)), 4), fidelity=fidelity))
     trials.append(FakeTrial("FAIL", random_params(rng), error="RuntimeError: NaN loss at epoch 2", fidelity=2))
@@ -98,6 +96,10 @@ def default_trials(seed: int = 0) -> list[FakeTrial]:
     trials.append(FakeTrial("INVALID", {"family": "resnet3d", "conv": "r3d", "depth": 18, "placement": "start", "reduction": 2},
                             accuracy=0.0, error="srtg.placement='top' is not allowed at depth 18", fidelity=0))
     trials.append(FakeTrial("RUNNING", random_params(rng), accuracy=None, fidelity=1))
+    # --baselines: their own study, negative trial ids (nas/export.py baseline_trial_id)
+    trials.append(FakeTrial("COMPLETE", {"family": "resnet3d", "conv": "r3d", "depth": 34, "placement": "final", "reduction": 1},
+                            accuracy=0.61, baseline="srtg-r3d-34-final"))
+    trials.append(FakeTrial("COMPLETE", {"family": "mtnet", "mtnet_depth": 32, "ratio": 0.875}, accuracy=0.55, baseline="mtnet-32"))
     return trials
 
 
@@ -109,7 +111,8 @@ def write_run(
     objectives: list[str] | None = None,
     with_study: bool = True,
     retrain: dict[int, float] | None = None,
-    data: object = "synthetic",
+    data: str = "synthetic",
+    root: str | None = None,
     bounds: dict | None = BOUNDS,
 ) -> pd.DataFrame:
     """Write a run directory; returns the trials table written."""
@@ -117,25 +120,27 @@ def write_run(
     trials = default_trials(seed) if trials is None else trials
     objectives = objectives or OBJECTIVES
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {
+    config = {  # the layout nas/search.py writes
         "name": run_dir.name,
         "objectives": [{"name": name, "direction": "maximize" if name == "accuracy" else "minimize"} for name in objectives],
         "reference_point": REFERENCE[: len(objectives)],
-        "data": data,
-        "sampler": "tpe",
-        "scheduler": "moasha",
-        "trials": 25,
-        "seed": seed,
-        "constraints": {"max_gmacs": 120.0},
+        "config": {"name": run_dir.name, "trials": 25, "objectives": objectives, "sampler": "tpe", "scheduler": "moasha",
+                   "seed": seed, "data": data, "root": root, "cache": None, "max_gmacs": 120.0, "proxy_epochs": 4},
         "environment": {"python": "3.11.2", "torch": "2.13.0+cpu", "optuna": optuna.__version__, "cpu": "test CPU",
-                        "git_revision": "abc123", "hostname": "test", "start_time": START},
+                        "git_revision": "abc123", "hostname": "test",
+                        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.gmtime(START))},
     }
     if bounds is not None:
-        config["bounds"] = {name: bounds[name] for name in objectives}
+        config["bounds"] = {"accuracy": bounds["accuracy"]} | {name: bounds[name] for name in objectives}
+        config["bounds_note"] = "hand-written test bounds"
     (run_dir / "search.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     rows = []
     clock = START
-    for trial_id, trial in enumerate(trials):
+    searched = [t for t in trials if t.baseline is None]
+    ids = iter(range(len(searched)))
+    baseline_ids = iter(range(-1, -len(trials) - 1, -1))
+    for trial in trials:
+        trial_id = next(baseline_ids) if trial.baseline else next(ids)
         spec = _spec(trial.params)
         gmacs, latency, params = _costs(trial.params, rng)
         started = clock
@@ -164,21 +169,22 @@ def write_run(
 
 
 def _write_study(run_dir: Path, trials: list[FakeTrial], table: pd.DataFrame, objectives: list[str]) -> None:
+    """The search's study (named after the run) and the baselines' study (``NAME-baselines``), as nas/study.py."""
     columns = {"accuracy": "accuracy", "gmacs": "gmacs", "latency": "latency_ms", "params": "params"}
     storage = f"sqlite:///{run_dir / 'study.db'}"
-    study = optuna.create_study(
-        study_name=run_dir.name, storage=storage,
-        directions=["maximize" if o == "accuracy" else "minimize" for o in objectives],
-    )
+    directions = ["maximize" if o == "accuracy" else "minimize" for o in objectives]
+    study = optuna.create_study(study_name=run_dir.name, storage=storage, directions=directions)
+    baselines = optuna.create_study(study_name=run_dir.name + "-baselines", storage=storage, directions=directions)
     for trial, row in zip(trials, table.itertuples()):
-        distributions = {k: DISTRIBUTIONS[k] for k in trial.params if k != "family"} | {"family": DISTRIBUTIONS["family"]}
+        target = baselines if trial.baseline else study
+        distributions = {k: DISTRIBUTIONS[k] for k in trial.params}
         if trial.status == "RUNNING":
-            study.enqueue_trial(trial.params)
-            study.ask(distributions)
+            target.enqueue_trial(trial.params)
+            target.ask(distributions)
             continue
         state = {"PRUNED": optuna.trial.TrialState.PRUNED, "FAIL": optuna.trial.TrialState.FAIL}.get(
             trial.status, optuna.trial.TrialState.COMPLETE)
         values = None
-        if state == optuna.trial.TrialState.COMPLETE:
+        if state == optuna.trial.TrialState.COMPLETE:  # INFEASIBLE / INVALID are told accuracy 0 (SPEC 5)
             values = [float(getattr(row, columns[o]) or 0.0) for o in objectives]
-        study.add_trial(optuna.trial.create_trial(params=trial.params, distributions=distributions, values=values, state=state))
+        target.add_trial(optuna.trial.create_trial(params=trial.params, distributions=distributions, values=values, state=state))

@@ -204,7 +204,9 @@ def check_retrain_command(command: str, run_dir: Path, front: set[int]) -> int:
     assert all(not value.startswith("--") for value in options[1::2])
     retrain = _retrain_click_command()
     if retrain is not None:  # `nas retrain` is registered: its own parser must accept the command
-        retrain.make_context("retrain", argv[2:])
+        context = retrain.make_context("retrain", argv[2:])
+        assert context.params["arch"] == argv[2]
+        assert context.params["data"] == options[options.index("--data") + 1]
     return int(trial)
 
 
@@ -220,7 +222,7 @@ def test_retrain_command_quotes_a_root_with_spaces(tmp_path):
     root = tmp_path / "my videos"
     root.mkdir()
     run_dir = tmp_path / "ucf run"
-    table = write_run(run_dir, data={"name": "ucf101", "root": str(root)}, with_study=False)
+    table = write_run(run_dir, data="ucf101", root=str(root), with_study=False)
     index = build_report(run_dir)
     front = expected_front(table, ["accuracy", "gmacs", "latency"])
     commands = re.findall(r"```sh\n(.*?)\n```", index.with_name("summary.md").read_text())
@@ -255,7 +257,7 @@ def test_each_status_group_and_its_count_is_shown(mixed_run):
 def test_gate_open_rates_mark_single_frame_blocks(mixed_run):
     _, table, _, page = mixed_run
     (heatmap,) = traces(page.figures["gates"], "gates")
-    with_gates = [int(t) for t, g in zip(table["trial_id"], table["gate_open_rates"]) if json.loads(g)]
+    with_gates = sorted(int(t) for t, g in zip(table["trial_id"], table["gate_open_rates"]) if json.loads(g))
     assert heatmap["meta"]["trial_ids"] == with_gates
     first = json.loads(table.loc[table["trial_id"] == with_gates[0], "gate_open_rates"].iloc[0])
     for block, text in zip(heatmap["x"], heatmap["text"][0]):

@@ -72,6 +72,7 @@ def test_report_renders_offline_without_console_errors(tmp_path):
             "return Array.from(document.querySelectorAll('.js-plotly-plot')).map(e => e.id)"
         )
         containers = driver.execute_script("return document.querySelectorAll('.plotly-graph-div').length")
+        all_ids = driver.execute_script("return Array.from(document.querySelectorAll('[id]')).map(e => e.id)")
         logs = driver.get_log("browser")
         height = driver.execute_script("return document.body.scrollHeight")
         driver.set_window_size(1400, min(int(height) + 100, 16000))
@@ -86,6 +87,7 @@ def test_report_renders_offline_without_console_errors(tmp_path):
     errors = [entry for entry in logs if entry["level"] in ("SEVERE", "ERROR")]
     assert errors == []
     assert rendered == len(EXPECTED_FIGURES)
-    assert plot_ids == EXPECTED_FIGURES
+    assert plot_ids == [f"figure-{name}" for name in EXPECTED_FIGURES]
+    assert len(set(all_ids)) == len(all_ids)  # unique element ids: Plotly draws each figure in its own div
     assert containers == len(EXPECTED_FIGURES)
     assert screenshot.stat().st_size > 50_000  # a real page, not a blank one
