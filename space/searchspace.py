@@ -445,10 +445,12 @@ class _Parser:
         for key, value in body.items():
             if key != "srtg":
                 dims[key] = self.dimension("resnet3d", key, value, path + (key,))
+        depths = dims["depth"].choices if "depth" in dims else (ResNet3DSpec().depth,)
         if "bottleneck_expansion" in dims:
+            if all(d in SIMPLE_DEPTHS for d in depths):
+                self.fail(path + ("bottleneck_expansion",), "has no effect: no depth >= 50 is listed (Simple blocks have no expansion)")
             dims["bottleneck_expansion"] = dataclasses.replace(dims["bottleneck_expansion"], when="depth >= 50")
         if "srtg" in body:
-            depths = dims["depth"].choices if "depth" in dims else (ResNet3DSpec().depth,)
             srtg = self.mapping(body["srtg"] or {}, path + ("srtg",), _SRTG_FIELDS, "srtg")
             dims["srtg"] = self.srtg(srtg, path + ("srtg",), depths)
         return dims
