@@ -586,17 +586,23 @@ def _prepare_out_dir(out_dir: Path, spec: ArchSpec, config: RetrainConfig, resum
     config_file.write_text(json.dumps(record, indent=2, sort_keys=True))
 
 
-def _ensure_ray(config: RetrainConfig) -> None:
+def _ensure_ray(config: RetrainConfig, address: str | None) -> None:
+    """Reuse the caller's Ray; else join ``address`` (a cluster) or start a private local instance."""
     import ray
 
-    if not ray.is_initialized():
-        import os
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        return
+    import os
 
-        ray.init(
-            num_cpus=max(os.cpu_count() or 1, config.workers * config.cpus_per_worker),
-            include_dashboard=False,
-            log_to_driver=False,
-        )
+    ray.init(
+        address="local",  # never attach to some other process's cluster by accident
+        num_cpus=max(os.cpu_count() or 1, config.workers * config.cpus_per_worker),
+        include_dashboard=False,
+        log_to_driver=False,
+    )
 
 
 def retrain(
@@ -609,12 +615,14 @@ def retrain(
     resume: bool = False,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     data_info: dict[str, Any] | None = None,
+    address: str | None = None,
 ) -> RetrainResult:
     """Train ``spec`` on ``train`` with Ray Train, evaluate on ``test``, write the output folder.
 
     ``on_event`` receives progress events from rank 0 (``step``, ``epoch``, ``init``, ``resumed``) in the
     calling thread; the CLI draws its progress bar from them. ``resume`` continues the run in ``out_dir``
-    from its last checkpoint.
+    from its last checkpoint. Ray: the caller's if initialised, else ``address`` (an existing cluster), else
+    a private local instance.
     """
     import ray
     import ray.train
@@ -633,7 +641,7 @@ def retrain(
     if config.init and not resume:
         load_checkpoint(config.init)  # a bad --init file fails here, before any worker starts
     epoch_plans(config, spec, frames, size)  # validate the schedule before starting workers
-    _ensure_ray(config)
+    _ensure_ray(config, address)
 
     started = time.time()
     queue = Queue(actor_options={"num_cpus": 0})

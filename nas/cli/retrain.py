@@ -152,6 +152,7 @@ def register(app: typer.Typer) -> None:
         amp: bool = typer.Option(False, help="Mixed precision (CUDA only; ignored on CPU)."),
         init: Optional[Path] = typer.Option(None, help="Fine-tune from this checkpoint (matching tensors are loaded)."),
         resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+        address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a private local Ray)."),
         out: Optional[Path] = typer.Option(None, help="Output folder (default: RUN_DIR/retrain/ID or retrains/NAME)."),
         seed: int = typer.Option(0, help="Seed of the model, the data order and the synthetic data."),
         width_mult: float = typer.Option(1.0, help="Channel width multiplier (1.0 = the real model)."),
@@ -185,7 +186,8 @@ def register(app: typer.Typer) -> None:
         console = Console(stderr=True)
         bar = _Bar(console, epochs)
         with bar.progress:
-            result = retrain(spec, config, train=train, test=test, out_dir=out, resume=resume, on_event=bar, data_info=info)
+            result = retrain(spec, config, train=train, test=test, out_dir=out, resume=resume, on_event=bar, data_info=info,
+                             address=address)
         if from_run is not None:
             write_back(from_run[0], from_run[1], arch, result, Path(out).resolve())
         typer.echo(

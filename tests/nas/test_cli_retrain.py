@@ -1,0 +1,175 @@
+"""`nas retrain RUN:ID --data synthetic --epochs 2 --workers 2`: two Ray Train workers on CPU, odd datasets.
+
+One Ray instance for the module. The uninterrupted run is made in-process; a second run is started as a
+subprocess, SIGKILLed after its epoch-1 checkpoint, resumed with `--resume`, and must end bitwise equal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import ray
+import torch
+
+from nas.cli import main
+from runners.retrain import evaluate, load_model
+from runners.sampling import ViewConfig
+from runners.synthetic import SyntheticConfig, synthetic_splits
+from space import catalog_spec
+
+TRIAL_ID = 3
+PROXY_ACCURACY = 0.4375
+SPEC = catalog_spec("r3d-18")
+# odd training set (81: 2 ranks x 40, one left over) and odd test set (23: shards of 12 and 11)
+ARGS = [
+    "--data", "synthetic", "--epochs", "2", "--workers", "2", "--num-clips", "81", "--num-test-clips", "23",
+    "--num-classes", "4", "--frames", "8", "--size", "32", "--batch-size", "4", "--width-mult", "0.125",
+    "--test-clips", "2", "--test-crops", "3", "--seed", "5",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_instance():
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A minimal search run by hand: trials.parquet per docs/run-directory.md with one COMPLETE trial."""
+    run = tmp_path_factory.mktemp("runs") / "demo"
+    run.mkdir()
+    (run / "search.yaml").write_text("data: synthetic\nnum_classes: 4\n")
+    row = {
+        "trial_id": TRIAL_ID, "status": "COMPLETE", "spec": SPEC.to_json(), "spec_key": SPEC.key(),
+        "family": SPEC.family, "baseline": None, "accuracy": PROXY_ACCURACY, "gmacs": 1.0, "latency_ms": 5.0,
+        "params": 1000, "recurrent_params": 0, "feasible": True, "fidelity": 4, "max_fidelity": 4,
+        "started_at": 0.0, "finished_at": 1.0, "train_seconds": 1.0, "error": None, "duplicate_of": None,
+        "gate_open_rates": "{}", "params_json": "{}", "latency_profile": "quick", "deploy_shape": "1x3x8x32x32",
+        "history": "[]",
+    }  # fmt: skip
+    pd.DataFrame([row]).to_parquet(run / "trials.parquet", index=False)
+    return run
+
+
+def _nas(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(run_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("retrain") / "full"
+    assert _nas(["retrain", f"{run_dir}:{TRIAL_ID}", *ARGS, "--out", str(out)]) == 0
+    return out
+
+
+def _rows(path: Path) -> list[dict]:
+    return pd.read_csv(path).to_dict("records")
+
+
+def test_two_workers_train_disjoint_shards_and_evaluate_every_clip_once(uninterrupted):
+    rows = _rows(uninterrupted / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for r in rows:
+        # 2 ranks x 40 clips: as many distinct clips as trained clips -> the shards never overlap
+        assert r["train_clips"] == r["train_unique_clips"] == 80
+        # 23 test clips split 12 + 11 without padding, each counted exactly once
+        assert r["test_clips"] == r["test_unique_clips"] == 23
+        assert 0 <= r["test_top1"] <= r["test_top5"] <= 1
+        assert round(r["test_top1"] * 23, 9) == round(r["test_top1"] * 23)  # a count over 23 clips
+    result = json.loads((uninterrupted / "result.json").read_text())
+    assert result["test_top1"] == rows[-1]["test_top1"]
+    assert result["multiview"] == "2 clips x 3 crops"
+    assert 0 <= result["multiview_top1"] <= result["multiview_top5"] <= 1
+
+
+def test_results_are_written_back_into_the_run(run_dir, uninterrupted):
+    back = json.loads((run_dir / "retrain" / str(TRIAL_ID) / "result.json").read_text())
+    ours = json.loads((uninterrupted / "result.json").read_text())
+    assert back["arch"] == f"{run_dir}:{TRIAL_ID}" and back["trial_id"] == TRIAL_ID
+    assert back["spec_key"] == SPEC.key() and back["proxy_accuracy"] == PROXY_ACCURACY
+    for key in ("test_top1", "test_top5", "multiview_top1", "multiview_top5", "epochs"):
+        assert back[key] == ours[key]
+    assert (run_dir / "retrain" / str(TRIAL_ID) / "metrics.csv").read_bytes() == (uninterrupted / "metrics.csv").read_bytes()
+
+
+def test_load_model_gives_the_outputs_of_the_end_of_training(uninterrupted):
+    model = load_model(uninterrupted)
+    # the last Ray checkpoint holds the weights the workers ended with
+    checkpoints = sorted((uninterrupted / "ray" / "train").glob("checkpoint_*/checkpoint.pt"))
+    final = torch.load(checkpoints[-1], weights_only=True)["model"]
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in final.items())
+    # and it reproduces the last epoch's single-view test accuracy over the same 23 clips
+    test = synthetic_splits(
+        train=81, val=0, test=23, config=SyntheticConfig(num_classes=4, frames=8, size=32), seed=5 + 1000
+    )["test"]
+    counts = evaluate(model, test, np.arange(23), view=ViewConfig(frames=8, size=32))["counts"].tolist()
+    last = _rows(uninterrupted / "metrics.csv")[-1]
+    assert counts[1] / 23 == pytest.approx(last["test_top1"], abs=1e-12)
+    assert counts[2] / 23 == pytest.approx(last["test_top5"], abs=1e-12)
+
+
+def _snapshot_epoch(out: Path) -> int | None:
+    snapshot = out / "ray" / "train" / "checkpoint_manager_snapshot.json"
+    try:
+        latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result")
+    except (OSError, json.JSONDecodeError):
+        return None
+    return int(latest["metrics"]["epoch"]) if latest else None
+
+
+def test_killed_after_epoch_one_and_resumed_ends_bitwise_equal(run_dir, uninterrupted, tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "nas", "retrain", f"{run_dir}:{TRIAL_ID}", *ARGS, "--out", str(out)]
+    child = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while _snapshot_epoch(out) is None:
+            assert child.poll() is None, "the run ended before it could be killed"
+            assert time.time() < deadline, "no checkpoint after 240 s"
+            time.sleep(0.02)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    killed_at = _snapshot_epoch(out)
+    assert killed_at == 1
+    assert not (out / "model.pt").exists()
+
+    assert _nas(["retrain", f"{run_dir}:{TRIAL_ID}", *ARGS, "--out", str(out), "--resume"]) == 0
+    assert json.loads((out / "result.json").read_text())["resumed_from_epoch"] == killed_at
+    assert (out / "metrics.csv").read_bytes() == (uninterrupted / "metrics.csv").read_bytes()
+    ours, theirs = (torch.load(p / "model.pt", weights_only=True)["model"] for p in (out, uninterrupted))
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_bad_input_is_a_one_line_error(run_dir, tmp_path, capsys):
+    assert _nas(["retrain", f"{run_dir}:99", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert _nas(["retrain", "r3d-18", "--batch-size", "5", "--workers", "2", "--out", str(tmp_path / "y")]) == 2
+    assert "multiple of workers" in capsys.readouterr().err
+    assert _nas(["retrain", "r3d-18", "--resume", "--out", str(tmp_path / "z")]) == 2
+    assert "no retraining run to resume" in capsys.readouterr().err
+    evil = tmp_path / "evil.pt"
+    torch.save({"x": _Evil()}, evil)
+    assert _nas(["retrain", "r3d-18", "--init", str(evil), "--num-clips", "8", "--out", str(tmp_path / "w")]) == 2
+    assert "refused" in capsys.readouterr().err
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("never",))
