@@ -153,7 +153,8 @@ def test_set_search_properties_accepts_only_our_objectives():
 def ray_instance():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # address="local": always a fresh instance of our own, even if another test left a Ray head running
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 
@@ -201,3 +202,14 @@ def test_ray_fifo_stops_everyone_at_the_next_rung_after_the_budget(ray_instance,
     results = _run(scheduler, [[1.0, 1.0], [2.0, 1.0]], tmp_path)
     assert {case: r.metrics["training_iteration"] for case, r in results.items()} == {(1.0, 1.0): 1, (2.0, 1.0): 1}
     assert sorted(scheduler.stopped.values()) == [1, 1]
+
+
+def test_ray_asha_wrapper_records_what_it_stopped(ray_instance, tmp_path):
+    scheduler = make_scheduler("asha", [("accuracy", "max"), ("gmacs", "min")], grace_period=1, eta=3, max_t=9)
+    # Ray's ASHA on accuracy alone: at rung 1, B (0.5/9) is below the 66.7th percentile of {A: 1/9} -> stopped;
+    # C (0.9/9) is above the 66.7th percentile of {A, B} (0.093) -> continues; at rung 3, C (2.7/9) is below
+    # {A: 3/9} -> stopped there. A runs to the end.
+    results = _run(scheduler, [[1.0, 9.0], [0.5, 1.0], [0.9, 1.0]], tmp_path)
+    epochs = {case: r.metrics["training_iteration"] for case, r in results.items()}
+    assert epochs == {(1.0, 9.0): 9, (0.5, 1.0): 1, (0.9, 1.0): 3}
+    assert sorted(scheduler.stopped.values()) == [1, 3]
