@@ -252,7 +252,8 @@ def _hv_sliced(points: np.ndarray, ref: np.ndarray) -> float:
         if depth <= 0:
             continue
         projected = ordered[: i + 1, :-1]
-        projected = projected[pareto_mask(projected)]
+        if d > 3:  # the 2-D sweep needs no filtering; higher slices shrink a lot with it
+            projected = projected[pareto_mask(projected)]
         total += depth * _hv_sliced(projected, ref[:-1])
     return float(total)
 

@@ -180,12 +180,20 @@ def front_evolution(run: RunData, fractions: tuple[float, ...] = (0.25, 0.5, 0.7
 
 @dataclass(frozen=True)
 class GateTable:
-    """Gate open-rates: one row per trial with gates, one column per block."""
+    """Gate open-rates: per-block statistics over every trial with gates, and a trial x block matrix of a
+    readable subset of them (the front first, then the most accurate; at most ``MAX_GATE_ROWS``)."""
 
-    trial_ids: list[int]
+    trial_ids: list[int]  # the rows drawn, ascending
     blocks: list[str]  # in order of first appearance
     rates: np.ndarray  # NaN where the block is T = 1 or absent from that architecture
     single_frame: np.ndarray  # True where the block runs at T = 1 (no temporal gate)
+    n_trials: int  # trials with gates in the run
+    block_measured: list[int]  # per block: trials with an open rate
+    block_mean: list[float | None]  # per block: mean open rate over them
+    block_single: list[int]  # per block: trials where it runs at T = 1
+
+
+MAX_GATE_ROWS = 40
 
 
 def _gate_dict(text: Any) -> dict[str, Any]:
@@ -211,14 +219,7 @@ def sampled_params(text: Any) -> dict[str, Any]:
     return {str(k): (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in value.items()}
 
 
-def gate_table(trials: pd.DataFrame) -> GateTable | None:
-    rows = [(int(t), _gate_dict(g)) for t, g in zip(trials["trial_id"], trials["gate_open_rates"])]
-    rows = [(t, g) for t, g in rows if g]
-    if not rows:
-        return None
-    blocks: list[str] = []
-    for _, gates in rows:
-        blocks.extend(b for b in gates if b not in blocks)
+def _gate_matrix(rows: list[tuple[int, dict[str, Any]]], blocks: list[str]) -> tuple[np.ndarray, np.ndarray]:
     rates = np.full((len(rows), len(blocks)), np.nan)
     single = np.zeros((len(rows), len(blocks)), dtype=bool)
     for i, (_, gates) in enumerate(rows):
@@ -227,7 +228,34 @@ def gate_table(trials: pd.DataFrame) -> GateTable | None:
                 single[i, j] = True
             elif isinstance(gates.get(block), (int, float)):
                 rates[i, j] = float(gates[block])
-    return GateTable([t for t, _ in rows], blocks, rates, single)
+    return rates, single
+
+
+def gate_table(trials: pd.DataFrame, front_ids: set[int] = frozenset()) -> GateTable | None:
+    rows = [(int(t), _gate_dict(g)) for t, g in zip(trials["trial_id"], trials["gate_open_rates"])]
+    rows = [(t, g) for t, g in rows if g]
+    if not rows:
+        return None
+    blocks: list[str] = []
+    for _, gates in rows:
+        blocks.extend(b for b in gates if b not in blocks)
+    rates, single = _gate_matrix(rows, blocks)
+    measured = (~np.isnan(rates)).sum(axis=0)
+    means = [float(np.nanmean(rates[:, j])) if measured[j] else None for j in range(len(blocks))]
+    accuracy = dict(zip(trials["trial_id"].astype(int), pd.to_numeric(trials["accuracy"], errors="coerce")))
+    priority = sorted(rows, key=lambda r: (r[0] not in front_ids, -np.nan_to_num(accuracy.get(r[0], np.nan), nan=-1.0)))
+    shown = sorted(priority[:MAX_GATE_ROWS], key=lambda r: r[0])
+    shown_rates, shown_single = _gate_matrix(shown, blocks)
+    return GateTable(
+        trial_ids=[t for t, _ in shown],
+        blocks=blocks,
+        rates=shown_rates,
+        single_frame=shown_single,
+        n_trials=len(rows),
+        block_measured=[int(n) for n in measured],
+        block_mean=means,
+        block_single=[int(n) for n in single.sum(axis=0)],
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ def pareto_2d(run: RunData, findings: Findings, x_column: str) -> NamedFigure:
         if group != "front" and frame.empty:
             continue
         line_front = group == "front" and _is_objective_pair(run, x_column)
+        hover = _hover(frame)
         order = np.argsort(x, kind="stable") if line_front else np.arange(len(x))
         figure.add_trace(
             go.Scatter(
@@ -141,7 +142,7 @@ def pareto_2d(run: RunData, findings: Findings, x_column: str) -> NamedFigure:
                 textposition="top center",
                 name=f"{GROUP_NAMES[group]} ({len(frame)})",
                 customdata=frame["trial_id"].to_numpy(int)[order],
-                hovertext=[_hover(frame)[i] for i in order],
+                hovertext=[hover[i] for i in order],
                 hoverinfo="text+x+y",
                 meta={"group": group},
             )
@@ -209,6 +210,7 @@ def front_evolution_figure(run: RunData, findings: Findings) -> NamedFigure:
         x, y = display(x_column, front[x_column]), display(y_column, front[y_column])
         order = np.argsort(x, kind="stable")
         last = index == len(findings.evolution) - 1
+        hover = _hover(front)
         figure.add_trace(
             go.Scatter(
                 x=x[order],
@@ -219,7 +221,7 @@ def front_evolution_figure(run: RunData, findings: Findings) -> NamedFigure:
                 opacity=1.0 if last else 0.35 + 0.5 * index / max(1, len(findings.evolution) - 1),
                 name=f"after {count} of {total} trained trials ({len(front)} on the front)",
                 customdata=front["trial_id"].to_numpy(int)[order],
-                hovertext=[_hover(front)[i] for i in order],
+                hovertext=[hover[i] for i in order],
                 hoverinfo="text+x+y",
                 meta={"group": "stage", "trained_trials": count},
             )

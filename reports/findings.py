@@ -38,13 +38,14 @@ class Findings:
 
 
 def analyse(run: RunData) -> Findings:
+    groups = group_trials(run)
     return Findings(
-        groups=group_trials(run),
+        groups=groups,
         n_candidates=len(front_candidates(run)),
         counts=status_counts(run.trials),
         hypervolume=hypervolume_history(run),
         evolution=front_evolution(run),
         importance=parameter_importance(run),
-        gates=gate_table(run.trials),
+        gates=gate_table(run.trials, set(groups.front["trial_id"].astype(int))),
         retrain=retrain_comparison(run),
     )

@@ -172,16 +172,18 @@ def _gates_section(findings: Findings, figures: dict[str, NamedFigure]) -> str:
     gates = findings.gates
     if gates is None:
         return '<p class="empty">No trial recorded SRTG gate statistics (no SRTG architectures trained yet).</p>'
-    rows = []
-    for j, block in enumerate(gates.blocks):
-        column = gates.rates[:, j]
-        measured = column[~pd.isna(column)]
-        single = int(gates.single_frame[:, j].sum())
-        rows.append([block, len(measured), float(measured.mean()) if len(measured) else None, single])
+    rows = [
+        [block, gates.block_measured[j], gates.block_mean[j], gates.block_single[j]] for j, block in enumerate(gates.blocks)
+    ]
     summary = table(["block", "trials measured", "mean open rate", "trials where T = 1"], rows, table_id="gate-blocks")
+    shown = (
+        f"all {gates.n_trials} of them" if len(gates.trial_ids) == gates.n_trials
+        else f"{len(gates.trial_ids)} of the {gates.n_trials} (the front first, then the most accurate)"
+    )
     return (
-        f"<p>{len(gates.trial_ids)} trial(s) with SRTG blocks. Blocks whose temporal length is 1 have no gate "
-        "and are marked <code>T=1</code>.</p>" + figure_html(figures["gates"]) + summary
+        f"<p>{gates.n_trials} trial(s) with SRTG blocks; the heatmap shows {shown}, the table below averages over "
+        "all of them. Blocks whose temporal length is 1 have no gate and are marked <code>T=1</code>.</p>"
+        + figure_html(figures["gates"]) + summary
     )
 
 

@@ -92,12 +92,7 @@ def _gates(findings: Findings) -> list[str]:
     gates = findings.gates
     if gates is None:
         return []
-    rows = []
-    for j, block in enumerate(gates.blocks):
-        column = gates.rates[:, j]
-        measured = column[column == column]
-        rows.append([block, len(measured), float(measured.mean()) if len(measured) else None,
-                     int(gates.single_frame[:, j].sum())])
+    rows = [[block, gates.block_measured[j], gates.block_mean[j], gates.block_single[j]] for j, block in enumerate(gates.blocks)]
     return ["## SRTG gate open-rates", "", md_table(["block", "trials measured", "mean open rate", "trials where T = 1"], rows), ""]
 
 

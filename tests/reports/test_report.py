@@ -372,3 +372,20 @@ def test_cli_writes_the_report(mixed_run, capsys):
     main(["report", str(run_dir)])  # success returns normally (exit code 0)
     out = capsys.readouterr().out
     assert f"report: {run_dir / 'report' / 'index.html'}" in out
+
+
+def test_gate_heatmap_keeps_the_front_when_there_are_many_trials():
+    from reports.analysis import MAX_GATE_ROWS, gate_table
+
+    rng = np.random.default_rng(0)
+    n = MAX_GATE_ROWS + 25
+    gates = [json.dumps({"layer1.0": float(rng.uniform()), "layer4.0": None}) for _ in range(n)]
+    trials = pd.DataFrame({"trial_id": range(n), "gate_open_rates": gates, "accuracy": rng.uniform(0, 1, n)})
+    front = {3, 50, n - 1}
+    table = gate_table(trials, front)
+    assert len(table.trial_ids) == MAX_GATE_ROWS and front <= set(table.trial_ids)
+    assert table.trial_ids == sorted(table.trial_ids)
+    rest = sorted(set(range(n)) - front, key=lambda t: -trials["accuracy"][t])[: MAX_GATE_ROWS - len(front)]
+    assert set(table.trial_ids) == front | set(rest)  # then the most accurate
+    assert table.n_trials == n and table.block_measured == [n, 0] and table.block_single == [0, n]
+    assert table.block_mean[0] == pytest.approx(np.mean([json.loads(g)["layer1.0"] for g in gates]))
