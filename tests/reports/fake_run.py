@@ -22,7 +22,7 @@ from space.spec import MTNetSpec, ResNet3DSpec, SRTGSpec
 
 OBJECTIVES = ["accuracy", "gmacs", "latency"]
 BOUNDS = {"accuracy": [0.0, 1.0], "gmacs": [0.0, 200.0], "latency": [0.0, 400.0]}
-REFERENCE = [1.0, 1.0, 1.0]
+REFERENCE = [1.0, 1.0, 1.0, 1.0]
 START = 1_760_000_000.0
 DISTRIBUTIONS = {
     "family": CategoricalDistribution(["resnet3d", "mtnet"]),

@@ -174,7 +174,7 @@ def test_hypervolume_history_never_decreases_and_matches_moocore(mixed_run):
         high = np.array([BOUNDS[o][1] for o in ("accuracy", "gmacs", "latency")])
         normalised = (natural - low) / (high - low)
         normalised[:, 0] = 1 - normalised[:, 0]
-        assert values[k - 1] == pytest.approx(moocore.hypervolume(normalised, ref=REFERENCE), rel=1e-9)
+        assert values[k - 1] == pytest.approx(moocore.hypervolume(normalised, ref=REFERENCE[:3]), rel=1e-9)
     page_text = index.read_text()
     assert "Reference point (normalised): accuracy = 1, gmacs = 1, latency = 1" in page_text
     (clock,) = traces(page.figures["hypervolume-clock"], "hypervolume")
@@ -389,3 +389,25 @@ def test_gate_heatmap_keeps_the_front_when_there_are_many_trials():
     assert set(table.trial_ids) == front | set(rest)  # then the most accurate
     assert table.n_trials == n and table.block_measured == [n, 0] and table.block_single == [0, n]
     assert table.block_mean[0] == pytest.approx(np.mean([json.loads(g)["layer1.0"] for g in gates]))
+
+
+def test_four_objectives(tmp_path):
+    objectives = ["accuracy", "gmacs", "latency", "params"]
+    bounds = {**BOUNDS, "params": [0.0, 100e6]}
+    table = write_run(tmp_path / "four", objectives=objectives, bounds=bounds, with_study=False)
+    index = build_report(tmp_path / "four")
+    page = parse(index)
+    front = expected_front(table, objectives)
+    assert [k for k in page.figures if k.startswith("pareto-")] == ["pareto-gmacs", "pareto-latency", "pareto-params", "pareto-3d"]
+    for figure_id in ("pareto-gmacs", "pareto-params", "pareto-3d"):
+        (trace,) = traces(page.figures[figure_id], "front")
+        assert sorted(trace["customdata"]) == sorted(front)
+    (history,) = traces(page.figures["hypervolume-trials"], "hypervolume")
+    done = table[(table["status"] == "COMPLETE") & table["baseline"].isna()]
+    natural = done[["accuracy", "gmacs", "latency_ms", "params"]].to_numpy(float)
+    low = np.array([bounds[o][0] for o in objectives])
+    high = np.array([bounds[o][1] for o in objectives])
+    normalised = (natural - low) / (high - low)
+    normalised[:, 0] = 1 - normalised[:, 0]
+    assert history["y"][-1] == pytest.approx(moocore.hypervolume(normalised, ref=[1.0] * 4), rel=1e-9)
+    assert (index.parent / "pareto_params.png").is_file()
