@@ -63,6 +63,7 @@ __all__ = [
     "retrain",
     "load_model",
     "epoch_plans",
+    "learning_rate",
     "train_batch",
     "train_shard",
     "eval_shard",
@@ -87,6 +88,7 @@ METRICS_COLUMNS = (
     "test_top5",
     "test_clips",
     "test_unique_clips",
+    "gate_open_rate",
 )
 
 
@@ -317,7 +319,7 @@ def evaluate(
 # --------------------------------------------------------------------------------------------
 
 
-def _lr_at(plan: EpochPlan, epoch_float: float, config: RetrainConfig) -> float:
+def learning_rate(plan: EpochPlan, epoch_float: float, config: RetrainConfig) -> float:
     """The epoch's lr with a linear warm-up from ``warmup_start_factor`` over ``warmup_epochs``."""
     if epoch_float < config.warmup_epochs:
         progress = epoch_float / config.warmup_epochs
@@ -353,7 +355,15 @@ def _batches(shard: np.ndarray, plan: EpochPlan, world_size: int) -> list[tuple[
     return out
 
 
-def _history_row(epoch: int, plan: EpochPlan, lr: float, train: Tensor, seen_train: Tensor, test: dict[str, Tensor]) -> dict[str, float]:
+def _mean_open_rate(rates: dict[str, float | None]) -> float:
+    """Mean training gate open-rate over the SRTG blocks that had frames to align (NaN: no such block)."""
+    values = [r for r in rates.values() if r is not None]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _history_row(
+    epoch: int, plan: EpochPlan, lr: float, train: Tensor, seen_train: Tensor, test: dict[str, Tensor], gate_rate: float
+) -> dict[str, float]:
     loss_sum, correct, clips = train.tolist()
     t_loss, t_top1, t_top5, t_clips = test["counts"].tolist()
     return {
@@ -371,6 +381,7 @@ def _history_row(epoch: int, plan: EpochPlan, lr: float, train: Tensor, seen_tra
         "test_top5": t_top5 / max(t_clips, 1),
         "test_clips": int(t_clips),
         "test_unique_clips": int((test["seen"] > 0).sum()),
+        "gate_open_rate": gate_rate,
     }
 
 
@@ -487,7 +498,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         seen = torch.zeros(len(train_set), dtype=torch.int64)
         lr = plan.lr
         for step, (indices, it_frames, it_size) in enumerate(batches):
-            lr = _lr_at(plan, epoch + step / len(batches), config)
+            lr = learning_rate(plan, epoch + step / len(batches), config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x = train_batch(
@@ -512,6 +523,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             _progress(queue, rank, {"kind": "step", "epoch": epoch, "step": step + 1, "steps": len(batches), "loss": loss.item()})
         _all_reduce(running)
         _all_reduce(seen)
+        gate_rate = _mean_open_rate(gate_open_rates(model))  # summed over ranks inside
         _sync_buffers(model)
         test = evaluate(
             model, test_set, eval_shard(len(test_set), rank=rank, world_size=world_size),
@@ -519,7 +531,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         )
         _all_reduce(test["counts"])
         _all_reduce(test["seen"])
-        row = _history_row(epoch, plan, lr, running, seen, test)
+        row = _history_row(epoch, plan, lr, running, seen, test, gate_rate)
         history.append(row)
         _report({"epoch": epoch + 1, **row}, state_dict(epoch + 1, None), rank)
         _progress(queue, rank, {"kind": "epoch", "row": row, "epochs": len(plans)})
