@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import re
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
 import yaml
 from plotly.offline import get_plotlyjs
 
+from nas.pareto import dominates, to_minimization
 from reports.analysis import STATUS_MEANING, retrain_command, spec_summary
 from reports.figures import NamedFigure, axis_label, display
 from reports.findings import Findings
@@ -242,8 +244,6 @@ def _pareto_table_section(run: RunData, findings: Findings) -> str:
 
 
 def _dominating_trials(run: RunData, front: pd.DataFrame, row: object) -> list[int]:
-    from nas.pareto import dominates, to_minimization
-
     directions = [o.direction for o in run.objectives]
     mine = [getattr(row, o.column) for o in run.objectives]
     if any(v is None or v != v for v in mine):
@@ -314,7 +314,5 @@ def render_html(run: RunData, findings: Findings, figures: list[NamedFigure]) ->
 
 def figure_specs(page: str) -> dict[str, dict]:
     """Read the figures' plotly JSON back from a rendered page (id -> {data, layout})."""
-    import re
-
     pattern = re.compile(r'<script type="application/json" data-figure="([^"]+)">(.*?)</script>', re.S)
     return {html.unescape(m.group(1)): json.loads(m.group(2)) for m in pattern.finditer(page)}
