@@ -64,8 +64,12 @@ STEM_CHANNELS = 64
 
 @dataclass(frozen=True)
 class StreamSplit:
-    """Channels of one tensor in each stream; ``long == 0`` for a single-stream (r = 1) network."""
+    """Channels of one tensor in each stream; ``long == 0`` for a single-stream (r = 1) network.
 
+    ``nominal`` is the channel count before the split (short + long can be lower after rounding to groups).
+    """
+
+    nominal: int
     short: int
     long: int
 
@@ -108,10 +112,10 @@ class StreamLayout:
         """Split ``channels``; raises :class:`SpecError` naming ``layer`` if a stream gets fewer channels than groups."""
         g_short, g_long = self.groups
         if not self.two_streams:
-            split = StreamSplit(short=channels // g_short * g_short, long=0)
+            split = StreamSplit(nominal=channels, short=channels // g_short * g_short, long=0)
         else:
             short = math.floor(self.ratio * channels + 1e-9) // g_short * g_short
-            split = StreamSplit(short=short, long=(channels - short) // g_long * g_long)
+            split = StreamSplit(nominal=channels, short=short, long=(channels - short) // g_long * g_long)
         if split.short < max(g_short, 1) or (self.two_streams and split.long < g_long):
             raise SpecError(
                 f"MTNet layer {layer}: {channels} channels split at ratio={self.ratio} into "
