@@ -66,5 +66,5 @@ def test_show_errors_are_one_line_with_the_file_line(tmp_path):
 
 def test_list_presets(capsys, monkeypatch):
     out = run_in_process(capsys, monkeypatch, "space", "list")
-    for name, size in (("demo", 72), ("joint", 2202), ("mtnet", 300), ("srtg", 5768)):
+    for name, size in (("demo", 72), ("joint", 2202), ("mtnet", 240), ("srtg", 5768)):
         assert f"{name:8s} {size:>6d} architectures" in out

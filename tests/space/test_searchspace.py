@@ -31,8 +31,8 @@ def test_presets_ship_and_sizes_match_hand_counts():
     sizes = {name: load_space(name).size() for name in preset_names()}
     # demo: 2 convs x (none + 4 placements x 2 recurrent x 2 fusion x 2 gates) + MTNet 3 ratios x 2 substreams
     assert sizes["demo"] == 2 * (1 + 4 * 2 * 2 * 2) + 3 * 2 == 72
-    # mtnet: 4 depths x 5 ratios x 5 substreams x 3 recurrent
-    assert sizes["mtnet"] == 4 * 5 * 5 * 3 == 300
+    # mtnet: 4 depths x 5 ratios x 4 substreams x 3 recurrent
+    assert sizes["mtnet"] == 4 * 5 * 4 * 3 == 240
     # srtg: per conv, 2 Simple depths x (none + 4 placements x R) + depth 50 x 2 expansions x (none + 6 x R),
     # R = recurrent 2 x reduction 3 x fusion 2 x gate 3 x align_loss 2 x stages 2 = 144
     r = 2 * 3 * 2 * 3 * 2 * 2
