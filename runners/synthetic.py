@@ -142,9 +142,16 @@ class SyntheticParams:
 # --------------------------------------------------------------------------------------------------
 
 
-def _palette(rng: np.random.Generator, shape: tuple[int, ...], config: SyntheticConfig) -> np.ndarray:
-    """Random colours that leave head-room for the additive noise (no wrap-around in uint8)."""
-    return rng.integers(0, 256 - config.noise, size=(*shape, 3), dtype=np.uint8)
+def _palette(
+    rng: np.random.Generator, shape: tuple[int, ...], config: SyntheticConfig, low: float, high: float
+) -> np.ndarray:
+    """Random colours with brightness in [low, high) of the range left free by the additive noise.
+
+    The scene is dark and the moving objects bright (the target brightest on average), so what moves stands
+    out the way a foreground does; the colours still vary per clip, so colour never names a class.
+    """
+    top = 256 - config.noise  # head-room: colour + noise never wraps around in uint8
+    return rng.integers(int(low * top), int(high * top), size=(*shape, 3), dtype=np.uint8)
 
 
 def sample_params(rng: np.random.Generator, labels: np.ndarray, config: SyntheticConfig) -> SyntheticParams:
@@ -193,18 +200,18 @@ def sample_params(rng: np.random.Generator, labels: np.ndarray, config: Syntheti
         angle0=angle0,
         sweep=sweep,
         radius=radius,
-        color=_palette(rng, (n,), config),
+        color=_palette(rng, (n,), config, 0.6, 1.0),
         dither=rng.integers(0, _DITHER_BANK_MAPS, size=n),
-        background=_palette(rng, (n,), config),
+        background=_palette(rng, (n,), config, 0.0, 0.35),
         clutter_boxes=clutter_boxes,
-        clutter_colors=_palette(rng, (n, k), config),
+        clutter_colors=_palette(rng, (n, k), config, 0.0, 0.55),
         distractor_start=rng.integers(0, s, size=(n, d, 2)) - d_size[..., None] // 2,
         distractor_end=rng.integers(0, s, size=(n, d, 2)) - d_size[..., None] // 2,
         distractor_size=d_size,
         distractor_onset=d_onset,
         distractor_duration=d_duration,
         distractor_reverse=rng.random((n, d)) < 0.5,
-        distractor_color=_palette(rng, (n, d), config),
+        distractor_color=_palette(rng, (n, d), config, 0.4, 1.0),
         noise_index=rng.integers(0, _NOISE_BANK_FRAMES, size=(n, t)),
     )
 
