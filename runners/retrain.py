@@ -421,8 +421,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
 
     config = RetrainConfig(**{**loop_config["config"], "lr_milestones": tuple(loop_config["config"]["lr_milestones"])})
     spec = spec_from_dict(loop_config["spec"])
-    train_set: ClipSet = ray.get(loop_config["train"])
-    test_set: ClipSet = ray.get(loop_config["test"])
+    train_set = _open_shared(loop_config["train"])
+    test_set = _open_shared(loop_config["test"])
     queue = loop_config.get("queue")
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
@@ -564,6 +564,32 @@ def train_worker(loop_config: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _share(clips: ClipSet) -> dict[str, Any]:
+    """How workers get a split: a memory-mapped cache is reopened by path (no copy, one page cache);
+    in-memory clips go once into Ray's object store."""
+    import ray
+
+    import mmap
+
+    videos = clips.videos
+    # only a whole mapped file (np.load(..., mmap_mode="r")): a slice of one has a different start
+    if isinstance(videos, np.memmap) and isinstance(videos.base, mmap.mmap) and videos.filename:
+        return {
+            "memmap": str(videos.filename), "offset": int(videos.offset), "dtype": videos.dtype.str,
+            "shape": tuple(videos.shape), "labels": np.asarray(clips.labels), "classes": clips.classes,
+        }  # fmt: skip
+    return {"ref": ray.put(clips)}
+
+
+def _open_shared(shared: dict[str, Any]) -> ClipSet:
+    import ray
+
+    if "ref" in shared:
+        return ray.get(shared["ref"])
+    videos = np.memmap(shared["memmap"], mode="r", dtype=np.dtype(shared["dtype"]), shape=shared["shape"], offset=shared["offset"])
+    return ClipSet(videos, shared["labels"], tuple(shared["classes"]))
+
+
 def _write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -660,8 +686,8 @@ def retrain(
     loop_config = {
         "config": config.to_dict(),
         "spec": spec.to_dict(),
-        "train": ray.put(train),
-        "test": ray.put(test),
+        "train": _share(train),
+        "test": _share(test),
         "frames": frames,
         "size": size,
         "queue": queue,

@@ -36,33 +36,36 @@ def load_retrain_data(
     *, data: str, root: Path | None, cache: Path | None, frames: int | None, size: int | None,
     num_clips: int, num_test_clips: int | None, num_classes: int | None, seed: int,
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """(train, test, description): synthetic clips, or the train / test splits of a prepared cache."""
-    if data == "synthetic":
-        from runners.synthetic import SyntheticConfig, synthetic_splits
+    """(train, test, description): the train / test splits of a prepared cache, or fresh synthetic clips."""
+    if cache is not None:
+        from runners.cache import open_cache, read_manifest
 
-        synthetic = SyntheticConfig(
-            frames=frames or SYNTHETIC_DEFAULT_FRAMES,
-            size=size or SYNTHETIC_DEFAULT_SIZE,
-            **({"num_classes": num_classes} if num_classes else {}),
-        )
-        test_count = num_test_clips or max(synthetic.num_classes, num_clips // 4)
-        # seed + 1000: a draw of its own, never the clips a search with the same seed trained on
-        splits = synthetic_splits(train=num_clips, val=0, test=test_count, config=synthetic, seed=seed + 1000)
-        info = {"name": "synthetic", "num_clips": num_clips, "num_test_clips": test_count, "seed": seed,
-                "num_classes": synthetic.num_classes, "frames": synthetic.frames, "size": synthetic.size}  # fmt: skip
-        return splits["train"], splits["test"], info
-    if cache is None:
+        if not cache.is_dir():
+            raise UserInputError(f"--cache {cache} does not exist; prepare it with `nas data prepare --out {cache}`")
+        manifest = read_manifest(cache)
+        if manifest.get("dataset") != data:
+            raise UserInputError(f"--cache {cache} holds {manifest.get('dataset')!r}, not --data {data!r}")
+        prepared = open_cache(cache)
+        if "test" not in prepared or len(prepared["test"]) == 0:
+            raise UserInputError(f"--cache {cache} has no test split; allowed: a cache prepared with a test split")
+        # the search's validation clips stay held out: retraining learns from the training split only
+        return prepared["train"], prepared["test"], {"name": data, "cache": str(cache.resolve())}
+    if data != "synthetic":
         hint = f" (prepare it once: `nas data prepare --data {data} --root {root} --out CACHE`)" if root else ""
         raise UserInputError(f"--data {data} needs --cache DIR, a dataset prepared with `nas data prepare`{hint}")
-    try:
-        from runners.cache import open_cache
-    except ImportError:  # pragma: no cover - the data module ships with the package
-        raise UserInputError("reading prepared datasets needs runners.cache, which is not installed") from None
-    if not cache.is_dir():
-        raise UserInputError(f"--cache {cache} does not exist; prepare it with `nas data prepare --out {cache}`")
-    prepared = open_cache(cache)
-    train, test = prepared.split("train"), prepared.split("test")
-    return train, test, {"name": data, "cache": str(cache.resolve())}
+    from runners.synthetic import SyntheticConfig, synthetic_splits
+
+    synthetic = SyntheticConfig(
+        frames=frames or SYNTHETIC_DEFAULT_FRAMES,
+        size=size or SYNTHETIC_DEFAULT_SIZE,
+        **({"num_classes": num_classes} if num_classes else {}),
+    )
+    test_count = num_test_clips or max(synthetic.num_classes, num_clips // 4)
+    # seed + 1000: a draw of its own, never the clips a search with the same seed trained on
+    splits = synthetic_splits(train=num_clips, val=0, test=test_count, config=synthetic, seed=seed + 1000)
+    info = {"name": "synthetic", "num_clips": num_clips, "num_test_clips": test_count, "seed": seed,
+            "num_classes": synthetic.num_classes, "frames": synthetic.frames, "size": synthetic.size}  # fmt: skip
+    return splits["train"], splits["test"], info
 
 
 def write_back(run_dir: Path, trial_id: int, arch: str, result: Any, out_dir: Path) -> Path:

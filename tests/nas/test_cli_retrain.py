@@ -25,6 +25,7 @@ from runners.retrain import evaluate, load_model
 from runners.sampling import ViewConfig
 from runners.synthetic import SyntheticConfig, synthetic_splits
 from space import catalog_spec
+from space.errors import UserInputError
 
 TRIAL_ID = 3
 PROXY_ACCURACY = 0.4375
@@ -168,6 +169,28 @@ def test_bad_input_is_a_one_line_error(run_dir, tmp_path, capsys):
     torch.save({"x": _Evil()}, evil)
     assert _nas(["retrain", "r3d-18", "--init", str(evil), "--num-clips", "8", "--out", str(tmp_path / "w")]) == 2
     assert "refused" in capsys.readouterr().err
+
+
+def test_a_prepared_cache_gives_its_train_and_test_splits(tmp_path):
+    from nas.cli.retrain import load_retrain_data
+    from runners.cache import prepare_dataset
+
+    prepare_dataset("synthetic", out=tmp_path / "c", frames=8, size=32, synthetic=SyntheticConfig(num_classes=4), synthetic_clips=12)
+    train, test, info = load_retrain_data(
+        data="synthetic", root=None, cache=tmp_path / "c", frames=None, size=None, num_clips=1,
+        num_test_clips=None, num_classes=None, seed=0,
+    )  # fmt: skip
+    assert (len(train), len(test), info["cache"]) == (12, 3, str((tmp_path / "c").resolve()))
+    with pytest.raises(UserInputError, match="holds 'synthetic', not --data 'ucf101'"):
+        load_retrain_data(
+            data="ucf101", root=None, cache=tmp_path / "c", frames=None, size=None, num_clips=1,
+            num_test_clips=None, num_classes=None, seed=0,
+        )  # fmt: skip
+    with pytest.raises(UserInputError, match="needs --cache"):
+        load_retrain_data(
+            data="ucf101", root=tmp_path, cache=None, frames=None, size=None, num_clips=1,
+            num_test_clips=None, num_classes=None, seed=0,
+        )  # fmt: skip
 
 
 class _Evil:

@@ -10,6 +10,7 @@ import pytest
 import ray
 import torch
 
+from runners.cache import open_cache, prepare_dataset
 from runners.multigrid import EpochPlan, IterShape
 from runners.retrain import (
     RetrainConfig,
@@ -87,9 +88,15 @@ def ray_instance():
 
 
 def test_multigrid_run_with_warmup_gates_follows_its_plan(ray_instance, tmp_path):
-    """Two workers, multigrid (2 baseline epochs -> 3), SRTG `warmup` gates inactive for the first epoch."""
+    """Two workers reading a memory-mapped cache, multigrid (2 baseline epochs -> 3), SRTG `warmup` gates
+    inactive for the first epoch."""
     spec = ResNet3DSpec(conv="r3d", depth=18, srtg=SRTGSpec(placement="final", gate="warmup", warmup=1, stages=(1, 2)))
-    data = synthetic_splits(train=33, val=0, test=9, config=SyntheticConfig(num_classes=4, frames=8, size=32), seed=2)
+    prepare_dataset(
+        "synthetic", out=tmp_path / "cache", frames=8, size=32, synthetic=SyntheticConfig(num_classes=4),
+        synthetic_clips=36, seed=2,
+    )  # fmt: skip
+    data = open_cache(tmp_path / "cache")  # train 36, test 9: memory maps the workers reopen by path
+    assert isinstance(data["train"].videos, np.memmap)
     config = RetrainConfig(epochs=2, batch_size=4, workers=2, multigrid=True, width_mult=0.125, test_clips=1, test_crops=1)
     result = retrain(spec, config, train=data["train"], test=data["test"], out_dir=tmp_path / "mg")
     metrics = pd.read_csv(tmp_path / "mg" / "metrics.csv")
