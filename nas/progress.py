@@ -39,6 +39,9 @@ class SearchProgress(Callback):
         self._task = self._progress.add_task("trials", total=config.trials, status="starting")
         self._last = 0.0
 
+    def __getstate__(self) -> dict:  # Ray pickles callbacks for its own restore, which we never use
+        return {"enabled": False}
+
     def __enter__(self) -> "SearchProgress":
         self._progress.start()
         return self

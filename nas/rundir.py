@@ -144,9 +144,9 @@ def environment() -> dict[str, Any]:
 
     return {
         "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "ray": ray.__version__,
-        "optuna": optuna.__version__,
+        "torch": str(torch.__version__),
+        "ray": str(ray.__version__),
+        "optuna": str(optuna.__version__),
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),

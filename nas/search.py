@@ -26,6 +26,7 @@ from nas.measurer import LatencyMeasurer, measurer_resources
 from nas.moasha import make_scheduler
 from nas.objectives import OBJECTIVES
 from nas.progress import SearchProgress
+from nas.raylocal import init_local_ray
 from nas.proxydata import build_proxy_data
 from nas.rundir import RunDir, RunLock, environment
 from nas.searcher import StaticCosts, StudySearcher
@@ -125,7 +126,7 @@ def _start_ray(config: SearchConfig) -> bool:
     if config.address:
         ray.init(address=config.address, **kwargs)
     else:
-        ray.init(**kwargs)
+        init_local_ray(**kwargs)
     return True
 
 
@@ -165,7 +166,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, write_report: bool
     run = RunDir(Path(config.runs_dir) / config.name)
     if resume and not run.exists():
         raise UserInputError(f"cannot resume {run.path}: not a run directory (no search.yaml)")
-    if not resume and run.path.exists() and any(run.path.iterdir()):
+    if not resume and run.path.exists() and any(p.name != ".lock" for p in run.path.iterdir()):
         raise UserInputError(f"run {run.path} already exists; resume it with --resume {run.path} or pick another --name")
     space = load_space(config.space)
     for name in config.baselines:
@@ -234,7 +235,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, write_report: bool
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=searcher, scheduler=scheduler, num_samples=-1,
-                max_concurrent_trials=config.max_concurrent, reuse_actors=False,
+                max_concurrent_trials=config.max_concurrent, reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=f"attempt-{attempt}", storage_path=str(run.ray_dir.resolve()), verbose=0,

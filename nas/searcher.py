@@ -112,8 +112,12 @@ class StudySearcher(Searcher):
         return self.deadline is not None and time.time() >= self.deadline
 
     def _remember(self, trial: optuna.trial.FrozenTrial) -> None:
+        """Evaluated architectures: a re-proposal is a DUPLICATE. A FAIL counts only once it is final
+        (no retry pending, not an interrupted run's casualty), so deterministic failures are not re-trained."""
         key = trial.user_attrs.get("spec_key")
-        if key and trial.user_attrs.get("status") in ("COMPLETE", "PRUNED", "INFEASIBLE"):
+        status = trial.user_attrs.get("status")
+        final_fail = status == "FAIL" and trial.user_attrs.get("counted")
+        if key and (status in ("COMPLETE", "PRUNED", "INFEASIBLE") or final_fail):
             self.evaluated.setdefault(key, trial)
 
     # ---- Searcher API -------------------------------------------------------------------------
@@ -267,14 +271,14 @@ class StudySearcher(Searcher):
                         error=f"infeasible: exceeds {broken}", finished_at=time.time(),
                         latency_profile=result.get("latency_profile"))
         study.tell(otrial, self._objective_values(0.0, self._cost_columns(costs, latency_ms)))
-        frozen = study.trials[otrial.number] if study is self.study else None
+        frozen = self._frozen(otrial) if study is self.study else None
         if frozen is not None:
             self._remember(frozen)
 
     def _tell_duplicate(self, otrial: optuna.Trial, original: optuna.trial.FrozenTrial) -> None:
         copied = {k: original.user_attrs.get(k) for k in (
             "accuracy", "gmacs", "params", "recurrent_params", "latency_ms", "fidelity", "max_fidelity",
-            "constraints", "gate_open_rates", "latency_profile", "feasible")}
+            "constraints", "gate_open_rates", "latency_profile", "feasible", "error")}
         self._set_attrs(otrial, **{k: v for k, v in copied.items() if v is not None}, status="DUPLICATE",
                         counted=False, duplicate_of=original.number, finished_at=time.time())
         if original.state == TrialState.COMPLETE:
@@ -289,10 +293,14 @@ class StudySearcher(Searcher):
                         finished_at=time.time(), fidelity=len(live.history), history=live.history,
                         train_seconds=time.time() - live.started_at)
         live.study.tell(live.otrial, state=TrialState.FAIL)
+        if live.study is not self.study:
+            return
+        frozen = self._frozen(live.otrial)
+        self._remember(frozen)
         if retry:
             self.study.enqueue_trial(live.otrial.params, user_attrs={"attempt": attempt + 1,
                                                                       "retry_of": live.otrial.number})
-        self._settle_waiting_duplicates(live.spec.key(), None)
+        self._settle_waiting_duplicates(live.spec.key(), None if retry else frozen)
 
     def _finish_trained(self, trial_id: str, live: LiveTrial, result: dict) -> None:
         fidelity = int(result.get("epoch", len(live.history)))
@@ -315,7 +323,7 @@ class StudySearcher(Searcher):
         else:
             live.study.tell(live.otrial, state=TrialState.PRUNED)
         if live.study is self.study:
-            frozen = self.study.trials[live.otrial.number]
+            frozen = self._frozen(live.otrial)
             self._remember(frozen)
             self._settle_waiting_duplicates(live.spec.key(), frozen)
 
@@ -328,10 +336,30 @@ class StudySearcher(Searcher):
                 self._set_attrs(otrial, status="FAIL", counted=False, error="duplicate of a trial that failed")
                 self.study.tell(otrial, state=TrialState.FAIL)
 
+    def _frozen(self, otrial: optuna.Trial) -> optuna.trial.FrozenTrial:
+        return self.study.get_trials(deepcopy=False)[otrial.number]
+
     @staticmethod
     def _set_attrs(otrial: optuna.Trial, **attrs: Any) -> None:
         for key, value in attrs.items():
             otrial.set_user_attr(key, _jsonable(value))
+
+    # ---- Ray's own checkpointing -------------------------------------------------------------
+    # Ray pickles the search algorithm for ``Tuner.restore``; we never restore that way (resume rebuilds
+    # a Tuner against the study, the single source of truth), so the pickled form is an inert marker.
+
+    def __getstate__(self) -> dict:
+        return {"note": "state lives in the Optuna study; resume with `nas search --resume RUN`"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "w") as handle:
+            json.dump({"study": self.study.study_name, "note": "resume with `nas search --resume RUN`"}, handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        raise RuntimeError("restore a search with `nas search --resume RUN`, not through Ray Tune")
 
     def close_pending(self) -> None:
         """At the end of a run: waiting duplicates whose original never finished are told FAIL."""

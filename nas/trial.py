@@ -61,12 +61,14 @@ def run_trial(config: dict[str, Any], *, data: ProxyData, settings: TrialSetting
             latency = _await_latency(settings, config["spec"])
             base.update(latency_ms=latency, latency_profile=settings.latency_profile)
             if settings.max_latency_ms is not None and latency > settings.max_latency_ms:
-                tune.report({**base, "infeasible": True})
+                tune.report({**base, "accuracy": 0.0, "infeasible": True})
                 return
         _train(spec, config, data, settings, base)
     except Exception as exc:  # reported, so the driver records the message and the search goes on
         message = f"{type(exc).__name__}: {exc}"
-        tune.report({**base, "error": message, "traceback": traceback.format_exc(limit=8)})
+        # accuracy 0.0 only because Ray insists every result carries the scheduler's metric; there is no
+        # "epoch" here, so no scheduler rung records it and the driver tells the trial FAIL.
+        tune.report({**base, "accuracy": 0.0, "error": message, "traceback": traceback.format_exc(limit=8)})
 
 
 def _await_latency(settings: TrialSettings, spec_dict: dict) -> float:
@@ -85,8 +87,10 @@ def _train(spec, config: dict, data: ProxyData, settings: TrialSettings, base: d
     proxy = ProxyConfig(
         epochs=settings.epochs,
         batch_size=settings.batch_size,
-        lr=float("inf") if fault == "nan" else settings.lr,  # a real divergence, caught by train_proxy
+        lr=1e30 if fault == "nan" else settings.lr,  # a real divergence, caught by train_proxy
         width_mult=settings.width_mult,
+        frames=data.train.clip_shape[0],
+        size=data.train.clip_shape[1],
         seed=int(config["seed"]),
         threads=threads,
         device="cuda" if use_gpu else "cpu",

@@ -61,6 +61,8 @@ def register(app: typer.Typer) -> None:
         """Search the space for the best accuracy / cost trade-offs (Optuna on Ray Tune)."""
         if resume is not None:
             config = load_run_config(resume)
+            if address is not None:  # where to run may change between attempts; what to search may not
+                config = config.replace(address=address)
         else:
             if root is not None and cache is None:
                 raise UserInputError(

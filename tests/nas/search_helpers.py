@@ -1,0 +1,94 @@
+"""Shared pieces of the search tests: a tiny space, tiny proxies, one Ray head on loopback per module."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nas.config import SearchConfig
+
+TINY_SPACE = """\
+name: tiny
+description: six tiny depth-18 networks, for tests
+families:
+  resnet3d:
+    conv: [r3d, r2plus1d]
+    depth: 18
+    srtg:
+      placement: [none, final, mid]
+      recurrent: [gru]
+      gate: [inactive]
+"""
+
+
+def write_tiny_space(folder: Path) -> Path:
+    path = folder / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+def tiny_config(tmp_path: Path, **overrides) -> SearchConfig:
+    """A search that trains 8-frame 32 px clips at width 1/8 for 2 epochs: seconds per trial."""
+    settings = dict(
+        name="tiny",
+        runs_dir=str(tmp_path / "runs"),
+        space=str(write_tiny_space(tmp_path)),
+        trials=4,
+        objectives=("accuracy", "gmacs"),
+        sampler="random",
+        scheduler="fifo",
+        num_clips=96,
+        num_classes=4,
+        proxy_epochs=2,
+        proxy_width=0.125,
+        proxy_frames=8,
+        proxy_size=32,
+        proxy_batch_size=16,
+        deploy_shape=(8, 32, 32),
+        cpus_per_trial=1.0,
+        seed=0,
+    )
+    settings.update(overrides)
+    return SearchConfig(**settings)
+
+
+def start_ray_head(tmp_path: Path) -> str:
+    """``ray start --head`` on loopback with 2 CPUs and no dashboard; returns its address."""
+    ray_bin = Path(sys.executable).with_name("ray")
+    port = "6391"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    if not (Path.home() / ".ray" / "auth_token").exists():
+        subprocess.run([str(ray_bin), "get-auth-token", "--generate"], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"],
+        check=True, capture_output=True, text=True, timeout=120,
+        env=env,
+    )
+    return f"127.0.0.1:{port}"
+
+
+def stop_ray_head() -> None:
+    ray_bin = Path(sys.executable).with_name("ray")
+    subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=120)
+
+
+def load_study(run_dir: Path, name: str = "tiny") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{run_dir / 'study.db'}")
+
+
+def postgres_url() -> str | None:
+    """A PostgreSQL URL for the storage test: CI exports one; skip only where no PostgreSQL exists."""
+    url = os.environ.get("VIDEONAS_TEST_POSTGRES_URL")
+    if url:
+        return url
+    if not (shutil.which("pg_ctlcluster") or shutil.which("pg_ctl") or shutil.which("postgres")):
+        pytest.skip("no PostgreSQL binary on this machine")
+    return None
