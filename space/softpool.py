@@ -74,8 +74,10 @@ def soft_pool3d(
     kernel = _triple(kernel_size, "kernel_size")
     steps = kernel if stride is None else _triple(stride, "stride")
     pad_arg = _far_side_padding(x, kernel, steps, ceil_mode)
-    logits = F.pad(x, pad_arg, value=-math.inf)
-    values = F.pad(x, pad_arg, value=0.0)
+    logits, values = x, x
+    if any(pad_arg):  # depends on the shape only, never on the data
+        logits = F.pad(x, pad_arg, value=-math.inf)
+        values = F.pad(x, pad_arg, value=0.0)
     for dim, (k, s) in enumerate(zip(kernel, steps), start=2):
         logits = logits.unfold(dim, k, s)
         values = values.unfold(dim, k, s)
@@ -96,6 +98,8 @@ def mean_pool3d(
     kernel = _triple(kernel_size, "kernel_size")
     steps = kernel if stride is None else _triple(stride, "stride")
     pad_arg = _far_side_padding(x, kernel, steps, ceil_mode)
+    if not any(pad_arg):  # windows tile the input: plain average pooling
+        return F.avg_pool3d(x, kernel, steps)
     sums = F.avg_pool3d(F.pad(x, pad_arg), kernel, steps)
     valid = F.avg_pool3d(F.pad(x.new_ones((1, 1, *x.shape[-3:])), pad_arg), kernel, steps)
     return sums / valid
