@@ -167,7 +167,6 @@ class MTConv(nn.Module):
         super().__init__()
         kernel, steps = _triple(kernel_size), _triple(stride)
         self.in_split, self.out_split = in_split, out_split
-        self.groups = groups
         self.conv_short = _conv(in_split.short, out_split.short, kernel, steps, groups[0])
         self.bn_short = nn.BatchNorm3d(out_split.short)
         self.conv_long: nn.Conv3d | None = None
