@@ -146,6 +146,8 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(32, min=1, help="Global batch size (split over the workers)."),
         lr: float = typer.Option(0.1, help="Learning rate at batch 32; scaled linearly with the global batch."),
         weight_decay: float = typer.Option(1e-6, help="SGD weight decay."),
+        warmup_epochs: float = typer.Option(1.0, min=0.0, help="Linear lr warm-up length in epochs."),
+        grad_clip: float = typer.Option(5.0, help="Gradient clipping: maximal global L2 norm."),
         frames: Optional[int] = typer.Option(None, help="Frames per clip (default: the data's clip length)."),
         size: Optional[int] = typer.Option(None, help="Crop size in pixels (default: the data's short side)."),
         workers: int = typer.Option(1, min=1, help="Ray Train workers (DDP ranks)."),
@@ -176,6 +178,7 @@ def register(app: typer.Typer) -> None:
             num_classes = _run_num_classes(from_run[0])
         config = RetrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, frames=frames, size=size,
+            warmup_epochs=warmup_epochs, grad_clip_norm=grad_clip,
             multigrid=multigrid, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
             amp=amp, seed=seed, width_mult=width_mult, test_clips=test_clips, test_crops=test_crops,
             init=str(init.resolve()) if init else None,

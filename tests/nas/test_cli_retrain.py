@@ -24,7 +24,7 @@ from nas.cli import main
 from runners.retrain import evaluate, load_model
 from runners.sampling import ViewConfig
 from runners.synthetic import SyntheticConfig, synthetic_splits
-from space import catalog_spec
+from space import build_model, catalog_spec
 from space.errors import UserInputError
 
 TRIAL_ID = 3
@@ -72,10 +72,31 @@ def _nas(args: list[str]) -> int:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(run_dir, tmp_path_factory) -> Path:
+def init_file(tmp_path_factory) -> Path:
+    """A depth-18 checkpoint saved torchvision-style (a bare state dict) with a 400-class head."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("init") / "r3d18_400.pth"
+    torch.save(build_model(SPEC, num_classes=400, width_mult=0.125).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def args(init_file) -> list[str]:
+    return [*ARGS, "--init", str(init_file)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(run_dir, args, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("retrain") / "full"
-    assert _nas(["retrain", f"{run_dir}:{TRIAL_ID}", *ARGS, "--out", str(out)]) == 0
+    assert _nas(["retrain", f"{run_dir}:{TRIAL_ID}", *args, "--out", str(out)]) == 0
     return out
+
+
+def test_init_loads_every_matching_tensor_and_names_the_skipped_head(uninterrupted, init_file):
+    report = json.loads((uninterrupted / "result.json").read_text())["init_report"]
+    source = torch.load(init_file, weights_only=True)
+    assert report.startswith(f"loaded {len(source) - 2} tensors; skipped: fc.weight (shape (400, ")
+    assert "fc.bias (shape (400,) != (4,))" in report
 
 
 def _rows(path: Path) -> list[dict]:
@@ -133,24 +154,27 @@ def _snapshot_epoch(out: Path) -> int | None:
     return int(latest["metrics"]["epoch"]) if latest else None
 
 
-def test_killed_after_epoch_one_and_resumed_ends_bitwise_equal(run_dir, uninterrupted, tmp_path):
+def test_killed_after_epoch_one_and_resumed_ends_bitwise_equal(run_dir, args, uninterrupted, tmp_path):
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "nas", "retrain", f"{run_dir}:{TRIAL_ID}", *ARGS, "--out", str(out)]
-    child = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "nas", "retrain", f"{run_dir}:{TRIAL_ID}", *args, "--out", str(out)]
+    log = tmp_path / "killed.log"
+    with log.open("w") as stderr:
+        child = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.time() + 240
         while _snapshot_epoch(out) is None:
-            assert child.poll() is None, "the run ended before it could be killed"
+            assert child.poll() is None, f"the run ended before it could be killed: {log.read_text()[-2000:]}"
             assert time.time() < deadline, "no checkpoint after 240 s"
             time.sleep(0.02)
     finally:
-        os.killpg(child.pid, signal.SIGKILL)
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
         child.wait()
     killed_at = _snapshot_epoch(out)
     assert killed_at == 1
     assert not (out / "model.pt").exists()
 
-    assert _nas(["retrain", f"{run_dir}:{TRIAL_ID}", *ARGS, "--out", str(out), "--resume"]) == 0
+    assert _nas(["retrain", f"{run_dir}:{TRIAL_ID}", *args, "--out", str(out), "--resume"]) == 0
     assert json.loads((out / "result.json").read_text())["resumed_from_epoch"] == killed_at
     assert (out / "metrics.csv").read_bytes() == (uninterrupted / "metrics.csv").read_bytes()
     ours, theirs = (torch.load(p / "model.pt", weights_only=True)["model"] for p in (out, uninterrupted))
