@@ -21,6 +21,7 @@ Biases are additions, not MACs.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass
@@ -121,6 +122,8 @@ UNCOUNTED_OPS = (
     "aten::__or__",
     # shape, views and creation not in fvcore's own list
     "aten::unsqueeze",
+    "aten::unfold",
+    "aten::new_ones",
     "aten::view",
     "aten::expand_as",
     "aten::unbind",
@@ -234,10 +237,21 @@ def fvcore_analysis(model: nn.Module, x: Tensor):
     return analysis
 
 
+@contextlib.contextmanager
+def _single_thread() -> Iterator[None]:
+    """The traced forward only needs shapes; one thread avoids OpenMP spinning on a busy machine (10x here)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def count_macs_fvcore(model: nn.Module, x: Tensor) -> int:
     """MACs by fvcore (eval mode, no grad); raises :class:`CostMismatchError` if any op is unclassified."""
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), _single_thread():
         analysis = fvcore_analysis(model, x)
         total = int(analysis.total())
         unsupported = analysis.unsupported_ops()
