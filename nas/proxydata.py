@@ -31,10 +31,12 @@ def build_proxy_data(config: SearchConfig) -> ProxyData:
             f"--data {config.data} needs --cache DIR (a dataset prepared once with `nas data prepare`); "
             "proxy trials never decode videos"
         )
-    from runners.cache import open_cache, search_splits
+    from runners.cache import open_cache
 
     cache = Path(config.cache)
     if not cache.is_dir():
         raise UserInputError(f"--cache {cache} does not exist; prepare it with `nas data prepare --out {cache}`")
-    train, val = search_splits(open_cache(cache), seed=config.seed)
-    return ProxyData(train, val, uuid.uuid4().hex)
+    splits = open_cache(cache)  # `nas data prepare` carved a seeded, stratified val split from train
+    if "val" not in splits:
+        raise UserInputError(f"--cache {cache} has no validation split; re-run `nas data prepare`")
+    return ProxyData(splits["train"], splits["val"], uuid.uuid4().hex)

@@ -76,7 +76,7 @@ class RunDir:
 
     def read_search(self) -> dict[str, Any]:
         if not self.search_file.is_file():
-            raise UserInputError(f"{self.path} is not a run directory (no {SEARCH_FILE})")
+            raise UserInputError(f"{self.path} is not a run directory (no {SEARCH_FILE}); see `nas runs`")
         try:
             return yaml.safe_load(self.search_file.read_text()) or {}
         except yaml.YAMLError as exc:

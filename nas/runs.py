@@ -34,6 +34,7 @@ def list_runs(runs_dir: Path) -> list[RunSummary]:
         run = RunDir(path)
         config = run.read_search().get("config", {})
         frame = run.read_trials()
+        frame = frame[frame["baseline"].isna()] if len(frame) else frame  # baselines do not count as trials
         counts = frame["status"].value_counts().to_dict() if len(frame) else {}
         done = frame[frame["status"] == "COMPLETE"]
         best = float(done["accuracy"].max()) if len(done) else None
@@ -61,14 +62,14 @@ def _is_locked(path: Path) -> bool:
 
 
 def runs_table(runs: list[RunSummary]) -> Table:
-    table = Table(title="runs")
-    for column in ("run", "space", "trained / wanted", "complete", "pruned", "failed", "skipped", "best acc", "state"):
-        table.add_column(column)
+    table = Table(title="runs", caption="trained = COMPLETE + PRUNED + FAIL; skipped = never trained")
+    for column in ("run", "space", "trained", "done", "pruned", "failed", "skipped", "best acc", "state"):
+        table.add_column(column, no_wrap=True)
     for run in runs:
         trained = sum(run.counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL"))
         skipped = sum(run.counts.get(s, 0) for s in ("INFEASIBLE", "INVALID", "DUPLICATE"))
         table.add_row(
-            str(run.path), run.space, f"{trained} / {run.trials_wanted}", str(run.counts.get("COMPLETE", 0)),
+            run.path.name, Path(run.space).stem, f"{trained}/{run.trials_wanted}", str(run.counts.get("COMPLETE", 0)),
             str(run.counts.get("PRUNED", 0)), str(run.counts.get("FAIL", 0)), str(skipped),
             "-" if run.best_accuracy is None else f"{100 * run.best_accuracy:.1f}%",
             "running" if run.locked else "idle",
@@ -102,7 +103,7 @@ def _fmt(value: object, kind: str) -> str:
         return f"{100 * float(value):.1f}%"
     if kind == "params":
         return f"{float(value) / 1e6:.2f}M"
-    return f"{float(value):.3g}"
+    return f"{float(value):.4g}"
 
 
 def _arch_label(row: pd.Series) -> str:
@@ -121,25 +122,30 @@ def _arch_label(row: pd.Series) -> str:
 
 
 def trials_table(run_path: Path, *, top: int | None = None, front: bool = False, title: str | None = None) -> Table:
+    """Trials as a table; the front view leaves out the status and note columns (all COMPLETE there)."""
     run = RunDir(run_path)
     shape = run.read_search().get("config", {}).get("deploy_shape", "")
     objectives = run_objectives(run)
     frame = run.read_trials().reset_index(drop=True)
     if front:
-        frame = frame[front_mask(frame, objectives)]
+        frame = frame[front_mask(frame, objectives)].sort_values("accuracy", ascending=False)
     if top is not None:
         frame = frame[frame["status"] == "COMPLETE"].sort_values("accuracy", ascending=False).head(top)
-    table = Table(title=title or f"{run_path}: {len(frame)} trials")
-    for column in ("id", "status", "architecture", "val acc (proxy)", f"GMACs @ {shape}", "latency (ms)",
-                   "params", "epochs", "note"):
-        table.add_column(column)
+    table = Table(title=title or f"{run_path}: {len(frame)} trials", caption=f"GMACs @ {shape}")
+    columns = ["id", "status", "architecture", "acc", "GMACs", "ms", "params", "epochs", "note"]
+    if front:
+        columns = [c for c in columns if c not in ("status", "note")]
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("id", "acc", "GMACs", "ms", "params", "epochs"))
     for _, row in frame.iterrows():
-        table.add_row(
-            str(row["trial_id"]), str(row["status"]), _arch_label(row), _fmt(row["accuracy"], "accuracy"),
-            _fmt(row["gmacs"], "gmacs"), _fmt(row["latency_ms"], "latency"), _fmt(row["params"], "params"),
-            f"{row['fidelity']}/{row['max_fidelity']}" if pd.notna(row["fidelity"]) else "-",
-            str(row["error"])[:60] if isinstance(row["error"], str) else "",
-        )
+        cells = {
+            "id": str(row["trial_id"]), "status": str(row["status"]), "architecture": _arch_label(row),
+            "acc": _fmt(row["accuracy"], "accuracy"), "GMACs": _fmt(row["gmacs"], "gmacs"),
+            "ms": _fmt(row["latency_ms"], "latency"), "params": _fmt(row["params"], "params"),
+            "epochs": f"{row['fidelity']}/{row['max_fidelity']}" if pd.notna(row["fidelity"]) else "-",
+            "note": str(row["error"])[:60] if isinstance(row["error"], str) else "",
+        }
+        table.add_row(*(cells[c] for c in columns))
     return table
 
 

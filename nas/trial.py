@@ -56,14 +56,13 @@ def run_trial(config: dict[str, Any], *, data: ProxyData, settings: TrialSetting
         "latency_ms": None,
         "data_build_id": data.build_id,
     }
+    latency = _LatencyFuture(settings, config["spec"])
     try:
-        if settings.measurer_name is not None:
-            latency = _await_latency(settings, config["spec"])
-            base.update(latency_ms=latency, latency_profile=settings.latency_profile)
-            if settings.max_latency_ms is not None and latency > settings.max_latency_ms:
-                tune.report({**base, "accuracy": 0.0, "infeasible": True})
-                return
-        _train(spec, config, data, settings, base)
+        if settings.max_latency_ms is not None and latency.value() > settings.max_latency_ms:
+            base.update(latency.fields())
+            tune.report({**base, "accuracy": 0.0, "infeasible": True})  # never trained
+            return
+        _train(spec, config, data, settings, base, latency)
     except Exception as exc:  # reported, so the driver records the message and the search goes on
         message = f"{type(exc).__name__}: {exc}"
         # accuracy 0.0 only because Ray insists every result carries the scheduler's metric; there is no
@@ -71,12 +70,33 @@ def run_trial(config: dict[str, Any], *, data: ProxyData, settings: TrialSetting
         tune.report({**base, "accuracy": 0.0, "error": message, "traceback": traceback.format_exc(limit=8)})
 
 
-def _await_latency(settings: TrialSettings, spec_dict: dict) -> float:
-    measurer = ray.get_actor(settings.measurer_name)
-    return float(ray.get(measurer.measure.remote(spec_dict)))
+class _LatencyFuture:
+    """The measurer's answer, asked for at once and awaited only when needed.
+
+    Without a latency constraint the first training epoch overlaps the measurement; the value is awaited
+    before the first report, which must carry every objective for the scheduler to rank it.
+    """
+
+    def __init__(self, settings: TrialSettings, spec_dict: dict) -> None:
+        self.profile = settings.latency_profile
+        self._ref = None
+        self._value: float | None = None
+        if settings.measurer_name is not None:
+            self._ref = ray.get_actor(settings.measurer_name).measure.remote(spec_dict)
+
+    def value(self) -> float | None:
+        if self._ref is not None and self._value is None:
+            self._value = float(ray.get(self._ref))
+        return self._value
+
+    def fields(self) -> dict[str, Any]:
+        if self._ref is None:
+            return {"latency_ms": None}
+        return {"latency_ms": self.value(), "latency_profile": self.profile}
 
 
-def _train(spec, config: dict, data: ProxyData, settings: TrialSettings, base: dict) -> None:
+def _train(spec, config: dict, data: ProxyData, settings: TrialSettings, base: dict,
+           latency: _LatencyFuture) -> None:
     from runners.proxy import ProxyConfig, train_proxy
 
     fault = settings.faults.get(spec.key())
@@ -102,6 +122,7 @@ def _train(spec, config: dict, data: ProxyData, settings: TrialSettings, base: d
         tune.report(
             {
                 **base,
+                **latency.fields(),
                 "epoch": int(epoch.epoch),
                 "accuracy": float(epoch.accuracy),
                 "loss": float(epoch.loss),

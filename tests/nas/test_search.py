@@ -250,3 +250,19 @@ def test_postgres_storage(ray_address, tmp_path):
     for _, row in frame[frame["status"] == "COMPLETE"].iterrows():
         assert spec_from_dict(json.loads(row["spec"])).key() == row["spec_key"]
     optuna.delete_study(study_name=name, storage=url)
+
+
+def test_runs_and_trials_commands_read_the_run(small_run):
+    config, outcome = small_run
+    runs = run_nas("runs", config.runs_dir)
+    assert runs.returncode == 0, runs.stderr
+    assert "tiny" in runs.stdout and "4/4" in runs.stdout
+    trials = run_nas("trials", str(outcome.run_dir))
+    assert trials.returncode == 0 and "INFEASIBLE" in trials.stdout and "r3d-18 (baseline)" in trials.stdout
+    front = run_nas("trials", str(outcome.run_dir), "--front")
+    frame = frame_of(outcome.run_dir)
+    shown = [line.split("│")[1].strip() for line in front.stdout.splitlines() if line.startswith("│")]
+    ids = [s for s in shown if s.lstrip("-").isdigit()]
+    done = frame[(frame["status"] == "COMPLETE") & frame["feasible"]]
+    assert set(map(int, ids)) <= set(done["trial_id"]) and ids
+    assert_one_line_error(run_nas("trials", str(outcome.run_dir / "nope")), "not a run directory")
