@@ -23,8 +23,7 @@ test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 demo: setup
-	$(BIN)/nas catalog
-	$(BIN)/nas catalog srtg-r3d-34-final
+	$(BIN)/nas demo --runs-dir runs
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

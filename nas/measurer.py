@@ -8,6 +8,10 @@ hardware fingerprint) in the run's ``costs/`` folder, so a resumed search or a d
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 import ray
 
 from space import spec_from_dict
@@ -30,10 +34,22 @@ class LatencyMeasurer:
 
         self.profile = get_profile(profile_name)
         self.cache = LatencyCache(cache_dir)
+        self.log_path = Path(cache_dir) / "measurer-log.jsonl"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
 
     def measure(self, spec_dict: dict) -> float:
-        """Median forward latency (ms) of the real model of ``spec_dict`` on this measurer's profile."""
+        """Median forward latency (ms) of the real model of ``spec_dict`` on this measurer's profile.
+
+        Each call is logged (start, end, spec key, value) to ``costs/measurer-log.jsonl`` so that
+        ``nas bench overhead`` can tell measuring time from harness time.
+        """
         from runners.latency import measure_latency
 
-        result = measure_latency(spec_from_dict(spec_dict), self.profile, cache=self.cache)
+        started = time.time()
+        spec = spec_from_dict(spec_dict)
+        result = measure_latency(spec, self.profile, cache=self.cache)
+        entry = {"start": started, "end": time.time(), "spec_key": spec.key(), "fwd_ms_median": result.fwd_ms_median,
+                 "profile": self.profile.name}
+        with open(self.log_path, "a") as log:
+            log.write(json.dumps(entry) + "\n")
         return float(result.fwd_ms_median)

@@ -147,7 +147,8 @@ class StudySearcher(Searcher):
         if live is None or "epoch" not in result:
             return
         live.history.append(
-            {k: result.get(k) for k in ("epoch", "accuracy", "loss", "seconds", "data_wait_seconds")}
+            {k: result.get(k) for k in ("epoch", "accuracy", "loss", "seconds", "data_wait_seconds",
+                                        "train_started_at", "reported_at")}
         )
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:

@@ -129,6 +129,8 @@ def _train(spec, config: dict, data: ProxyData, settings: TrialSettings, base: d
                 "seconds": float(epoch.seconds),
                 "data_wait_seconds": float(getattr(epoch, "data_wait_seconds", 0.0)),
                 "train_seconds": time.time() - started,
+                "train_started_at": started,  # absolute times: `nas bench overhead` unions these intervals
+                "reported_at": time.time(),
                 "gate_open_rates": json.loads(json.dumps(getattr(epoch, "gate_open_rates", {}) or {})),
             }
         )

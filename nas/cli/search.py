@@ -19,6 +19,11 @@ def _csv(text: str | None) -> tuple[str, ...]:
 
 
 def register(app: typer.Typer) -> None:
+    register_search(app)
+    register_demo(app)
+
+
+def register_search(app: typer.Typer) -> None:
     @app.command("search")
     def search_command(
         space: str = typer.Option("joint", help="Search space: a preset (srtg, mtnet, joint, demo) or a YAML file."),
@@ -103,3 +108,22 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print a run's trials as a table."""
         Console().print(trials_table(run, top=top, front=front))
+
+
+def register_demo(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo_command(
+        runs_dir: Path = typer.Option(Path("runs"), help="Where the demo run directory goes."),
+        name: str = typer.Option("demo", help="Run name (an existing demo run is resumed, not overwritten)."),
+    ) -> None:
+        """The demo: a small search on the embedded synthetic data, then its report (what `make demo` runs)."""
+        from nas.demo import demo_config
+
+        config = demo_config(runs_dir, name=name)
+        resume = (runs_dir / name / "search.yaml").exists()
+        if resume:
+            Console().print(f"resuming {runs_dir / name} (delete it for a fresh demo)")
+        outcome = run_search(config, resume=resume)
+        console = Console()
+        console.print(pareto_table(outcome.run_dir))
+        console.print(f"report: {outcome.run_dir / 'report' / 'index.html'}")

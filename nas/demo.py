@@ -1,0 +1,40 @@
+"""The demo search: the `demo` space on the embedded synthetic data, sized for a 2-core CPU in <= 10 minutes.
+
+``make demo`` runs ``nas demo``; ``nas bench overhead`` measures the harness on exactly this search.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nas.config import SearchConfig
+
+DEMO_BASELINES = ("r3d-18", "srtg-r3d-18-final", "mtnet-32")
+
+
+def demo_config(runs_dir: str | Path = "runs", name: str = "demo", **overrides: object) -> SearchConfig:
+    """Accuracy, GMACs and latency (cpu-quick) over the demo space; MO-ASHA prunes at epochs 1 and 2."""
+    settings: dict[str, object] = dict(
+        name=name,
+        runs_dir=str(runs_dir),
+        space="demo",
+        trials=12,
+        objectives=("accuracy", "gmacs", "latency"),
+        sampler="tpe",
+        scheduler="moasha",
+        num_clips=720,
+        proxy_epochs=4,
+        proxy_width=0.25,
+        proxy_frames=16,
+        proxy_size=32,
+        proxy_batch_size=24,
+        proxy_lr=0.05,
+        deploy_shape=(16, 112, 112),
+        latency_profile="cpu-quick",
+        baselines=DEMO_BASELINES,
+        grace_period=1,
+        reduction_factor=2,
+        seed=0,
+    )
+    settings.update(overrides)
+    return SearchConfig(**settings)  # type: ignore[arg-type]
