@@ -22,6 +22,41 @@ from space.errors import UserInputError
 
 SYNTHETIC_DEFAULT_FRAMES = 16
 SYNTHETIC_DEFAULT_SIZE = 64
+REAL_DEFAULT_FRAMES = 16  # torchvision's r3d / r(2+1)d protocol: 16 x 112 x 112
+REAL_DEFAULT_SIZE = 112
+
+
+def full_scale_cache_dir(data: str, root: Path, split: int, frames: int, size: int) -> Path:
+    """Where ``--root`` videos are decoded once at the full-scale shape, shared by every retrain of them.
+
+    ``$VIDEONAS_CACHE`` or ``$XDG_CACHE_HOME/videonas`` (default ``~/.cache/videonas``), one folder per
+    (dataset, root, split, frames, size).
+    """
+    import hashlib
+    import os
+
+    base = os.environ.get("VIDEONAS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "videonas"
+    key = hashlib.sha256(f"{data}|{root.resolve()}|{split}|{frames}|{size}".encode()).hexdigest()[:12]
+    return Path(base) / f"{data}-split{split}-{frames}x{size}-{key}"
+
+
+def decode_once(data: str, root: Path, split: int, frames: int, size: int, console: Console) -> Path:
+    """Decode ``root`` into the full-scale cache unless it is already there (a progress bar while decoding)."""
+    from runners.cache import MANIFEST_NAME, prepare_dataset
+
+    folder = full_scale_cache_dir(data, root, split, frames, size)
+    if (folder / MANIFEST_NAME).is_file():
+        return folder
+    with Progress(
+        TextColumn("[bold]decoding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(f"{data} at {frames}x{size}x{size}", total=None)
+        prepare_dataset(
+            data, out=folder, frames=frames, size=size, root=root, split=split,
+            progress=lambda done, total, _path: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    return folder
 
 
 def split_run_arch(text: str) -> tuple[Path, int] | None:
@@ -51,8 +86,7 @@ def load_retrain_data(
         # the search's validation clips stay held out: retraining learns from the training split only
         return prepared["train"], prepared["test"], {"name": data, "cache": str(cache.resolve())}
     if data != "synthetic":
-        hint = f" (prepare it once: `nas data prepare --data {data} --root {root} --out CACHE`)" if root else ""
-        raise UserInputError(f"--data {data} needs --cache DIR, a dataset prepared with `nas data prepare`{hint}")
+        raise UserInputError(f"--data {data} needs --root PATH (its videos) or --cache DIR (`nas data prepare`)")
     from runners.synthetic import SyntheticConfig, synthetic_splits
 
     synthetic = SyntheticConfig(
@@ -140,7 +174,10 @@ def register(app: typer.Typer) -> None:
     def retrain_command(
         arch: str = typer.Argument(..., help="A catalog name, a spec file or RUN_DIR:TRIAL_ID."),
         data: str = typer.Option("synthetic", help="Dataset: synthetic (embedded) or a prepared real dataset."),
-        root: Optional[Path] = typer.Option(None, help="Root folder of a real dataset (prepare it into --cache)."),
+        root: Optional[Path] = typer.Option(
+            None, help="Root folder of a real dataset: decoded once at --frames x --size (default 16x112) and cached."
+        ),
+        split: int = typer.Option(1, min=1, help="Official split number (ucf101, hmdb51)."),
         cache: Optional[Path] = typer.Option(None, help="A dataset prepared with `nas data prepare`."),
         epochs: int = typer.Option(10, min=1, help="Training epochs (multigrid trains ~1.5x as many, cheaper ones)."),
         batch_size: int = typer.Option(32, min=1, help="Global batch size (split over the workers)."),
@@ -185,11 +222,13 @@ def register(app: typer.Typer) -> None:
         )  # fmt: skip
         if out is None:
             out = from_run[0] / "retrain" / str(from_run[1]) if from_run else Path("retrains") / _safe_name(arch, spec)
+        console = Console(stderr=True)
+        if root is not None and cache is None and data != "synthetic":
+            cache = decode_once(data, root, split, frames or REAL_DEFAULT_FRAMES, size or REAL_DEFAULT_SIZE, console)
         train, test, info = load_retrain_data(
             data=data, root=root, cache=cache, frames=frames, size=size, num_clips=num_clips,
             num_test_clips=num_test_clips, num_classes=num_classes, seed=seed,
         )  # fmt: skip
-        console = Console(stderr=True)
         bar = _Bar(console, epochs)
         with bar.progress:
             result = retrain(spec, config, train=train, test=test, out_dir=out, resume=resume, on_event=bar, data_info=info,

@@ -210,11 +210,35 @@ def test_a_prepared_cache_gives_its_train_and_test_splits(tmp_path):
             data="ucf101", root=None, cache=tmp_path / "c", frames=None, size=None, num_clips=1,
             num_test_clips=None, num_classes=None, seed=0,
         )  # fmt: skip
-    with pytest.raises(UserInputError, match="needs --cache"):
+    with pytest.raises(UserInputError, match="needs --root PATH"):
         load_retrain_data(
             data="ucf101", root=tmp_path, cache=None, frames=None, size=None, num_clips=1,
             num_test_clips=None, num_classes=None, seed=0,
         )  # fmt: skip
+
+
+def test_root_videos_are_decoded_once_at_the_full_scale_shape(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from nas.cli.retrain import decode_once, full_scale_cache_dir, load_retrain_data
+    from runners.video import write_video
+
+    monkeypatch.setenv("VIDEONAS_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for c in ("jump", "run"):
+        for j in range(5):
+            write_video(tmp_path / "videos" / c / f"{c}_{j}.mp4", rng.integers(0, 255, (10, 24, 32, 3), dtype=np.uint8))
+    folder = decode_once("folder", tmp_path / "videos", 1, 8, 16, Console(quiet=True))
+    assert folder == full_scale_cache_dir("folder", tmp_path / "videos", 1, 8, 16) and folder.parent == tmp_path / "cache"
+    stamp = (folder / "manifest.json").stat().st_mtime_ns
+    assert decode_once("folder", tmp_path / "videos", 1, 8, 16, Console(quiet=True)) == folder
+    assert (folder / "manifest.json").stat().st_mtime_ns == stamp  # reused, not decoded again
+    train, test, _ = load_retrain_data(
+        data="folder", root=tmp_path / "videos", cache=folder, frames=None, size=None, num_clips=1,
+        num_test_clips=None, num_classes=None, seed=0,
+    )  # fmt: skip
+    assert len(test) == 2 and len(train) >= 4  # 20% per class tested; validation clips held out
+    assert train.clip_shape == (8, 16, 16) and train.classes == ("jump", "run")
 
 
 class _Evil:
