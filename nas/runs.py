@@ -135,8 +135,12 @@ def trials_table(run_path: Path, *, top: int | None = None, front: bool = False,
     columns = ["id", "status", "architecture", "acc", "GMACs", "ms", "params", "epochs", "note"]
     if front:
         columns = [c for c in columns if c not in ("status", "note")]
+    if not frame["error"].map(lambda e: isinstance(e, str)).any():
+        columns = [c for c in columns if c != "note"]
+    if frame["latency_ms"].isna().all():
+        columns = [c for c in columns if c != "ms"]
     for column in columns:
-        table.add_column(column, no_wrap=column in ("id", "acc", "GMACs", "ms", "params", "epochs"))
+        table.add_column(column, no_wrap=column in ("id", "status", "acc", "GMACs", "ms", "params", "epochs"))
     for _, row in frame.iterrows():
         cells = {
             "id": str(row["trial_id"]), "status": str(row["status"]), "architecture": _arch_label(row),

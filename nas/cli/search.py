@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from nas.cli.output import console as output_console
+
 from nas.config import SearchConfig, parse_shape
 from nas.runs import list_runs, pareto_table, runs_table, trials_table
 from nas.search import load_run_config, run_search
@@ -87,7 +89,7 @@ def register_search(app: typer.Typer) -> None:
                 max_concurrent=max_concurrent, storage=storage, retries=retries,
             )
         outcome = run_search(config, resume=resume is not None, write_report=not no_report, show_progress=not quiet)
-        console = Console()
+        console = output_console()
         if outcome.message:
             console.print(f"[yellow]search ended early:[/yellow] {outcome.message}")
         console.print(pareto_table(outcome.run_dir))
@@ -98,7 +100,7 @@ def register_search(app: typer.Typer) -> None:
     @app.command("runs")
     def runs_command(runs_dir: Path = typer.Argument(Path("runs"), help="Folder holding run directories.")) -> None:
         """List run directories with their progress."""
-        Console().print(runs_table(list_runs(runs_dir)))
+        output_console().print(runs_table(list_runs(runs_dir)))
 
     @app.command("trials")
     def trials_command(
@@ -107,7 +109,7 @@ def register_search(app: typer.Typer) -> None:
         front: bool = typer.Option(False, "--front", help="Only the Pareto front."),
     ) -> None:
         """Print a run's trials as a table."""
-        Console().print(trials_table(run, top=top, front=front))
+        output_console().print(trials_table(run, top=top, front=front))
 
 
 def register_demo(app: typer.Typer) -> None:
@@ -124,6 +126,6 @@ def register_demo(app: typer.Typer) -> None:
         if resume:
             Console().print(f"resuming {runs_dir / name} (delete it for a fresh demo)")
         outcome = run_search(config, resume=resume)
-        console = Console()
+        console = output_console()
         console.print(pareto_table(outcome.run_dir))
         console.print(f"report: {outcome.run_dir / 'report' / 'index.html'}")

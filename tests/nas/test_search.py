@@ -258,7 +258,8 @@ def test_runs_and_trials_commands_read_the_run(small_run):
     assert runs.returncode == 0, runs.stderr
     assert "tiny" in runs.stdout and "4/4" in runs.stdout
     trials = run_nas("trials", str(outcome.run_dir))
-    assert trials.returncode == 0 and "INFEASIBLE" in trials.stdout and "r3d-18 (baseline)" in trials.stdout
+    assert trials.returncode == 0 and "INFEASIBLE" in trials.stdout
+    assert "r3d-18" in trials.stdout and "(baseline)" in trials.stdout
     front = run_nas("trials", str(outcome.run_dir), "--front")
     frame = frame_of(outcome.run_dir)
     shown = [line.split("│")[1].strip() for line in front.stdout.splitlines() if line.startswith("│")]
@@ -266,3 +267,13 @@ def test_runs_and_trials_commands_read_the_run(small_run):
     done = frame[(frame["status"] == "COMPLETE") & frame["feasible"]]
     assert set(map(int, ids)) <= set(done["trial_id"]) and ids
     assert_one_line_error(run_nas("trials", str(outcome.run_dir / "nope")), "not a run directory")
+
+
+def test_time_budget_stops_running_trials_at_their_next_rung(ray_address, tmp_path):
+    config = tiny_config(tmp_path, trials=10, time_budget_s=3.0, proxy_epochs=4, grace_period=1)
+    outcome = run_search(config, write_report=False, show_progress=False)
+    frame = frame_of(outcome.run_dir)
+    trained = frame[frame["status"].isin(["COMPLETE", "PRUNED", "FAIL"])]
+    assert 1 <= len(trained) < 10  # no trial started after the budget ran out
+    assert (trained["status"] == "PRUNED").all()
+    assert (trained["fidelity"] == 1).all()  # each stopped at its first rung after the budget
