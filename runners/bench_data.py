@@ -117,9 +117,16 @@ def run_data_benchmark(
     architectures: tuple[str, ...] = DEMO_ARCHITECTURES,
     proxy: ProxyConfig = DEMO_PROXY,
     data: dict | None = None,
+    quick: bool = False,
 ) -> dict:
-    """Run the data benchmark, write ``data-benchmark.md`` / ``.json`` into ``out_dir``, return the figures."""
+    """Run the data benchmark, write ``data-benchmark.md`` / ``.json`` into ``out_dir``, return the figures.
+
+    ``quick``: a smoke-test version (500 generated clips, a small cache, no architecture comparison).
+    """
     data = data or DEMO_DATA
+    if quick:
+        generation_clips, include_architectures = 500, False
+        data = {**data, "train": 256, "val": 64}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),

@@ -73,8 +73,8 @@ class SyntheticConfig:
     frames: int = 16
     size: int = 64
     clutter: int = 4
-    distractors: int = 2
-    noise: int = 32
+    distractors: int = 3
+    noise: int = 40
     min_duration: float = 0.3
 
     def __post_init__(self) -> None:
