@@ -13,7 +13,10 @@ DEMO_BASELINES = ("r3d-18", "srtg-r3d-18-final", "mtnet-32")
 
 
 def demo_config(runs_dir: str | Path = "runs", name: str = "demo", **overrides: object) -> SearchConfig:
-    """Accuracy, GMACs and latency (cpu-quick) over the demo space; MO-ASHA prunes at epochs 1 and 2."""
+    """Accuracy, GMACs and latency (cpu-quick) over the demo space; MO-ASHA prunes at epochs 1 and 2.
+
+    The proxy settings are those `nas bench data` checks separate architectures (runners.bench_data.DEMO_PROXY).
+    """
     settings: dict[str, object] = dict(
         name=name,
         runs_dir=str(runs_dir),
@@ -22,13 +25,13 @@ def demo_config(runs_dir: str | Path = "runs", name: str = "demo", **overrides: 
         objectives=("accuracy", "gmacs", "latency"),
         sampler="tpe",
         scheduler="moasha",
-        num_clips=720,
-        proxy_epochs=4,
+        num_clips=2100,  # 1,680 train + 420 validation
+        proxy_epochs=3,
         proxy_width=0.25,
-        proxy_frames=16,
+        proxy_frames=8,
         proxy_size=32,
-        proxy_batch_size=24,
-        proxy_lr=0.05,
+        proxy_batch_size=32,
+        proxy_lr=0.1,
         deploy_shape=(16, 112, 112),
         latency_profile="cpu-quick",
         baselines=DEMO_BASELINES,
