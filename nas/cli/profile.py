@@ -1,0 +1,150 @@
+"""``nas profile ARCH...``: parameters, GMACs and latency of architectures, side by side (SPEC 3).
+
+A thin layer over :func:`profile_rows`. GMACs come from the fast meta-device count at ``--shape``
+(default: the latency profile's clip), latency from :func:`runners.latency.measure_latency` (disk-cached).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nas.arch import resolve_arch
+from runners.costs import Shape, model_costs, parse_shape, shape_label
+from runners.latency import LatencyCache, LatencyProfile, PROFILES, get_profile, measure_latency
+from space.errors import UserInputError
+
+JSON_KEYS = ("arch", "key", "params", "recurrent_params", "gmacs", "shape", "latency")
+
+
+def profile_rows(
+    archs: list[str],
+    *,
+    shape: Shape | None = None,
+    num_classes: int = 400,
+    profile: LatencyProfile | str = "cpu",
+    latency: bool = True,
+    cache_dir: Path | str | None = None,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """One dict per architecture with exactly :data:`JSON_KEYS`; ``latency`` is None when not measured.
+
+    ``shape`` (T, H, W) is where GMACs are counted; it defaults to the latency profile's clip.
+    """
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    if num_classes < 1:
+        raise UserInputError(f"--num-classes {num_classes} is not allowed; allowed: an integer >= 1")
+    shape = shape or profile.shape
+    specs = [(arch, resolve_arch(arch)) for arch in archs]  # resolve all first: a typo fails before any work
+    cache = LatencyCache(cache_dir)
+    task = progress.add_task("profiling", total=len(specs)) if progress else None
+    rows = []
+    for arch, spec in specs:
+        if progress is not None:
+            progress.update(task, description=f"profiling {arch}")
+        costs = model_costs(spec, shape=shape, num_classes=num_classes)
+        result = measure_latency(spec, profile, num_classes=num_classes, cache=cache) if latency else None
+        rows.append(
+            {
+                "arch": arch,
+                "key": costs.key,
+                "params": costs.params,
+                "recurrent_params": costs.recurrent_params,
+                "gmacs": costs.gmacs,
+                "shape": shape_label(shape),
+                "latency": result.summary() if result else None,
+                "_cached": bool(result and result.cached),
+            }
+        )
+        if progress is not None:
+            progress.advance(task)
+    return rows
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def rows_table(rows: list[dict[str, Any]], profile: LatencyProfile, latency: bool = True) -> Table:
+    """Params in millions, GMACs labelled with their input, latency columns only when measured."""
+    shape = rows[0]["shape"] if rows else ""
+    title = f"GMACs @ {shape}"
+    if latency:
+        title += f"; latency profile {profile.name!r} @ {profile.input_label} ({profile.note})"
+    table = Table(title=title)
+    table.add_column("arch")
+    table.add_column("key")
+    table.add_column("params (M)", justify="right")
+    table.add_column("recurrent (M)", justify="right")
+    table.add_column(f"GMACs @ {shape}", justify="right")
+    latency_labels = ("fwd ms median", "fwd ms p90", "fwd+bwd ms median", "fwd+bwd ms p90", "fwd CV")
+    for label in latency_labels if latency else ():
+        table.add_column(label, justify="right")
+    for row in rows:
+        cells = [
+            row["arch"],
+            row["key"],
+            f"{row['params'] / 1e6:.2f}",
+            f"{row['recurrent_params'] / 1e6:.2f}",
+            f"{row['gmacs']:.2f}",
+        ]
+        if latency:
+            lat = row["latency"]
+            cached = " (cached)" if row.get("_cached") else ""
+            cells += [
+                _ms(lat["fwd_ms_median"]) + cached,
+                _ms(lat["fwd_ms_p90"]),
+                _ms(lat["train_ms_median"]),
+                _ms(lat["train_ms_p90"]),
+                f"{lat['cv']:.1%}",
+            ]
+        table.add_row(*cells)
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("profile")
+    def profile_command(
+        archs: list[str] = typer.Argument(..., help="Catalog names, spec files or RUN_DIR:TRIAL_ID."),
+        shape: Optional[str] = typer.Option(
+            None, "--shape", help="T x H x W for the GMACs, e.g. 16x224x224 (default: the latency profile's clip)."
+        ),
+        num_classes: int = typer.Option(400, "--num-classes", help="Classifier outputs (400: the papers' tables)."),
+        profile: str = typer.Option("cpu", "--profile", help=f"Latency profile: {', '.join(PROFILES)}."),
+        no_latency: bool = typer.Option(False, "--no-latency", help="Only parameters and GMACs (fast)."),
+        as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+        cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Latency cache folder."),
+    ) -> None:
+        """Parameters, recurrent parameters, GMACs and latency (median / p90, fwd and fwd+bwd)."""
+        latency_profile = get_profile(profile)
+        parsed_shape = parse_shape(shape) if shape else None
+        console = Console(stderr=as_json)
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+        ) as progress:
+            rows = profile_rows(
+                archs,
+                shape=parsed_shape,
+                num_classes=num_classes,
+                profile=latency_profile,
+                latency=not no_latency,
+                cache_dir=cache_dir,
+                progress=progress,
+            )
+        if as_json:
+            typer.echo(json.dumps([{k: row[k] for k in JSON_KEYS} for row in rows], indent=2))
+            return
+        if not console.is_terminal:  # piped: do not squeeze the table into 80 columns
+            console = Console(width=220)
+        console.print(rows_table(rows, latency_profile, latency=not no_latency))
+        if not no_latency:
+            from runners.latency import hardware_fingerprint
+
+            console.print(f"hardware: {hardware_fingerprint(latency_profile).label()}")
