@@ -7,27 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nas.objectives import CONSTRAINTS, OBJECTIVES
+from runners.costs import parse_shape, shape_label
 from space.errors import UserInputError
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 SCHEDULERS = ("moasha", "asha", "fifo")
-
-
-def parse_shape(text: str, what: str = "shape") -> tuple[int, int, int]:
-    """``"16x112x112"`` -> (16, 112, 112); a bad shape is a one-line user error."""
-    parts = str(text).lower().split("x")
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise UserInputError(f"{what}={text!r} is not a shape; allowed: TxHxW with positive integers, e.g. 16x112x112")
-    return shape  # type: ignore[return-value]
-
-
-def format_shape(shape: tuple[int, int, int]) -> str:
-    """The deployment shape as the unit label writes it: 1x3xTxHxW."""
-    return "1x3x" + "x".join(str(s) for s in shape)
 
 
 @dataclass(frozen=True)
@@ -145,7 +129,7 @@ class SearchConfig:
         d = dataclasses.asdict(self)
         d["objectives"] = list(self.objectives)
         d["baselines"] = list(self.baselines)
-        d["deploy_shape"] = format_shape(self.deploy_shape)
+        d["deploy_shape"] = shape_label(self.deploy_shape)
         return d
 
     @classmethod
@@ -155,7 +139,7 @@ class SearchConfig:
         data["objectives"] = tuple(data.get("objectives", cls.objectives))
         data["baselines"] = tuple(data.get("baselines", ()))
         if isinstance(data.get("deploy_shape"), str):
-            data["deploy_shape"] = parse_shape(data["deploy_shape"].split("x", 2)[-1], "deploy_shape")
+            data["deploy_shape"] = parse_shape(data["deploy_shape"].split("x", 2)[-1])
         return cls(**data)
 
     def replace(self, **changes: Any) -> "SearchConfig":

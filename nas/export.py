@@ -9,8 +9,9 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.config import SearchConfig, format_shape
+from nas.config import SearchConfig
 from nas.rundir import TRIAL_COLUMNS
+from runners.costs import shape_label
 
 _STATE_STATUS = {
     TrialState.RUNNING: "RUNNING",
@@ -63,7 +64,7 @@ def _row(trial: FrozenTrial, config: SearchConfig, *, trial_id: int, baseline: s
         "gate_open_rates": json.dumps(attrs.get("gate_open_rates") or {}),
         "params_json": json.dumps(trial.params, sort_keys=True),
         "latency_profile": attrs.get("latency_profile") or (config.latency_profile if config.needs_latency else None),
-        "deploy_shape": format_shape(config.deploy_shape),
+        "deploy_shape": shape_label(config.deploy_shape),
         "history": json.dumps(attrs.get("history") or []),
     }
     for flag in config.constraints:

@@ -10,9 +10,10 @@ from rich.console import Console
 
 from nas.cli.output import console as output_console
 
-from nas.config import SearchConfig, parse_shape
+from nas.config import SearchConfig
 from nas.runs import list_runs, pareto_table, runs_table, trials_table
 from nas.search import load_run_config, run_search
+from runners.costs import parse_shape
 from space.errors import UserInputError
 
 
@@ -82,7 +83,7 @@ def register_search(app: typer.Typer) -> None:
                 seed=seed, data=data, root=str(root) if root else None, cache=str(cache) if cache else None,
                 num_clips=num_clips, proxy_epochs=proxy_epochs, proxy_width=proxy_width, proxy_frames=proxy_frames,
                 proxy_size=proxy_size, proxy_batch_size=proxy_batch_size, proxy_lr=proxy_lr,
-                deploy_shape=parse_shape(deploy_shape, "--deploy-shape"), latency_profile=latency_profile,
+                deploy_shape=parse_shape(deploy_shape), latency_profile=latency_profile,
                 max_gmacs=max_gmacs, max_params=max_params, max_latency_ms=max_latency_ms,
                 baselines=_csv(baselines), grace_period=grace_period, reduction_factor=reduction_factor,
                 address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
