@@ -9,7 +9,7 @@ from space.errors import UserInputError
 def resolve_arch(text: str) -> ArchSpec:
     """A catalog name, a YAML/JSON spec file, or ``RUN_DIR:TRIAL_ID`` (a trial of a search run)."""
     run_dir, sep, trial = text.rpartition(":")
-    if sep and run_dir and trial.isdigit():
+    if sep and run_dir and trial.lstrip("-").isdigit():  # baselines have negative ids
         from nas.rundir import trial_spec
 
         return trial_spec(run_dir, int(trial))
