@@ -171,9 +171,11 @@ def _markdown(f: dict) -> str:
         sep = f["separation"]
         lines += [
             "",
-            f"## Architecture separation at the demo proxy settings ({p['epochs']} epochs, {s['train_clips']} train / "
-            f"{s['val_clips']} val clips, {shape}, width {p['width_mult']}, {len(s['synthetic'])} synthetic knobs "
-            f"{s['synthetic']})",
+            "## Architecture separation at the demo proxy settings",
+            "",
+            f"{p['epochs']} epochs, batch {p['batch_size']}, lr {p['lr']}, width {p['width_mult']}, clips {shape} "
+            f"(T x H x W), {s['train_clips']} training / {s['val_clips']} validation synthetic clips with "
+            + ", ".join(f"{k} {v}" for k, v in s["synthetic"].items()) + ".",
             "",
             "| architecture | val top-1 | pair accuracy (true class vs its time-reversal) | seconds |",
             "| --- | --- | --- | --- |",

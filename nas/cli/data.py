@@ -1,4 +1,4 @@
-"""``nas data prepare`` and ``nas data inspect``: thin layers over ``runners.cache`` and ``runners.inspect``."""
+"""``nas data prepare`` and ``nas data inspect``: thin layers over ``runners.cache`` and ``runners.inspect_data``."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def inspect_command(
     png: Path = typer.Option(None, "--png", help="Where to write the grid (default: CACHE/inspect.png or ./inspect-NAME.png)."),
 ) -> None:
     """Print class counts per split and write a PNG grid of a few clips per class."""
-    from runners.inspect import summarize_cache, summarize_dataset, write_clip_grid
+    from runners.inspect_data import summarize_cache, summarize_dataset, write_clip_grid
 
     if (cache is None) == (data is None):
         raise UserInputError("give either a cache folder or --data NAME (not both, not neither)")
