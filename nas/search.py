@@ -9,6 +9,7 @@ On resume the study is the single source of truth: trials a dead driver left RUN
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -242,6 +243,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, write_report: bool
                 callbacks=[progress], log_to_file=True,
             ),
         )
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our live view replaces Ray's console output
         with progress:
             tuner.fit()
         searcher.close_pending()
