@@ -19,6 +19,7 @@ many trials (or Ray workers on one machine) share the page cache instead of copi
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -41,6 +42,12 @@ FORMAT = "videonas-clip-cache"
 VERSION = 1
 
 Progress = Callable[[int, int, str], None]
+
+_log = logging.getLogger(__name__)
+
+
+def _log_skip(path: str, reason: str) -> None:
+    _log.warning("skipped unreadable video %s (%s)", path, reason)
 
 
 class CacheError(UserInputError):
@@ -69,12 +76,14 @@ def prepare_dataset(
     synthetic_clips: int = 3000,
     overwrite: bool = False,
     progress: Progress | None = None,
+    warn: Callable[[str, str], None] | None = None,
 ) -> dict:
     """Decode dataset ``name`` into a clip cache in ``out``; returns the manifest (also written as JSON).
 
     ``synthetic`` needs no root: ``synthetic_clips`` training clips plus a quarter as many validation and
     test clips are generated (with ``frames`` and ``size`` overriding the config's). ``progress(done, total,
-    current_path)`` is called after each video.
+    current_path)`` is called after each video; ``warn(path, reason)`` for each skipped one (default: a
+    ``logging`` warning).
     """
     if name not in DATASET_NAMES:
         raise DatasetError(f"unknown dataset {name!r}; allowed: {', '.join(DATASET_NAMES)}")
@@ -96,7 +105,8 @@ def prepare_dataset(
             if root is None:
                 raise DatasetError(f"--root is required for dataset {name!r}")
             manifest = _prepare_real(
-                name, Path(root), partial, frames, size, split, val_fraction, seed, max_skipped, progress
+                name, Path(root), partial, frames, size, split, val_fraction, seed, max_skipped, progress,
+                warn or _log_skip,
             )
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -113,7 +123,7 @@ def prepare_dataset(
 
 def _prepare_real(
     name: str, root: Path, folder: Path, frames: int, size: int, split: int, val_fraction: float, seed: int,
-    max_skipped: float, progress: Progress | None,
+    max_skipped: float, progress: Progress | None, warn: Callable[[str, str], None],
 ) -> dict:  # fmt: skip
     index = index_dataset(name, root, split=split)
     train, val = carve_validation(index.train, fraction=val_fraction, seed=seed)
@@ -122,11 +132,11 @@ def _prepare_real(
     budget = int(max_skipped * total)  # skipping more than this many files is an error
     skipped: list[_Skipped] = []
     done = 0
-    counts = {}
     for split_name, entries in parts.items():
 
         def on_skip(entry: VideoEntry, reason: str, split_name: str = split_name) -> None:
             skipped.append(_Skipped(str(entry.path), split_name, reason))
+            warn(str(entry.path), reason)
             if len(skipped) > budget:
                 raise DatasetError(
                     f"{name}: {len(skipped)} of {total} videos are unreadable (more than {max_skipped:.0%}); "
@@ -139,7 +149,7 @@ def _prepare_real(
             if progress is not None:
                 progress(done, total, str(entry.path))
 
-        counts[split_name] = _decode_split(folder, split_name, entries, frames, size, on_skip, on_done)
+        _decode_split(folder, split_name, entries, frames, size, on_skip, on_done)
     return _manifest(
         dataset=name, classes=index.classes, folder=folder, frames=frames, size=size,
         source={"root": str(root.resolve()), "split": split, "listed": total},

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from space.errors import UserInputError
 
+_SKIPPED_SHOWN = 20
 data_app = typer.Typer(help="Prepare (decode once into a clip cache) and inspect datasets.", no_args_is_help=True)
 
 
@@ -53,10 +54,21 @@ def prepare_command(
             bar.start()
         bar.update(task, completed=done, total=total)
 
+    warned = []
+    report = Console()  # stdout: stderr holds the progress bar and, on failure, only the one `error:` line
+
+    def warn(path: str, reason: str) -> None:  # printed live, above the progress bar
+        warned.append(path)
+        if len(warned) <= _SKIPPED_SHOWN:
+            report.print(f"[yellow]warning:[/] skipped {path} ({reason})", highlight=False, soft_wrap=True)
+        elif len(warned) == _SKIPPED_SHOWN + 1:
+            report.print("[yellow]warning:[/] more videos skipped; manifest.json lists them all")
+
     try:
         manifest = prepare_dataset(
             data, out=out, frames=frames, size=size, root=root, split=split, val_fraction=val_fraction, seed=seed,
             max_skipped=max_skipped, synthetic=synthetic, synthetic_clips=clips, overwrite=overwrite, progress=progress,
+            warn=warn,
         )  # fmt: skip
     finally:
         bar.stop()

@@ -41,6 +41,7 @@ def test_prepare_then_inspect_a_real_layout(tmp_path: Path, nas) -> None:
                      "--frames", "4", "--size", "16", "--out", str(out), "--max-skipped", "0.25")
     assert result.returncode == 0, result.stderr
     assert "2 skipped" in result.stdout and "4x16x16x3" in result.stdout
+    assert result.stdout.count("warning: skipped") == 2 and "empty file" in result.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["skipped_count"] == 2 and manifest["classes"] == list(layout.classes)
 
