@@ -1,7 +1,8 @@
 """`nas retrain RUN:ID --data synthetic --epochs 2 --workers 2`: two Ray Train workers on CPU, odd datasets.
 
 One Ray instance for the module. The uninterrupted run is made in-process; a second run is started as a
-subprocess, SIGKILLed after its epoch-1 checkpoint, resumed with `--resume`, and must end bitwise equal.
+separate driver process on the same cluster, SIGKILLed after its epoch-1 checkpoint, resumed with `--resume`,
+and must end bitwise equal.
 """
 
 from __future__ import annotations
@@ -154,9 +155,25 @@ def _snapshot_epoch(out: Path) -> int | None:
     return int(latest["metrics"]["epoch"]) if latest else None
 
 
+def _settle(out: Path, quiet_seconds: float = 3.0, limit: float = 60.0) -> None:
+    """Wait until nothing under ``out/ray`` changes for ``quiet_seconds`` (the dead job's actors are gone)."""
+    def state():
+        return sorted((str(p), p.stat().st_mtime_ns) for p in (out / "ray").rglob("*") if p.is_file())
+
+    last, since, deadline = state(), time.time(), time.time() + limit
+    while time.time() - since < quiet_seconds and time.time() < deadline:
+        time.sleep(0.2)
+        now = state()
+        if now != last:
+            last, since = now, time.time()
+
+
 def test_killed_after_epoch_one_and_resumed_ends_bitwise_equal(run_dir, args, uninterrupted, tmp_path):
+    """The run is a separate driver process on this module's Ray cluster, SIGKILLed once its epoch-1
+    checkpoint is registered; Ray then ends the dead driver's job (controller and workers)."""
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "nas", "retrain", f"{run_dir}:{TRIAL_ID}", *args, "--out", str(out)]
+    address = ray.get_runtime_context().gcs_address
+    command = [sys.executable, "-m", "nas", "retrain", f"{run_dir}:{TRIAL_ID}", *args, "--out", str(out), "--address", address]
     log = tmp_path / "killed.log"
     with log.open("w") as stderr:
         child = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -170,6 +187,7 @@ def test_killed_after_epoch_one_and_resumed_ends_bitwise_equal(run_dir, args, un
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
         child.wait()
+    _settle(out)
     killed_at = _snapshot_epoch(out)
     assert killed_at == 1
     assert not (out / "model.pt").exists()
