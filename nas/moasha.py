@@ -104,6 +104,16 @@ def rung_decision(recorded: Sequence[Sequence[float]], new: Sequence[float], eta
 # --------------------------------------------------------------------------------------------
 
 
+def _is_exempt(trial: Trial) -> bool:
+    """Baselines (``config["baseline"]`` set by the search) always train to the full proxy budget.
+
+    They are the papers' designs measured under the same proxy for comparison; a pruned baseline would
+    compare a partly trained network against the front.
+    """
+    config = getattr(trial, "config", None) or {}
+    return bool(config.get("baseline"))
+
+
 class _StoppingRecord:
     """Mixed into each scheduler: records its STOP decisions and stops everything at rungs once told to."""
 
@@ -128,6 +138,8 @@ class _StoppingRecord:
         return any(before < level <= time for level in self.rungs)
 
     def _finish_decision(self, trial: Trial, result: dict, decision: str) -> str:
+        if _is_exempt(trial):
+            return TrialScheduler.CONTINUE
         time = result.get(self.time_attr)
         if time is None:
             return decision
@@ -221,6 +233,8 @@ class MOASHAScheduler(_StoppingRecord, FIFOScheduler):
 
     def on_trial_result(self, tune_controller: "TuneController", trial: Trial, result: dict) -> str:
         decision = TrialScheduler.CONTINUE
+        if _is_exempt(trial):  # never ranked, never recorded: it must not raise or lower the bar either
+            return decision
         time = result.get(self.time_attr)
         if time is not None and time < self.max_t:
             keep = self.record(trial.trial_id, time, self._values(result))
@@ -229,6 +243,8 @@ class MOASHAScheduler(_StoppingRecord, FIFOScheduler):
         return self._finish_decision(trial, result, decision)
 
     def on_trial_complete(self, tune_controller: "TuneController", trial: Trial, result: dict) -> None:
+        if _is_exempt(trial):
+            return
         time = result.get(self.time_attr)
         if time is not None and time < self.max_t and all(metric in result for metric, _ in self.objectives):
             self.record(trial.trial_id, time, self._values(result))
@@ -251,6 +267,8 @@ class StoppingASHAScheduler(_StoppingRecord, AsyncHyperBandScheduler):
         self._init_record(rung_levels(grace_period, eta, max_t), time_attr)
 
     def on_trial_result(self, tune_controller: "TuneController", trial: Trial, result: dict) -> str:
+        if _is_exempt(trial):
+            return TrialScheduler.CONTINUE
         decision = super().on_trial_result(tune_controller, trial, result)
         return self._finish_decision(trial, result, decision)
 

@@ -213,3 +213,26 @@ def test_ray_asha_wrapper_records_what_it_stopped(ray_instance, tmp_path):
     epochs = {case: r.metrics["training_iteration"] for case, r in results.items()}
     assert epochs == {(1.0, 9.0): 9, (0.5, 1.0): 1, (0.9, 1.0): 3}
     assert sorted(scheduler.stopped.values()) == [1, 3]
+
+
+def test_baselines_are_never_stopped_nor_recorded():
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from nas.moasha import make_scheduler
+
+    objectives = [("accuracy", "max"), ("gmacs", "min")]
+    for name in ("moasha", "asha", "fifo"):
+        scheduler = make_scheduler(name, objectives, grace_period=1, eta=2, max_t=4, time_attr="epoch")
+        leader = SimpleNamespace(trial_id="a", config={"baseline": None})
+        baseline = SimpleNamespace(trial_id="b", config={"baseline": "r3d-18"})
+        for trial in (leader, baseline):
+            scheduler.on_trial_add(None, trial)
+        assert scheduler.on_trial_result(None, leader, {"epoch": 1, "accuracy": 0.9, "gmacs": 1.0}) == "CONTINUE"
+        scheduler.stop_at_next_rung()  # even the time budget does not cut a baseline short
+        decision = scheduler.on_trial_result(None, baseline, {"epoch": 1, "accuracy": 0.1, "gmacs": 5.0})
+        assert decision == TrialScheduler.CONTINUE, name
+        assert "b" not in scheduler.stopped
+        if name == "moasha":
+            assert "b" not in scheduler.recorded[1]
