@@ -314,8 +314,19 @@ def _input(shape: Shape, device: str, batch: int = 1) -> Tensor:
 
 
 def _build(spec: ArchSpec, num_classes: int, device: str) -> nn.Module:
-    with torch.device(device):
-        return build_model(spec, num_classes=num_classes)
+    """Build on ``meta``; for ``cpu`` materialise it with zero weights (counting needs shapes, not init)."""
+    with torch.device("meta"):
+        model = build_model(spec, num_classes=num_classes)
+    if device == "meta":
+        return model
+    model = model.to_empty(device=device)
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            tensor.zero_()  # no uninitialised memory (NaN, denormals) in the traced forward
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.reset_running_stats()
+    return model
 
 
 def count_gmacs(spec: ArchSpec, shape: Shape = (16, 112, 112), num_classes: int = 400, method: str = "meta") -> float:
