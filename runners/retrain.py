@@ -674,11 +674,11 @@ def retrain(
     view = ViewConfig(frames=frames, size=size, max_stride=config.max_stride)
     view.check_fits(train.clip_shape)
     view.check_fits(test.clip_shape)
+    epoch_plans(config, spec, frames, size)  # a bad schedule fails here, before anything is written
+    if config.init and not resume:
+        load_checkpoint(config.init)  # so does a bad --init file
     out_dir = Path(out_dir).resolve()
     _prepare_out_dir(out_dir, spec, config, resume, data_info or {})
-    if config.init and not resume:
-        load_checkpoint(config.init)  # a bad --init file fails here, before any worker starts
-    epoch_plans(config, spec, frames, size)  # validate the schedule before starting workers
     _ensure_ray(config, address)
 
     started = time.time()

@@ -141,8 +141,16 @@ class _Bar:
         self.task = self.progress.add_task("starting Ray Train workers", total=None, status="")
         self.console = console
         self.epochs = epochs_hint
+        self.started = False
+
+    def stop(self) -> None:
+        if self.started:
+            self.progress.stop()
 
     def __call__(self, event: dict[str, Any]) -> None:
+        if not self.started:  # only once workers run: input errors stay a single line
+            self.progress.start()
+            self.started = True
         kind = event["kind"]
         if kind == "started":
             self.progress.update(self.task, description=f"training on {event['workers']} worker(s)")
@@ -230,9 +238,11 @@ def register(app: typer.Typer) -> None:
             num_test_clips=num_test_clips, num_classes=num_classes, seed=seed,
         )  # fmt: skip
         bar = _Bar(console, epochs)
-        with bar.progress:
+        try:
             result = retrain(spec, config, train=train, test=test, out_dir=out, resume=resume, on_event=bar, data_info=info,
                              address=address)
+        finally:
+            bar.stop()
         if from_run is not None:
             write_back(from_run[0], from_run[1], arch, result, Path(out).resolve())
         typer.echo(

@@ -207,6 +207,9 @@ def test_bad_input_is_a_one_line_error(run_dir, tmp_path, capsys):
     assert "multiple of workers" in capsys.readouterr().err
     assert _nas(["retrain", "r3d-18", "--resume", "--out", str(tmp_path / "z")]) == 2
     assert "no retraining run to resume" in capsys.readouterr().err
+    assert _nas(["retrain", "r3d-18", "--multigrid", "--epochs", "1", "--num-clips", "4", "--out", str(tmp_path / "m")]) == 2
+    assert "long cycle needs at least one lr step" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()  # nothing written on bad input
     evil = tmp_path / "evil.pt"
     torch.save({"x": _Evil()}, evil)
     assert _nas(["retrain", "r3d-18", "--init", str(evil), "--num-clips", "8", "--out", str(tmp_path / "w")]) == 2
