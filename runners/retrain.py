@@ -408,9 +408,47 @@ def _report(metrics: dict[str, Any], state: dict[str, Any] | None, rank: int) ->
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
-def _progress(queue: Any, rank: int, event: dict[str, Any]) -> None:
-    if queue is not None and rank == 0:
-        queue.put(event)
+@dataclass(frozen=True)
+class _Rank:
+    """Who this worker is, where it computes, and where rank 0 sends progress events."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+    amp: bool
+    queue: Any
+
+    def progress(self, event: dict[str, Any]) -> None:
+        if self.queue is not None and self.rank == 0:
+            self.queue.put(event)
+
+
+def _train_step(
+    wrapped: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, x: Tensor, y: Tensor,
+    *, clip_norm: float, amp: bool,
+) -> tuple[float, int]:  # fmt: skip
+    """One SGD step (AMP-aware, clipped after unscaling); returns (loss, correct predictions)."""
+    with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=amp):
+        logits = wrapped(x)
+        loss = F.cross_entropy(logits.float(), y) + auxiliary_loss(model).to(x.device)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.item(), int((logits.argmax(1) == y).sum())
+
+
+def _evaluate_everywhere(
+    model: nn.Module, clips: ClipSet, ctx: _Rank, *, view: ViewConfig, views: tuple[int, int], batch_size: int
+) -> dict[str, Tensor]:
+    """:func:`evaluate` on this rank's shard, summed over all ranks (every clip counted once)."""
+    shard = eval_shard(len(clips), rank=ctx.rank, world_size=ctx.world_size)
+    out = evaluate(model, clips, shard, view=view, views=views, batch_size=batch_size, device=ctx.device, amp=ctx.amp)
+    _all_reduce(out["counts"])
+    _all_reduce(out["seen"])
+    return out
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:
@@ -423,13 +461,12 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     spec = spec_from_dict(loop_config["spec"])
     train_set = _open_shared(loop_config["train"])
     test_set = _open_shared(loop_config["test"])
-    queue = loop_config.get("queue")
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
-    _progress(queue, rank, {"kind": "started", "workers": world_size})
-    torch.set_num_threads(config.cpus_per_worker)
     device = ray.train.torch.get_device()
-    use_amp = config.amp and device.type == "cuda"
+    ctx = _Rank(rank, world_size, device, config.amp and device.type == "cuda", loop_config.get("queue"))
+    ctx.progress({"kind": "started", "workers": world_size})
+    torch.set_num_threads(config.cpus_per_worker)
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
@@ -439,13 +476,13 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     model = build_model(spec, num_classes=train_set.num_classes, width_mult=config.width_mult)
     if config.init and ray.train.get_checkpoint() is None:
         report = init_from_checkpoint(model, config.init)
-        _progress(queue, rank, {"kind": "init", "summary": report.summary()})
+        ctx.progress({"kind": "init", "summary": report.summary()})
     ddp_ignore_gate_counters(model)
     wrapped = ray.train.torch.prepare_model(model)  # moves to the device; DDP when world_size > 1
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.scaled_lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=ctx.amp)
 
     frames, size = loop_config["frames"], loop_config["size"]
     view = ViewConfig(frames=frames, size=size, max_stride=config.max_stride)
@@ -462,7 +499,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
         history = _history_rows(state["history"])
         start_epoch, final = int(state["epoch"]), state.get("final")
-        _progress(queue, rank, {"kind": "resumed", "epoch": start_epoch})
+        ctx.progress({"kind": "resumed", "epoch": start_epoch})
 
     def gather_rng() -> list[dict[str, Tensor]]:
         gathered: list[Any] = [None] * world_size
@@ -492,7 +529,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         reset_gate_counters(model)
         wrapped.train()
         shard = train_shard(len(train_set), rank=rank, world_size=world_size, seed=config.seed, epoch=epoch)
-        rng = np.random.default_rng([config.seed, epoch, rank, 0xA06])
+        rng = np.random.default_rng([config.seed, epoch, rank, 0xA06])  # augmentation: a function of (seed, epoch, rank)
         batches = _batches(shard, plan, world_size)
         running = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
         seen = torch.zeros(len(train_set), dtype=torch.int64)
@@ -504,59 +541,39 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             x = train_batch(
                 train_set.videos, indices, view=view, frames=it_frames, size=it_size,
                 stride_factor=plan.stride_factor, rng=rng,
-            ).to(device)
+            ).to(device)  # fmt: skip
             y = torch.from_numpy(np.asarray(train_set.labels[indices], dtype=np.int64)).to(device)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                logits = wrapped(x)
-                loss = F.cross_entropy(logits.float(), y)
-                loss = loss + auxiliary_loss(model).to(loss.device)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}")
-            running += torch.tensor([loss.item() * len(indices), (logits.argmax(1) == y).sum().item(), len(indices)], dtype=torch.float64)
+            loss, correct = _train_step(wrapped, model, optimizer, scaler, x, y, clip_norm=config.grad_clip_norm, amp=ctx.amp)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, step {step + 1}")
+            running += torch.tensor([loss * len(indices), correct, len(indices)], dtype=torch.float64)
             seen[torch.from_numpy(indices)] += 1
-            _progress(queue, rank, {"kind": "step", "epoch": epoch, "step": step + 1, "steps": len(batches), "loss": loss.item()})
+            ctx.progress({"kind": "step", "epoch": epoch, "step": step + 1, "steps": len(batches), "loss": loss})
         _all_reduce(running)
         _all_reduce(seen)
         gate_rate = _mean_open_rate(gate_open_rates(model))  # summed over ranks inside
         _sync_buffers(model)
-        test = evaluate(
-            model, test_set, eval_shard(len(test_set), rank=rank, world_size=world_size),
-            view=view, batch_size=config.eval_batch_size, device=device, amp=use_amp,
-        )
-        _all_reduce(test["counts"])
-        _all_reduce(test["seen"])
+        test = _evaluate_everywhere(model, test_set, ctx, view=view, views=(1, 1), batch_size=config.eval_batch_size)
         row = _history_row(epoch, plan, lr, running, seen, test, gate_rate)
         history.append(row)
         _report({"epoch": epoch + 1, **row}, state_dict(epoch + 1, None), rank)
-        _progress(queue, rank, {"kind": "epoch", "row": row, "epochs": len(plans)})
+        ctx.progress({"kind": "epoch", "row": row, "epochs": len(plans)})
 
     if final is None:
         reset_gate_counters(model)
         views = (config.test_clips, config.test_crops)
-        multi = evaluate(
-            model, test_set, eval_shard(len(test_set), rank=rank, world_size=world_size),
-            view=view, views=views, batch_size=config.eval_batch_size, device=device, amp=use_amp,
-        )
-        _all_reduce(multi["counts"])
-        _all_reduce(multi["seen"])
+        multi = _evaluate_everywhere(model, test_set, ctx, view=view, views=views, batch_size=config.eval_batch_size)
         _, top1, top5, clips = multi["counts"].tolist()
-        rates = gate_open_rates(model)
         final = {
             "multiview_top1": top1 / max(clips, 1),
             "multiview_top5": top5 / max(clips, 1),
             "multiview_clips": int(clips),
             "multiview_unique_clips": int((multi["seen"] > 0).sum()),
             "multiview": f"{views[0]} clips x {views[1]} crops",
-            "gate_open_rates": json.dumps(rates),
+            "gate_open_rates": json.dumps(gate_open_rates(model)),
         }
         _report({"epoch": len(plans), "final": 1}, state_dict(len(plans), final), rank)
-    _progress(queue, rank, {"kind": "done"})
+    ctx.progress({"kind": "done"})
 
 
 # --------------------------------------------------------------------------------------------
