@@ -20,4 +20,4 @@ def init_local_ray(**kwargs: Any) -> None:
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time by Ray's node-address lookup
-    ray.init(**kwargs)
+    ray.init(address="local", **kwargs)  # a fresh instance, never one another process left running

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import optuna
@@ -59,7 +62,11 @@ def tiny_config(tmp_path: Path, **overrides) -> SearchConfig:
 
 
 def start_ray_head(tmp_path: Path) -> str:
-    """``ray start --head`` on loopback with 2 CPUs and no dashboard; returns its address."""
+    """``ray start --head`` on loopback with 2 CPUs and no dashboard; returns its address.
+
+    The head gets its own ``--temp-dir`` so :func:`stop_ray_head` can stop exactly its processes
+    (``ray stop`` would stop every Ray instance on the machine).
+    """
     ray_bin = Path(sys.executable).with_name("ray")
     port = "6391"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
@@ -68,6 +75,7 @@ def start_ray_head(tmp_path: Path) -> str:
         subprocess.run([str(ray_bin), "get-auth-token", "--generate"], check=True, capture_output=True, env=env)
     subprocess.run(
         [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         f"--temp-dir={_head_temp_dir(tmp_path)}",
          "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"],
         check=True, capture_output=True, text=True, timeout=120,
         env=env,
@@ -75,9 +83,37 @@ def start_ray_head(tmp_path: Path) -> str:
     return f"127.0.0.1:{port}"
 
 
+def _head_temp_dir(tmp_path: Path) -> Path:
+    global _HEAD_TEMP_DIR
+    _HEAD_TEMP_DIR = Path(tempfile.mkdtemp(prefix="rayhead-", dir="/tmp"))  # short: Ray's socket paths are limited
+    return _HEAD_TEMP_DIR
+
+
+_HEAD_TEMP_DIR: Path | None = None
+
+
 def stop_ray_head() -> None:
-    ray_bin = Path(sys.executable).with_name("ray")
-    subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=120)
+    """Stop the processes of the head :func:`start_ray_head` started, and only those."""
+    if _HEAD_TEMP_DIR is None:
+        return
+    marker = str(_HEAD_TEMP_DIR).encode()
+    victims = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if marker in (proc / "cmdline").read_bytes():
+                victims.append(int(proc.name))
+        except OSError:
+            continue
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in victims:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        time.sleep(2)
+    shutil.rmtree(_HEAD_TEMP_DIR, ignore_errors=True)
 
 
 def load_study(run_dir: Path, name: str = "tiny") -> optuna.Study:
