@@ -127,11 +127,13 @@ def bootstrap_median_ci(values: list[float], *, resamples: int = 5000, seed: int
 
 
 def ab_latency_overhead(
-    spec: ResNet3DSpec, *, shape=(16, 112, 112), pairs: int = 20, threads: int = 2, warmup_s: float = 1.0
+    spec: ResNet3DSpec, *, shape=(16, 112, 112), pairs: int = 20, threads: int = 1, warmup_s: float = 1.0
 ) -> dict[str, Any]:
     """Forward latency of ``spec`` (B) against its ``placement: none`` baseline (A), in interleaved pairs.
 
     Pairs alternate AB / BA so drift in machine load hits both sides alike; each pair gives one ratio B/A.
+    One thread by default: on a shared 2-core machine a 2-thread OpenMP team mostly measures contention
+    (it inflated the many small per-step LSTM ops far more than the big convolutions: ratios of 1.8-2.0).
     """
     profile = dataclasses.replace(get_profile("cpu"), shape=tuple(shape), threads=threads, train=False)
     torch.manual_seed(0)
@@ -296,6 +298,8 @@ SRTG GMACs overhead over {len(srtg_pcts)} SRTG models: max {max(srtg_pcts):.3f}%
 (paper: {SRTG_PAPER_OVERHEAD}).
 
 ## SRTG forward latency overhead on CPU (interleaved A/B pairs; A = placement none, B = SRTG LSTM at final)
+
+Eval-mode forward, batch 1, fp32, fixed thread count (column `threads`), 1 s time-based warm-up of each side.
 
 {_markdown_table(ab)}
 
