@@ -14,6 +14,7 @@ from pathlib import Path
 
 import ray
 
+from nas.affinity import measurer_cores, pin_process
 from space import spec_from_dict
 
 
@@ -34,6 +35,8 @@ class LatencyMeasurer:
 
         self.profile = get_profile(profile_name)
         self.cache = LatencyCache(cache_dir)
+        if not self.profile.device.startswith("cuda"):
+            pin_process(measurer_cores(int(self.profile.threads or 1)))
         self.log_path = Path(cache_dir) / "measurer-log.jsonl"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
 

@@ -21,6 +21,7 @@ import ray
 from optuna.trial import TrialState
 from ray import tune
 
+from nas.affinity import measurer_cores
 from nas.config import SearchConfig
 from nas.export import trials_frame
 from nas.measurer import LatencyMeasurer, measurer_resources
@@ -143,6 +144,16 @@ def _check_resources(config: SearchConfig, measurer: dict[str, float]) -> None:
         )
 
 
+def _measurer_cores(config: SearchConfig) -> list[int]:
+    """On a local CPU search the measurer pins itself to these cores and trials stay off them."""
+    if not config.needs_latency or config.address:
+        return []
+    from runners.latency import get_profile
+
+    profile = get_profile(config.latency_profile)
+    return [] if profile.device.startswith("cuda") else measurer_cores(int(profile.threads or 1))
+
+
 def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any]:
     return {
         "name": config.name,
@@ -225,6 +236,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, write_report: bool
             gpus_per_trial=config.gpus_per_trial, measurer_name=measurer_name,
             latency_profile=config.latency_profile, max_latency_ms=config.max_latency_ms,
             faults=dict(config.extra.get("faults", {})),
+            measurer_cores=tuple(_measurer_cores(config)),
         )
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, data=data, settings=settings),

@@ -144,7 +144,15 @@ class StudySearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         live = self.live.get(trial_id)
-        if live is None or "epoch" not in result:
+        if live is not None:
+            self._record_epoch(live, result)
+
+    @staticmethod
+    def _record_epoch(live: LiveTrial, result: dict | None) -> None:
+        """Add an epoch's result to the trial's history (once: Ray passes the last one to on_trial_complete only)."""
+        if not result or "epoch" not in result:
+            return
+        if live.history and live.history[-1]["epoch"] >= result["epoch"]:
             return
         live.history.append(
             {k: result.get(k) for k in ("epoch", "accuracy", "loss", "seconds", "data_wait_seconds",
@@ -156,6 +164,7 @@ class StudySearcher(Searcher):
         if live is None:
             return
         result = result or {}
+        self._record_epoch(live, result)
         if error:
             self._fail(live, result, "the trial's process died (out of memory or killed); see Ray's logs")
         elif result.get("infeasible"):
@@ -235,10 +244,17 @@ class StudySearcher(Searcher):
         return values
 
     def _constraint_list(self, invalid: bool, violations: dict[str, float]) -> list[float]:
-        """``[invalid, gmacs - limit, ...]`` in a fixed order: the samplers' ``constraints_func`` reads it."""
+        """``[invalid, gmacs - limit, ...]`` in a fixed order (feasible iff all <= 0)."""
         values = [1.0 if invalid else 0.0]
         for flag in self.config.constraints:
             values.append(violations.get(flag, 0.0))
+        return values
+
+    def _set_constraints(self, otrial: optuna.Trial, invalid: bool, violations: dict[str, float]) -> list[float]:
+        """Tell Optuna the trial's constraint values (constrained samplers learn from them) and return them."""
+        values = self._constraint_list(invalid, violations)
+        for name, value in zip(("invalid", *self.config.constraints), values):
+            otrial.set_constraint(name, value)
         return values
 
     def _objective_values(self, accuracy: float, costs: dict[str, float | None]) -> list[float]:
@@ -258,7 +274,7 @@ class StudySearcher(Searcher):
     def _tell_invalid(self, otrial: optuna.Trial, spec: ArchSpec | None, message: str) -> None:
         upper = {OBJECTIVES[name].column: self.bounds[name][1] for name in self.config.objectives}
         self._set_attrs(otrial, status="INVALID", counted=False, error=message, accuracy=0.0,
-                        constraints=self._constraint_list(True, {}), finished_at=time.time())
+                        constraints=self._set_constraints(otrial, True, {}), finished_at=time.time())
         self.study.tell(otrial, self._objective_values(0.0, upper))
 
     def _tell_infeasible(self, otrial: optuna.Trial, study: optuna.Study, costs: StaticCosts,
@@ -267,7 +283,7 @@ class StudySearcher(Searcher):
         broken = ", ".join(f"{flag} by {value:.3g}" for flag, value in violations.items() if value > 0)
         self._set_attrs(otrial, status="INFEASIBLE", counted=False, accuracy=0.0, latency_ms=latency_ms,
                         gmacs=costs.gmacs, params=costs.params, recurrent_params=costs.recurrent_params,
-                        constraints=self._constraint_list(False, violations),
+                        constraints=self._set_constraints(otrial, False, violations),
                         **{f"constraint_{k}": v for k, v in violations.items()},
                         error=f"infeasible: exceeds {broken}", finished_at=time.time(),
                         latency_profile=result.get("latency_profile"))
@@ -282,6 +298,8 @@ class StudySearcher(Searcher):
             "constraints", "gate_open_rates", "latency_profile", "feasible", "error")}
         self._set_attrs(otrial, **{k: v for k, v in copied.items() if v is not None}, status="DUPLICATE",
                         counted=False, duplicate_of=original.number, finished_at=time.time())
+        for name, value in zip(("invalid", *self.config.constraints), original.user_attrs.get("constraints") or []):
+            otrial.set_constraint(name, value)
         if original.state == TrialState.COMPLETE:
             self.study.tell(otrial, list(original.values))
         else:
@@ -315,7 +333,8 @@ class StudySearcher(Searcher):
             max_fidelity=self.config.proxy_epochs, finished_at=time.time(), history=live.history,
             train_seconds=float(result.get("train_seconds", time.time() - live.started_at)),
             gate_open_rates=result.get("gate_open_rates") or {},
-            constraints=self._constraint_list(False, violations), feasible=all(v <= 0 for v in violations.values()),
+            constraints=self._set_constraints(live.otrial, False, violations),
+            feasible=all(v <= 0 for v in violations.values()),
             **{f"constraint_{k}": v for k, v in violations.items()},
         )
         self._set_attrs(live.otrial, **attrs)

@@ -14,44 +14,42 @@ INVALID         COMPLETE         accuracy 0 and the costs' upper bounds; ``const
 DUPLICATE       as the original  the original's values (never re-trained)
 ==============  ===============  ===========================================================
 
-Every COMPLETE trial carries the ``constraints`` user attribute (``[invalid, value - limit, ...]``,
-feasible iff all <= 0) that the samplers' ``constraints_func`` reads, so constrained TPE / NSGA-II learn
-from infeasible and invalid samples without them ever being trained.
+Every told trial carries its constraint values (``invalid``, then ``value - limit`` per active constraint;
+feasible iff all <= 0), set with ``Trial.set_constraint`` (Optuna >= 5), so constrained TPE / NSGA-II / GP
+learn from infeasible and invalid samples without them ever being trained. The same list is kept in the
+``constraints`` user attribute for the reports.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 from optuna.samplers import BaseSampler
-from optuna.trial import FrozenTrial
 
 from nas.config import SearchConfig
 
 BASELINE_SUFFIX = "-baselines"
 
 
-def constraints_of(trial: FrozenTrial) -> list[float]:
-    return list(trial.user_attrs.get("constraints", [0.0]))
-
-
 def make_sampler(config: SearchConfig, num_params: int) -> BaseSampler:
     """The sampler ``--sampler`` names, constructed explicitly with its arguments and the seed."""
     seed = config.seed
     if config.sampler == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            multivariate=True,
-            group=True,  # conditional spaces: model each parameter group on the trials that have it
-            constant_liar=True,  # concurrent trials: do not propose the same point to parallel workers
-            n_startup_trials=min(10, max(2, config.trials // 4)),
-            constraints_func=constraints_of,
-        )
+        with warnings.catch_warnings():  # `group` is marked experimental; it is what conditional spaces need
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=seed,
+                multivariate=True,
+                group=True,  # conditional spaces: model each parameter group on the trials that have it
+                constant_liar=True,  # concurrent trials: do not propose the same point to parallel workers
+                n_startup_trials=min(10, max(2, config.trials // 4)),
+            )
     if config.sampler == "nsga2":
         population = max(4, min(50, config.trials // 4))  # sized to the budget: ~4 generations at least
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population, constraints_func=constraints_of)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
     if config.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, max(2, config.trials // 4)),
-                                         constraints_func=constraints_of)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, max(2, config.trials // 4)))
     return optuna.samplers.RandomSampler(seed=seed)
 
 

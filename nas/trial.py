@@ -18,6 +18,7 @@ import ray
 import torch
 from ray import tune
 
+from nas.affinity import pin_away_from
 from runners.clips import ClipSet
 from space import spec_from_dict
 
@@ -44,12 +45,14 @@ class TrialSettings:
     measurer_name: str | None  # the named Ray actor that measures latency, or None when not needed
     latency_profile: str
     max_latency_ms: float | None
+    measurer_cores: tuple[int, ...] = ()  # cores the measurer is pinned to; trials keep off them
     faults: dict[str, str] = field(default_factory=dict)  # testing aid: spec key -> "raise" | "nan"
 
 
 def run_trial(config: dict[str, Any], *, data: ProxyData, settings: TrialSettings) -> None:
     """Ray Tune function trainable (wrapped with ``tune.with_parameters`` by the driver)."""
     spec = spec_from_dict(config["spec"])
+    pin_away_from(list(settings.measurer_cores))
     base: dict[str, Any] = {
         "gmacs": config["gmacs"],
         "params": config["params"],

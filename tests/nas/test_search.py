@@ -71,6 +71,7 @@ def test_small_search_completes_and_parquet_agrees_with_study(small_run):
         assert trial.user_attrs["constraints"][1] > 0
     for _, row in frame[frame["status"] == "COMPLETE"].iterrows():
         assert row["params"] / 1e6 <= 40.0 and row["fidelity"] == 2
+        assert [h["epoch"] for h in json.loads(row["history"])] == [1, 2]  # the last epoch included
     baseline = frame[frame["baseline"] == "r3d-18"]
     assert len(baseline) == 1 and baseline.iloc[0]["status"] == "COMPLETE"
     config_on_disk = RunDir(outcome.run_dir).read_search()
@@ -123,6 +124,7 @@ def test_scheduler_prunes_and_failures_are_recorded(ray_address, tmp_path):
     assert len(pruned) >= 1
     for _, row in pruned.iterrows():
         assert row["fidelity"] == 1 < row["max_fidelity"]
+        assert [h["epoch"] for h in json.loads(row["history"])] == [1]
         assert study.trials[int(row["trial_id"])].state == TrialState.PRUNED
     assert outcome.counted == 6  # COMPLETE + PRUNED + FAIL: the search finished despite the failures
 
