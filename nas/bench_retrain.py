@@ -1,0 +1,109 @@
+"""``nas bench retrain``: does the proxy rank architectures the way full-scale training does? (issue 8)
+
+Takes the Pareto front of a demo search (running the demo search first when no run is given; topped up
+with the next non-dominated layers when the front has fewer than ``count`` members), re-trains each
+architecture at width 1.0 with ``nas retrain RUN:ID`` on the synthetic data (results are written back
+into the run, so its report shows proxy vs full), and reports Kendall tau and Spearman rho between
+proxy validation top-1 and full-scale test top-1.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from nas.objectives import OBJECTIVES
+from nas.pareto import non_dominated_sort, to_minimization
+from nas.rundir import RunDir
+from nas.runs import run_objectives
+
+
+def pick_front_members(run_dir: Path, count: int) -> list[int]:
+    """Trial ids of the front (COMPLETE, feasible, searched), then the next layers, ``count`` at least."""
+    frame = RunDir(run_dir).read_trials()
+    done = frame[(frame["status"] == "COMPLETE") & frame["feasible"].astype(bool) & frame["baseline"].isna()]
+    objectives = run_objectives(RunDir(run_dir))
+    columns = [OBJECTIVES[o].column for o in objectives]
+    done = done.dropna(subset=columns).reset_index(drop=True)
+    points = to_minimization(done[columns].to_numpy(float), [OBJECTIVES[o].direction for o in objectives])
+    picked: list[int] = []
+    for layer in non_dominated_sort(points):
+        picked += [int(done.loc[i, "trial_id"]) for i in layer]
+        if len(picked) >= count:
+            break
+    return picked[:count]
+
+
+def _retrain(run_dir: Path, trial_id: int, *, epochs: int, clips: int, workers: int) -> dict[str, Any]:
+    command = [
+        sys.executable, "-m", "nas", "retrain", f"{run_dir}:{trial_id}", "--data", "synthetic",
+        "--epochs", str(epochs), "--num-clips", str(clips), "--workers", str(workers),
+        "--batch-size", str(16 * workers), "--width-mult", "1.0", "--seed", "0",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"retraining trial {trial_id} failed: {done.stderr.strip()[-500:]}")
+    return json.loads((run_dir / "retrain" / str(trial_id) / "result.json").read_text())
+
+
+def run_retrain_benchmark(
+    out_dir: Path,
+    *,
+    run_dir: Path | None = None,
+    count: int = 5,
+    epochs: int = 4,
+    clips: int = 600,
+    workers: int = 2,
+    quick: bool = False,
+) -> dict[str, Any]:
+    """Retrain ``count`` front members of ``run_dir`` (or of a fresh demo search) and correlate the accuracies."""
+    if quick:
+        count, epochs, clips = 3, 1, 96
+    if run_dir is None:
+        from nas.demo import demo_config
+        from nas.search import run_search
+
+        overrides = {"trials": 6, "num_clips": 300, "proxy_epochs": 1} if quick else {}
+        run_dir = run_search(demo_config(out_dir / "runs", name="retrain-bench", **overrides), show_progress=False).run_dir
+    frame = RunDir(run_dir).read_trials().set_index("trial_id")
+    rows = []
+    for trial_id in pick_front_members(run_dir, count):
+        result = _retrain(run_dir, trial_id, epochs=epochs, clips=clips, workers=workers)
+        rows.append({
+            "trial_id": trial_id,
+            "architecture": str(frame.loc[trial_id, "spec"]),
+            "proxy_val_top1": float(frame.loc[trial_id, "accuracy"]),
+            "full_test_top1": float(result["test_top1"]),
+            "full_multiview_top1": float(result.get("multiview_top1", float("nan"))),
+        })
+    proxy = np.array([r["proxy_val_top1"] for r in rows])
+    full = np.array([r["full_test_top1"] for r in rows])
+    tau = stats.kendalltau(proxy, full)
+    rho = stats.spearmanr(proxy, full)
+    figures = {
+        "run": str(run_dir),
+        "retrained": len(rows),
+        "retrain_settings": f"width 1.0, {epochs} epochs, {clips} synthetic training clips, {workers} Ray Train workers",
+        "kendall_tau": round(float(tau.statistic), 3),
+        "kendall_p": round(float(tau.pvalue), 3),
+        "spearman_rho": round(float(rho.statistic), 3),
+        "rows": rows,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "retrain.json").write_text(json.dumps(figures, indent=2))
+    lines = ["# nas bench retrain: proxy vs full-scale accuracy", "",
+             f"Run: `{run_dir}`; retrained at {figures['retrain_settings']}.", "",
+             f"Kendall tau = {figures['kendall_tau']} (p = {figures['kendall_p']}), "
+             f"Spearman rho = {figures['spearman_rho']} over {len(rows)} architectures.", "",
+             "| trial | proxy val top-1 | full test top-1 | full multi-view top-1 |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['trial_id']} | {100 * r['proxy_val_top1']:.1f}% | {100 * r['full_test_top1']:.1f}% | "
+              f"{100 * r['full_multiview_top1']:.1f}% |" for r in rows]
+    (out_dir / "retrain.md").write_text("\n".join(lines) + "\n")
+    return {k: v for k, v in figures.items() if k != "rows"}
