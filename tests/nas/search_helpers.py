@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -120,11 +122,45 @@ def load_study(run_dir: Path, name: str = "tiny") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{run_dir / 'study.db'}")
 
 
-def postgres_url() -> str | None:
-    """A PostgreSQL URL for the storage test: CI exports one; skip only where no PostgreSQL exists."""
+def _postgres_bin() -> Path | None:
+    """Debian keeps the server binaries in /usr/lib/postgresql/VERSION/bin; elsewhere they are on PATH."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    if candidates:
+        return candidates[0].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@contextlib.contextmanager
+def postgres_server(tmp_path: Path):
+    """A PostgreSQL URL: CI's server (VIDEONAS_TEST_POSTGRES_URL), else a throwaway cluster on loopback.
+
+    Skips only where no PostgreSQL binary exists. As root the throwaway cluster runs as ``postgres``.
+    """
     url = os.environ.get("VIDEONAS_TEST_POSTGRES_URL")
     if url:
-        return url
-    if not (shutil.which("pg_ctlcluster") or shutil.which("pg_ctl") or shutil.which("postgres")):
+        yield url
+        return
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
         pytest.skip("no PostgreSQL binary on this machine")
-    return None
+    data = Path(tempfile.mkdtemp(prefix="pgdata-", dir="/tmp"))
+    as_postgres = os.geteuid() == 0
+    if as_postgres:
+        shutil.chown(data, "postgres")
+
+    def run(*args: str) -> None:
+        command = [str(bin_dir / args[0]), *args[1:]]
+        if as_postgres:
+            command = ["su", "postgres", "-c", " ".join(shlex.quote(c) for c in command)]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    port = "54329"
+    run("initdb", "-D", str(data), "-U", "videonas", "--auth=trust")
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
+    run("pg_ctl", "-D", str(data), "-o", options, "-w", "-l", str(data / "log"), "start")
+    try:
+        yield f"postgresql://videonas@127.0.0.1:{port}/postgres"
+    finally:
+        run("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(data, ignore_errors=True)

@@ -23,7 +23,7 @@ from nas.rundir import RunDir, RunLock
 from nas.search import run_search
 from space import spec_from_dict
 from tests.nas.cli_helpers import REPO, assert_one_line_error, run_nas
-from tests.nas.search_helpers import load_study, postgres_url, start_ray_head, stop_ray_head, tiny_config
+from tests.nas.search_helpers import load_study, postgres_server, start_ray_head, stop_ray_head, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -238,9 +238,11 @@ def test_sigkill_then_resume_keeps_finished_trials_and_reruns_interrupted(ray_ad
 
 
 def test_postgres_storage(ray_address, tmp_path):
-    url = postgres_url()
-    if url is None:
-        pytest.skip("PostgreSQL is installed but no server URL was given (VIDEONAS_TEST_POSTGRES_URL); CI sets it")
+    with postgres_server(tmp_path) as url:
+        _search_with_postgres(url, tmp_path)
+
+
+def _search_with_postgres(url: str, tmp_path: Path) -> None:
     name = f"pg{int(time.time())}"
     config = tiny_config(tmp_path, name=name, trials=2, storage=url)
     outcome = run_search(config, write_report=False, show_progress=False)
