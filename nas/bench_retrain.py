@@ -42,8 +42,11 @@ def pick_front_members(run_dir: Path, count: int) -> list[int]:
 
 
 def _retrain(run_dir: Path, trial_id: int, *, epochs: int, clips: int, workers: int) -> dict[str, Any]:
+    """``nas retrain RUN:ID`` at width 1.0 on fresh synthetic clips of the search's proxy shape."""
+    proxy = RunDir(run_dir).read_search()["config"]
     command = [
         sys.executable, "-m", "nas", "retrain", f"{run_dir}:{trial_id}", "--data", "synthetic",
+        "--frames", str(proxy["proxy_frames"]), "--size", str(proxy["proxy_size"]),
         "--epochs", str(epochs), "--num-clips", str(clips), "--workers", str(workers),
         "--batch-size", str(16 * workers), "--width-mult", "1.0", "--seed", "0",
     ]
@@ -90,7 +93,8 @@ def run_retrain_benchmark(
     figures = {
         "run": str(run_dir),
         "retrained": len(rows),
-        "retrain_settings": f"width 1.0, {epochs} epochs, {clips} synthetic training clips, {workers} Ray Train workers",
+        "retrain_settings": f"width 1.0, {epochs} epochs, {clips} fresh synthetic training clips at the proxy's "
+                            f"clip shape, {workers} Ray Train workers (DDP)",
         "kendall_tau": round(float(tau.statistic), 3),
         "kendall_p": round(float(tau.pvalue), 3),
         "spearman_rho": round(float(rho.statistic), 3),
