@@ -196,7 +196,8 @@ class GateTable:
 MAX_GATE_ROWS = 40
 
 
-def _gate_dict(text: Any) -> dict[str, Any]:
+def _json_mapping(text: Any) -> dict[str, Any]:
+    """A JSON object stored as text in trials.parquet, or {} for anything else."""
     if not isinstance(text, str) or not text.strip():
         return {}
     try:
@@ -208,14 +209,7 @@ def _gate_dict(text: Any) -> dict[str, Any]:
 
 def sampled_params(text: Any) -> dict[str, Any]:
     """The Optuna parameters of a trial (``params_json``); lists and mappings become JSON strings."""
-    if not isinstance(text, str) or not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return {}
-    if not isinstance(value, Mapping):
-        return {}
+    value = _json_mapping(text)
     return {str(k): (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in value.items()}
 
 
@@ -232,7 +226,7 @@ def _gate_matrix(rows: list[tuple[int, dict[str, Any]]], blocks: list[str]) -> t
 
 
 def gate_table(trials: pd.DataFrame, front_ids: set[int] = frozenset()) -> GateTable | None:
-    rows = [(int(t), _gate_dict(g)) for t, g in zip(trials["trial_id"], trials["gate_open_rates"])]
+    rows = [(int(t), _json_mapping(g)) for t, g in zip(trials["trial_id"], trials["gate_open_rates"])]
     rows = [(t, g) for t, g in rows if g]
     if not rows:
         return None

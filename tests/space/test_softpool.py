@@ -22,13 +22,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on a busy machine (no OpenMP spinning)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def naive_pool(x: torch.Tensor, kernel, stride, ceil_mode: bool, soft: bool) -> torch.Tensor:
