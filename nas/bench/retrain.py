@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from nas.objectives import OBJECTIVES
 from nas.pareto import non_dominated_sort, to_minimization
