@@ -87,6 +87,8 @@ def run_retrain_benchmark(
         })
     proxy = np.array([r["proxy_val_top1"] for r in rows])
     full = np.array([r["full_test_top1"] for r in rows])
+    from scipy import stats
+
     tau = stats.kendalltau(proxy, full)
     rho = stats.spearmanr(proxy, full)
     figures = {
