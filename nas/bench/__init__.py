@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.bench import costs, data, overhead, retrain
+from nas.bench import costs, data, overhead, retrain, throughput
 
 Benchmark = Callable[..., dict[str, Any]]
 
@@ -29,8 +29,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "data": data.run_data_benchmark,
     "overhead": overhead.run_overhead_benchmark,
     "retrain": retrain.run_retrain_benchmark,
+    "throughput": throughput.run_throughput_benchmark,
 }
-
 
 
 def run_benchmark(name: str, out_dir: Path, **options: Any) -> dict[str, Any]:
