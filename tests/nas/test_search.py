@@ -16,23 +16,13 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-import ray
 from optuna.trial import TrialState
 
 from nas.rundir import RunDir, RunLock
 from nas.search import run_search
 from space import spec_from_dict
 from tests.nas.cli_helpers import REPO, assert_one_line_error, run_nas
-from tests.nas.search_helpers import load_study, postgres_server, start_ray_head, stop_ray_head, tiny_config
-
-
-@pytest.fixture(scope="module")
-def ray_address(tmp_path_factory):
-    address = start_ray_head(tmp_path_factory.mktemp("ray"))
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, namespace="videonas")
-    yield address
-    ray.shutdown()
-    stop_ray_head()
+from tests.nas.search_helpers import load_study, postgres_server, tiny_config
 
 
 def frame_of(run_dir: Path) -> pd.DataFrame:
