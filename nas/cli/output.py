@@ -124,3 +124,40 @@ def progress_bar(*, transient: bool = True) -> Progress | LineProgress:
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=Console(stderr=True), transient=transient,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Machine-readable output (--json)
+# --------------------------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready value: numpy scalars as Python numbers, NaN / NA / NaT as ``null``, paths as strings."""
+    import math
+    from pathlib import PurePath
+
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, (pd.Timestamp,)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain(v) for v in value]
+    return value
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout (floats keep every digit, so they round-trip exactly)."""
+    import json
+
+    print(json.dumps(plain(value), indent=2), flush=True)
