@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
     "costs": ("runners.bench_costs", "run_costs_benchmark", "catalog params / GMACs / latency beside the papers' values"),
     "data": ("runners.bench_data", "run_data_benchmark", "synthetic generation and cache throughput vs training"),
     "overhead": ("nas.bench_overhead", "run_overhead_benchmark", "harness overhead, peak memory, in-search vs alone latency"),
+    "proxy": ("nas.bench_proxy", "run_proxy_benchmark", "proxy fidelities, zero-cost scores and #params vs a 4x reference (Kendall tau)"),
     "retrain": ("nas.bench_retrain", "run_retrain_benchmark", "proxy vs full-scale top-1 over the demo front (Kendall tau)"),
 }
 
