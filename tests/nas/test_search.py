@@ -272,3 +272,9 @@ def test_time_budget_stops_running_trials_at_their_next_rung(ray_address, tmp_pa
     assert 1 <= len(trained) < 10  # no trial started after the budget ran out
     assert (trained["status"] == "PRUNED").all()
     assert (trained["fidelity"] == 1).all()  # each stopped at its first rung after the budget
+
+
+def test_the_study_names_its_metrics_for_optuna_dashboard(small_run):
+    config, outcome = small_run
+    study = optuna.load_study(study_name=config.name, storage=f"sqlite:///{outcome.run_dir / 'study.db'}")
+    assert study.metric_names == ["accuracy (proxy val top-1, fraction)", "GMACs @ 1x3x8x32x32"]
