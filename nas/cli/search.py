@@ -14,6 +14,7 @@ from nas.cli.output import print_json, print_table
 from nas.config import SearchConfig
 from nas.runs import list_runs, pareto_table, run_record, runs_table, select_trials, trials_table
 from nas.search import load_run_config, run_search
+from reports.build import build_report
 from runners.costs import parse_shape
 from space.errors import UserInputError
 
@@ -90,7 +91,9 @@ def register_search(app: typer.Typer) -> None:
                 address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                 max_concurrent=max_concurrent, storage=storage, retries=retries,
             )
-        outcome = run_search(config, resume=resume is not None, write_report=not no_report, show_progress=not quiet)
+        outcome = run_search(config, resume=resume is not None, show_progress=not quiet)
+        if not no_report:
+            build_report(outcome.run_dir)
         console = output_console()
         if outcome.message:
             console.print(f"[yellow]search ended early:[/yellow] {outcome.message}")
@@ -141,6 +144,7 @@ def register_demo(app: typer.Typer) -> None:
         if resume:
             Console().print(f"resuming {runs_dir / name} (delete it for a fresh demo)")
         outcome = run_search(config, resume=resume)
+        build_report(outcome.run_dir)
         console = output_console()
         console.print(pareto_table(outcome.run_dir))
         console.print(f"report: {outcome.run_dir / 'report' / 'index.html'}")

@@ -17,5 +17,5 @@ def test_fixed_seed_sequential_search_matches_the_recorded_values(ray_address, t
     from nas.search import run_search
 
     recorded = json.loads(FIXTURE.read_text())["trials"]
-    outcome = run_search(determinism_config(tmp_path), write_report=False, show_progress=False)
+    outcome = run_search(determinism_config(tmp_path), show_progress=False)
     assert search_outcome(outcome.run_dir) == recorded
