@@ -1,6 +1,6 @@
 """Same-seed determinism across refactors: a sequential fixed-seed search against recorded values.
 
-``tests/nas/data/determinism.json`` was recorded (``python -m tests.nas.record_determinism``) from the code
+``tests/nas/data/determinism.json`` was recorded (``python -m tests.nas.record_determinism``) at c7c1dd2, the code
 before the search core was split out of the Ray Tune classes (issue 12). The same search must sample
 the same architectures, settle them the same way and measure the same proxy accuracies and losses.
 """

@@ -25,6 +25,8 @@ from space import spec_from_dict
 from tests.nas.cli_helpers import REPO, assert_one_line_error, run_nas
 from tests.nas.search_helpers import load_study, postgres_server, tiny_config
 
+pytestmark = pytest.mark.slow  # real searches on Ray: tens of seconds each
+
 
 def frame_of(run_dir: Path) -> pd.DataFrame:
     return pd.read_parquet(run_dir / "trials.parquet")
