@@ -160,3 +160,8 @@ def print_json(value: Any) -> None:
     import json
 
     print(json.dumps(plain(value), indent=2), flush=True)
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``1 epoch``, ``2 epochs``: the count with the noun in the right number."""
+    return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"
