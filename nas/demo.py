@@ -15,7 +15,7 @@ DEMO_BASELINES = ("r3d-18", "srtg-r3d-18-final", "mtnet-32")
 def demo_config(runs_dir: str | Path = "runs", name: str = "demo", **overrides: object) -> SearchConfig:
     """Accuracy, GMACs and latency (cpu-quick) over the demo space; MO-ASHA prunes at epochs 1 and 2.
 
-    The proxy settings are those `nas bench data` checks separate architectures (runners.bench_data.DEMO_PROXY).
+    The proxy settings are those `nas bench data` checks separate architectures (nas.bench.data.DEMO_PROXY).
     """
     settings: dict[str, object] = dict(
         name=name,

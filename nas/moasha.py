@@ -120,9 +120,10 @@ class _StoppingRecord:
     rungs: tuple[float, ...]
     time_attr: str
 
-    def _init_record(self, rungs: tuple[float, ...], time_attr: str) -> None:
+    def _init_record(self, rungs: tuple[float, ...], time_attr: str, max_t: float) -> None:
         self.rungs = rungs
         self.time_attr = time_attr
+        self.max_t = max_t
         self.stopped: dict[str, float] = {}
         self._stop_everyone = False
         self._last_time: dict[str, float] = {}
@@ -137,8 +138,17 @@ class _StoppingRecord:
         self._last_time[trial_id] = time
         return any(before < level <= time for level in self.rungs)
 
+    def at_full_budget(self, result: dict) -> bool:
+        """A result at (or past) ``max_t``: the trial trained its full budget and ends by itself.
+
+        No scheduler may stop it there (that would tell a fully trained trial PRUNED), whatever the rung
+        levels: Ray's ASHA bracket puts a rung at ``max_t`` whenever ``max_t = grace * eta**k``.
+        """
+        time = result.get(self.time_attr)
+        return time is not None and time >= self.max_t
+
     def _finish_decision(self, trial: Trial, result: dict, decision: str) -> str:
-        if _is_exempt(trial):
+        if _is_exempt(trial) or self.at_full_budget(result):
             return TrialScheduler.CONTINUE
         time = result.get(self.time_attr)
         if time is None:
@@ -194,7 +204,7 @@ class MOASHAScheduler(_StoppingRecord, FIFOScheduler):
         self.eta = eta
         self.max_t = max_t
         levels = tuple(sorted(rungs)) if rungs is not None else rung_levels(grace_period, eta, max_t)
-        self._init_record(levels, time_attr)
+        self._init_record(levels, time_attr, max_t)
         self.recorded: dict[float, dict[str, list[float]]] = {level: {} for level in levels}
         self._metric = self.objectives[0][0]  # lets Ray check that results carry it
 
@@ -257,17 +267,18 @@ class MOASHAScheduler(_StoppingRecord, FIFOScheduler):
 class StoppingASHAScheduler(_StoppingRecord, AsyncHyperBandScheduler):
     """Ray's stock ASHA on one metric, plus the shared ``stopped`` record and the time-budget hook.
 
-    ``stop_last_trials=False``: a trial at ``max_t`` ends by itself, so a STOP here always means pruned.
+    A result at ``max_t`` never reaches Ray's bracket (it has a rung there when ``max_t = grace * eta**k``
+    and would stop a fully trained trial): such a trial ends by itself, so a STOP here always means pruned.
     """
 
     def __init__(self, metric: str, mode: str, *, grace_period: float = 1, eta: float = 3, max_t: float,
                  time_attr: str = "training_iteration"):
         super().__init__(time_attr=time_attr, metric=metric, mode=mode, max_t=max_t, grace_period=grace_period,
                          reduction_factor=eta, stop_last_trials=False)
-        self._init_record(rung_levels(grace_period, eta, max_t), time_attr)
+        self._init_record(rung_levels(grace_period, eta, max_t), time_attr, max_t)
 
     def on_trial_result(self, tune_controller: "TuneController", trial: Trial, result: dict) -> str:
-        if _is_exempt(trial):
+        if _is_exempt(trial) or self.at_full_budget(result):
             return TrialScheduler.CONTINUE
         decision = super().on_trial_result(tune_controller, trial, result)
         return self._finish_decision(trial, result, decision)
@@ -278,7 +289,7 @@ class StoppingFIFOScheduler(_StoppingRecord, FIFOScheduler):
 
     def __init__(self, *, grace_period: float = 1, eta: float = 3, max_t: float, time_attr: str = "training_iteration"):
         super().__init__()
-        self._init_record(rung_levels(grace_period, eta, max_t), time_attr)
+        self._init_record(rung_levels(grace_period, eta, max_t), time_attr, max_t)
 
     def on_trial_result(self, tune_controller: "TuneController", trial: Trial, result: dict) -> str:
         return self._finish_decision(trial, result, TrialScheduler.CONTINUE)

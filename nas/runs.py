@@ -61,6 +61,14 @@ def _is_locked(path: Path) -> bool:
         os.close(fd)
 
 
+def run_record(run: RunSummary) -> dict:
+    """One run as plain data (``nas runs --json``): the table's figures, with counts per status."""
+    trained = sum(run.counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL"))
+    return {"name": run.path.name, "path": str(run.path), "space": run.space, "trials_wanted": run.trials_wanted,
+            "trained": trained, "counts": dict(run.counts), "best_accuracy": run.best_accuracy,
+            "state": "running" if run.locked else "idle"}
+
+
 def runs_table(runs: list[RunSummary]) -> Table:
     table = Table(title="runs", caption="trained = COMPLETE + PRUNED + FAIL; skipped = never trained")
     for column in ("run", "space", "trained", "done", "pruned", "failed", "skipped", "best acc", "state"):
@@ -121,16 +129,22 @@ def _arch_label(row: pd.Series) -> str:
     return f"{spec['conv']}-{spec['depth']}{extra}"
 
 
+def select_trials(run_path: Path, *, top: int | None = None, front: bool = False) -> pd.DataFrame:
+    """The rows of trials.parquet ``nas trials`` shows: all, the front (``front``) or the ``top`` most accurate."""
+    run = RunDir(run_path)
+    frame = run.read_trials().reset_index(drop=True)
+    if front:
+        frame = frame[front_mask(frame, run_objectives(run))].sort_values("accuracy", ascending=False)
+    if top is not None:
+        frame = frame[frame["status"] == "COMPLETE"].sort_values("accuracy", ascending=False).head(top)
+    return frame
+
+
 def trials_table(run_path: Path, *, top: int | None = None, front: bool = False, title: str | None = None) -> Table:
     """Trials as a table; the front view leaves out the status and note columns (all COMPLETE there)."""
     run = RunDir(run_path)
     shape = run.read_search().get("config", {}).get("deploy_shape", "")
-    objectives = run_objectives(run)
-    frame = run.read_trials().reset_index(drop=True)
-    if front:
-        frame = frame[front_mask(frame, objectives)].sort_values("accuracy", ascending=False)
-    if top is not None:
-        frame = frame[frame["status"] == "COMPLETE"].sort_values("accuracy", ascending=False).head(top)
+    frame = select_trials(run_path, top=top, front=front)
     table = Table(title=title or f"{run_path}: {len(frame)} trials", caption=f"GMACs @ {shape}")
     columns = ["id", "status", "architecture", "acc", "GMACs", "ms", "params", "epochs", "note"]
     if front:
@@ -139,8 +153,11 @@ def trials_table(run_path: Path, *, top: int | None = None, front: bool = False,
         columns = [c for c in columns if c != "note"]
     if frame["latency_ms"].isna().all():
         columns = [c for c in columns if c != "ms"]
+    profiles = sorted({str(p) for p in frame["latency_profile"].dropna().unique()})
+    headers = {"ms": f"latency ms ({', '.join(profiles)})" if profiles else "latency ms"}  # names its profile
     for column in columns:
-        table.add_column(column, no_wrap=column in ("id", "status", "acc", "GMACs", "ms", "params", "epochs"))
+        table.add_column(headers.get(column, column),
+                         no_wrap=column in ("id", "status", "acc", "GMACs", "ms", "params", "epochs"))
     for _, row in frame.iterrows():
         cells = {
             "id": str(row["trial_id"]), "status": str(row["status"]), "architecture": _arch_label(row),

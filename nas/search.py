@@ -227,7 +227,6 @@ def run_search(config: SearchConfig, *, resume: bool = False, write_report: bool
         searcher = StudySearcher(
             config=config, study=study, baseline_study=baseline_study, space=space, static_costs=static_costs,
             bounds={k: tuple(v) for k, v in bounds.items()},
-            stopped_by_scheduler=lambda trial_id: trial_id in scheduler.stopped,
             on_change=export,
         )
         settings = TrialSettings(

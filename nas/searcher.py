@@ -73,7 +73,6 @@ class StudySearcher(Searcher):
         space: SearchSpace,
         static_costs: StaticCostFn,
         bounds: dict[str, tuple[float, float]],
-        stopped_by_scheduler: Callable[[str], bool],
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(metric=None, mode=None)
@@ -83,7 +82,6 @@ class StudySearcher(Searcher):
         self.space = space
         self.static_costs = static_costs
         self.bounds = bounds
-        self.stopped_by_scheduler = stopped_by_scheduler
         self.on_change = on_change
         self.live: dict[str, LiveTrial] = {}
         self.deadline = time.time() + config.time_budget_s if config.time_budget_s else None
@@ -165,15 +163,29 @@ class StudySearcher(Searcher):
             return
         result = result or {}
         self._record_epoch(live, result)
-        if error:
-            self._fail(live, result, "the trial's process died (out of memory or killed); see Ray's logs")
-        elif result.get("infeasible"):
-            self._tell_infeasible(live.otrial, live.study, live.costs, result.get("latency_ms"), result)
-        elif result.get("error"):
-            self._fail(live, result, str(result["error"]))
-        else:
-            self._finish_trained(trial_id, live, result)
+        try:
+            if error:
+                self._fail(live, result, "the trial's process died (out of memory or killed); see Ray's logs")
+            elif result.get("infeasible"):
+                self._tell_infeasible(live.otrial, live.study, live.costs, result.get("latency_ms"), result)
+            elif result.get("error"):
+                self._fail(live, result, str(result["error"]))
+            else:
+                self._finish_trained(trial_id, live, result)
+        except Exception as exc:  # a trial left RUNNING is never counted: the search would run forever
+            self._end_as_fail(live, f"telling the study failed: {type(exc).__name__}: {exc}")
         self.on_change()
+
+    def _end_as_fail(self, live: LiveTrial, message: str) -> None:
+        """Last resort when telling an outcome raised: FAIL with the message, counted like any trained trial."""
+        self._set_attrs(live.otrial, status="FAIL", error=message, counted=live.baseline is None,
+                        finished_at=time.time(), fidelity=len(live.history), history=live.history)
+        frozen = live.study.get_trials(deepcopy=False)[live.otrial.number]
+        if frozen.state == TrialState.RUNNING:
+            live.study.tell(live.otrial, state=TrialState.FAIL)
+        if live.study is self.study:
+            self._remember(self._frozen(live.otrial))
+            self._settle_waiting_duplicates(live.spec.key(), None)
 
     # ---- sampling -----------------------------------------------------------------------------
 
@@ -323,7 +335,8 @@ class StudySearcher(Searcher):
 
     def _finish_trained(self, trial_id: str, live: LiveTrial, result: dict) -> None:
         fidelity = int(result.get("epoch", len(live.history)))
-        complete = fidelity >= self.config.proxy_epochs and not self.stopped_by_scheduler(trial_id)
+        # Trained to the full budget is COMPLETE, whatever a scheduler said at the last report (issue 11.2).
+        complete = fidelity >= self.config.proxy_epochs
         latency = result.get("latency_ms")
         violations = self._constraint_values(live.costs, latency)
         accuracy = float(result.get("accuracy", 0.0))

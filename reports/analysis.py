@@ -191,6 +191,7 @@ class GateTable:
     block_measured: list[int]  # per block: trials with an open rate
     block_mean: list[float | None]  # per block: mean open rate over them
     block_single: list[int]  # per block: trials where it runs at T = 1
+    block_max: list[float | None]  # per block: highest open rate of any trial (0: the gate never opened)
 
 
 MAX_GATE_ROWS = 40
@@ -236,6 +237,7 @@ def gate_table(trials: pd.DataFrame, front_ids: set[int] = frozenset()) -> GateT
     rates, single = _gate_matrix(rows, blocks)
     measured = (~np.isnan(rates)).sum(axis=0)
     means = [float(np.nanmean(rates[:, j])) if measured[j] else None for j in range(len(blocks))]
+    highest = [float(np.nanmax(rates[:, j])) if measured[j] else None for j in range(len(blocks))]
     accuracy = dict(zip(trials["trial_id"].astype(int), pd.to_numeric(trials["accuracy"], errors="coerce")))
     priority = sorted(rows, key=lambda r: (r[0] not in front_ids, -np.nan_to_num(accuracy.get(r[0], np.nan), nan=-1.0)))
     shown = sorted(priority[:MAX_GATE_ROWS], key=lambda r: r[0])
@@ -249,6 +251,7 @@ def gate_table(trials: pd.DataFrame, front_ids: set[int] = frozenset()) -> GateT
         block_measured=[int(n) for n in measured],
         block_mean=means,
         block_single=[int(n) for n in single.sum(axis=0)],
+        block_max=highest,
     )
 
 

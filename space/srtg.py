@@ -32,6 +32,7 @@ __all__ = [
     "set_gate_epoch",
     "reset_gate_counters",
     "gate_open_rates",
+    "gate_single_frame_samples",
     "auxiliary_loss",
     "srtg_modules",
     "ddp_ignore_gate_counters",
@@ -47,12 +48,19 @@ _TIE_RTOL = 1e-6
 
 
 def normalise_sequence(seq: Tensor, mode: str) -> Tensor:
-    """``std``: zero mean, unit variance over T x C per sample; ``l2``: unit norm per frame; ``none``."""
+    """``std``: zero mean, unit variance over T x C per sample; ``l2``: unit RMS per frame; ``none``.
+
+    ``l2`` fixes each frame's direction only (its L2 norm), but scales it to unit root-mean-square over C
+    (norm sqrt(C)), not to unit norm: distances are divided by C, so with unit-norm frames every distance
+    would be at most 4 / C and ``tau`` would mean something different at every C (at C = 64 and tau = 0.05
+    the soft nearest neighbour is then nearly uniform and the gate never opens). With unit RMS, ``std`` and
+    ``l2`` put distances on the same scale (squared distance / C between unit-RMS vectors lies in [0, 4]).
+    """
     if mode == "std":
         centred = seq - seq.mean(dim=(1, 2), keepdim=True)
         return centred / (centred.pow(2).mean(dim=(1, 2), keepdim=True).sqrt() + _STD_EPS)
     if mode == "l2":
-        return seq / (seq.norm(dim=2, keepdim=True) + _STD_EPS)
+        return seq / (seq.pow(2).mean(dim=2, keepdim=True).sqrt() + _STD_EPS)
     return seq
 
 
@@ -148,7 +156,8 @@ class SRTG(nn.Module):
         self.gate_active = spec.gate == "cyclic"
         self.register_buffer("gate_opened", torch.zeros((), dtype=torch.float64), persistent=False)
         self.register_buffer("gate_samples", torch.zeros((), dtype=torch.float64), persistent=False)
-        self.last_frames = 0
+        # Samples seen with T = 1 (nothing to align): counted apart so they never dilute real decisions.
+        self.register_buffer("gate_single_frame", torch.zeros((), dtype=torch.float64), persistent=False)
         self.last_align_loss: Tensor | None = None
 
     def recurrence(self, s: Tensor) -> Tensor:
@@ -158,30 +167,42 @@ class SRTG(nn.Module):
             h = torch.tanh(self.expand(h))
         return h
 
-    def fuse(self, x: Tensor, h: Tensor) -> Tensor:
-        h5 = h.transpose(1, 2).unsqueeze(-1).unsqueeze(-1).to(x.dtype)  # B x C x T x 1 x 1
-        return x * h5 if self.fusion == "mul" else x * (1.0 + h5)
+    def fuse(self, x: Tensor, h: Tensor, is_open: Tensor | None = None) -> Tensor:
+        """``x * h`` (or ``x * (1 + h)``) where the gate is open, ``x`` itself where it is closed.
+
+        The gate is applied to the small per-frame factor (B x C x T x 1 x 1), not to the fused activations:
+        one pass over ``x`` instead of two (fuse, then ``torch.where``), with the same values (a closed
+        sample is ``x * 1``) and the same gradients (none reaches ``h`` through a closed gate).
+        """
+        factor = h.transpose(1, 2).unsqueeze(-1).unsqueeze(-1).to(x.dtype)  # B x C x T x 1 x 1
+        if self.fusion != "mul":
+            factor = 1.0 + factor
+        if is_open is not None:
+            factor = torch.where(is_open.view(-1, 1, 1, 1, 1), factor, torch.ones((), dtype=x.dtype, device=x.device))
+        return x * factor
 
     def forward(self, x: Tensor) -> Tensor:
         s = x.mean(dim=(3, 4)).transpose(1, 2)  # squeeze: B x T x C
         h = self.recurrence(s)
-        fused = self.fuse(x, h)
         if self.align_weight > 0 and self.training:
             self.last_align_loss = self.align_weight * cycle_back_loss(s, h, tau=self.tau, gate_norm=self.gate_norm)
         if not self.gate_active:
             self._count(torch.ones(x.shape[0], dtype=torch.bool, device=x.device), x.shape[2])
-            return fused
+            return self.fuse(x, h)
         with torch.no_grad():  # a hard decision: no gradient through it
             is_open = cycle_consistent(
                 s.detach(), h.detach(), tau=self.tau, tolerance=self.tolerance, gate_norm=self.gate_norm
             )
         self._count(is_open, x.shape[2])
-        return torch.where(is_open.view(-1, 1, 1, 1, 1), fused, x)
+        return self.fuse(x, h, is_open)
 
     def _count(self, is_open: Tensor, frames: int) -> None:
+        """Count a forward's decisions; a T = 1 forward decides nothing and goes to its own counter."""
         if torch.jit.is_tracing() or torch.jit.is_scripting():
             return
-        self.last_frames = int(frames)
+        if frames == 1:
+            self.gate_single_frame += is_open.numel()
+            return
         self.gate_opened += is_open.sum().to(self.gate_opened.dtype)
         self.gate_samples += is_open.numel()
 
@@ -207,29 +228,40 @@ def set_gate_epoch(model: nn.Module, epoch: int, total_epochs: int) -> None:
         module.gate_active = epoch >= module.spec.warmup_epochs(total_epochs)
 
 
+_COUNTERS = ("gate_opened", "gate_samples", "gate_single_frame")
+
+
 def reset_gate_counters(model: nn.Module) -> None:
     for module in srtg_modules(model).values():
-        module.gate_opened.zero_()
-        module.gate_samples.zero_()
+        for counter in _COUNTERS:
+            getattr(module, counter).zero_()
 
 
-def gate_open_rates(model: nn.Module) -> dict[str, float | None]:
-    """Block name -> share of samples whose gate opened since the last reset.
-
-    ``None`` marks a block that only saw T = 1 (nothing to align) or saw no sample. Under
-    ``torch.distributed`` the counters are summed across ranks.
-    """
+def _gate_counts(model: nn.Module) -> dict[str, tuple[float, float, float]]:
+    """Block name -> (opened, decided samples with T > 1, samples with T = 1), summed across DDP ranks."""
     modules = srtg_modules(model)
     if not modules:
         return {}
-    counts = torch.stack([torch.stack([m.gate_opened, m.gate_samples]) for m in modules.values()])
+    counts = torch.stack([torch.stack([getattr(m, c) for c in _COUNTERS]) for m in modules.values()])
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         counts = counts.clone()
         torch.distributed.all_reduce(counts)
-    rates: dict[str, float | None] = {}
-    for (name, module), (opened, samples) in zip(modules.items(), counts.tolist()):
-        rates[name] = None if samples == 0 or module.last_frames == 1 else opened / samples
-    return rates
+    return {name: tuple(row) for name, row in zip(modules, counts.tolist())}
+
+
+def gate_open_rates(model: nn.Module) -> dict[str, float | None]:
+    """Block name -> share of T > 1 samples whose gate opened since the last reset.
+
+    T = 1 samples are not decisions and never enter the share; ``None`` marks a block that saw no T > 1
+    sample (only T = 1, or nothing). Under ``torch.distributed`` the counters are summed across ranks.
+    """
+    return {name: (opened / decided if decided > 0 else None)
+            for name, (opened, decided, _) in _gate_counts(model).items()}
+
+
+def gate_single_frame_samples(model: nn.Module) -> dict[str, int]:
+    """Block name -> samples it saw with T = 1 since the last reset (summed across ranks)."""
+    return {name: int(single) for name, (_, _, single) in _gate_counts(model).items()}
 
 
 def auxiliary_loss(model: nn.Module) -> Tensor:
@@ -244,5 +276,5 @@ def auxiliary_loss(model: nn.Module) -> Tensor:
 
 def ddp_ignore_gate_counters(model: nn.Module) -> None:
     """Keep DDP from broadcasting rank 0's gate counters over the others' (they are summed when read)."""
-    names = [f"{name}.{buf}" for name in srtg_modules(model) for buf in ("gate_opened", "gate_samples")]
+    names = [f"{name}.{buf}" for name in srtg_modules(model) for buf in _COUNTERS]
     nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, names)

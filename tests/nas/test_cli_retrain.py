@@ -40,10 +40,9 @@ ARGS = [
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ray_instance():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+def _ray(ray_address):
+    """Every test here drives Ray Train through the session's Ray head (tests/conftest.py)."""
+    return ray_address
 
 
 @pytest.fixture(scope="module")

@@ -16,23 +16,13 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-import ray
 from optuna.trial import TrialState
 
 from nas.rundir import RunDir, RunLock
 from nas.search import run_search
 from space import spec_from_dict
 from tests.nas.cli_helpers import REPO, assert_one_line_error, run_nas
-from tests.nas.search_helpers import load_study, postgres_server, start_ray_head, stop_ray_head, tiny_config
-
-
-@pytest.fixture(scope="module")
-def ray_address(tmp_path_factory):
-    address = start_ray_head(tmp_path_factory.mktemp("ray"))
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, namespace="videonas")
-    yield address
-    ray.shutdown()
-    stop_ray_head()
+from tests.nas.search_helpers import load_study, postgres_server, tiny_config
 
 
 def frame_of(run_dir: Path) -> pd.DataFrame:
@@ -281,3 +271,9 @@ def test_time_budget_stops_running_trials_at_their_next_rung(ray_address, tmp_pa
     assert 1 <= len(trained) < 10  # no trial started after the budget ran out
     assert (trained["status"] == "PRUNED").all()
     assert (trained["fidelity"] == 1).all()  # each stopped at its first rung after the budget
+
+
+def test_the_study_names_its_metrics_for_optuna_dashboard(small_run):
+    config, outcome = small_run
+    study = optuna.load_study(study_name=config.name, storage=f"sqlite:///{outcome.run_dir / 'study.db'}")
+    assert study.metric_names == ["accuracy (proxy val top-1, fraction)", "GMACs @ 1x3x8x32x32"]

@@ -4,12 +4,14 @@ import pytest
 import torch
 
 from space import ResNet3DSpec, SRTGSpec, build_model
+from space.spec import SRTG_GATE_NORMS
 from space.srtg import (
     SRTG,
     auxiliary_loss,
     cycle_back_loss,
     cycle_consistent,
     gate_open_rates,
+    gate_single_frame_samples,
     normalise_sequence,
     reset_gate_counters,
     set_gate_epoch,
@@ -39,31 +41,63 @@ def walk(request):
     return random_walk(request.param)
 
 
-def test_a_sequence_is_consistent_with_itself_and_its_noisy_copy(walk):
-    assert consistent(walk, walk).item()
-    assert consistent(walk, noisy(walk)).item()
-    assert consistent(noisy(walk), walk).item()
+@pytest.fixture(params=SRTG_GATE_NORMS)
+def gate_norm(request):
+    return request.param
 
 
-def test_not_consistent_with_a_shuffled_or_reversed_copy(walk):
+def test_a_sequence_is_consistent_with_itself_and_its_noisy_copy(walk, gate_norm):
+    assert consistent(walk, walk, gate_norm=gate_norm).item()
+    assert consistent(walk, noisy(walk), gate_norm=gate_norm).item()
+    assert consistent(noisy(walk), walk, gate_norm=gate_norm).item()
+
+
+def test_not_consistent_with_a_shuffled_or_reversed_copy(walk, gate_norm):
     shuffled = walk[:, torch.randperm(T, generator=torch.Generator().manual_seed(3))]
-    assert not consistent(walk, shuffled).item()
-    assert not consistent(walk, walk.flip(1)).item()
+    assert not consistent(walk, shuffled, gate_norm=gate_norm).item()
+    assert not consistent(walk, walk.flip(1), gate_norm=gate_norm).item()
 
 
-def test_a_static_clip_is_closed():
+def test_a_static_clip_is_closed(gate_norm):
     frame = torch.randn(1, 1, 64)
     static = frame.expand(1, T, 64).clone()
-    assert not consistent(static, static).item()
-    assert not consistent(static, random_walk(64)).item()
+    assert not consistent(static, static, gate_norm=gate_norm).item()
+    assert not consistent(static, random_walk(64), gate_norm=gate_norm).item()
 
 
-def test_soft_nearest_neighbour_is_really_soft(walk):
-    a = normalise_sequence(walk, "std")
-    b = normalise_sequence(noisy(walk), "std")
+def test_soft_nearest_neighbour_is_really_soft(walk, gate_norm):
+    """``none`` leaves the scale to its input (raw walks of std ~3 make any tau hard): given at unit scale."""
+    if gate_norm == "none":
+        walk = walk / walk.std()
+    a = normalise_sequence(walk, gate_norm)
+    b = normalise_sequence(noisy(walk), gate_norm)
     weights = soft_nearest_neighbour_weights(a, b, tau=0.05)
     assert weights.max(dim=-1).values.mean() < 0.99
     assert torch.allclose(weights.sum(-1), torch.ones(1, T))
+
+
+@pytest.mark.parametrize("channels", [64, 512])
+def test_self_and_noisy_consistency_share_is_one_for_every_norm(channels, gate_norm):
+    """Over 32 seeded walks, not one fixture: the l2 regression (unit-norm frames gave a share of 0.0)."""
+    walks = random_walk(channels, seed=channels, batch=32)
+    noisy_walks = walks + 0.05 * walks.std(dim=(1, 2), keepdim=True) * torch.randn(
+        walks.shape, generator=torch.Generator().manual_seed(1))
+    assert cycle_consistent(walks, walks, tau=0.05, gate_norm=gate_norm).float().mean() == 1.0
+    assert cycle_consistent(walks, noisy_walks, tau=0.05, gate_norm=gate_norm).float().mean() == 1.0
+
+
+def test_l2_scales_each_frame_to_unit_rms_so_tau_means_what_it_means_for_std():
+    walk = random_walk(512)
+    frames = normalise_sequence(walk, "l2")
+    assert torch.allclose(frames.pow(2).mean(dim=2), torch.ones(1, T), atol=1e-4)
+    # Directions kept: cosine between l2-normalised and raw frames is 1.
+    assert torch.allclose(torch.nn.functional.cosine_similarity(frames, walk, dim=2), torch.ones(1, T), atol=1e-5)
+    # Same distance scale as std: the mean scaled distance between frames agrees within a factor of 2.
+    def mean_distance(seq):
+        d = (seq.unsqueeze(2) - seq.unsqueeze(1)).pow(2).mean(-1)
+        return d.mean()
+    ratio = mean_distance(frames) / mean_distance(normalise_sequence(walk, "std"))
+    assert 0.5 < ratio < 2.0
 
 
 def test_unnormalised_gate_fails_on_different_scales():
@@ -160,6 +194,30 @@ def test_counters_are_not_in_the_state_dict():
     assert len(gate_open_rates(model)) == 8
 
 
+def test_single_frame_forwards_are_counted_apart_from_decisions():
+    """A T = 1 batch then a closed T = 16 batch: the rate is 0.0 (not 0.5), the T = 1 samples counted apart."""
+    module = srtg()
+    module(torch.randn(2, 16, 1, 3, 3))  # T = 1: nothing to align
+    assert gate_open_rates(module) == {"": None}
+    assert gate_single_frame_samples(module) == {"": 2}
+    module(static_clip().expand(2, -1, -1, -1, -1).contiguous())  # T = 16, ties: closed
+    assert gate_open_rates(module) == {"": 0.0}
+    module(torch.randn(3, 16, 1, 3, 3))  # a later T = 1 forward does not hide the decisions either
+    assert gate_open_rates(module) == {"": 0.0}
+    assert gate_single_frame_samples(module) == {"": 5}
+    reset_gate_counters(module)
+    assert gate_single_frame_samples(module) == {"": 0}
+
+
+def test_a_block_that_saw_t_above_1_once_reports_its_rate_after_a_t1_forward():
+    model = build_model(ResNet3DSpec(depth=18, srtg=SRTGSpec(placement="final", gate="inactive")), 4, width_mult=0.25)
+    model(torch.randn(1, 3, 16, 32, 32))  # layer3 sees T = 2
+    model(torch.randn(1, 3, 4, 32, 32))  # layer3 sees T = 1
+    rates = gate_open_rates(model)
+    assert rates["layer3.0.srtg"] == 1.0 and rates["layer3.1.srtg"] == 1.0
+    assert gate_single_frame_samples(model)["layer3.0.srtg"] == 1
+
+
 def test_t1_blocks_are_marked():
     model = build_model(ResNet3DSpec(depth=18, srtg=SRTGSpec(placement="final")), 4, width_mult=0.25)
     model(torch.randn(2, 3, 4, 32, 32))  # T: 4, 2, 1, 1 over the stages
@@ -222,3 +280,33 @@ def test_cyclic_model_traces_and_matches_eager():
         assert torch.allclose(traced(x), eager, atol=1e-5)
         other = torch.randn(2, 3, 8, 32, 32)
         assert torch.allclose(traced(other), model(other), atol=1e-5)
+
+
+# --- the one-pass fusion against the previous fuse-then-where forward (issue 16) ------------------
+
+
+@pytest.mark.parametrize("fusion", ["mul", "residual"])
+@pytest.mark.parametrize("gate", ["cyclic", "inactive"])
+@pytest.mark.parametrize("spatial", [(3, 3), (5, 7)])
+def test_one_pass_fusion_matches_fuse_then_where(fusion, gate, spatial):
+    from tests.space.reference_ops import srtg_forward_where
+
+    module = srtg(gate=gate, fusion=fusion, tolerance=T, align_loss=0.1).double()  # float64: rounding is not news
+    opens, closed = clip_from_walk(), static_clip()  # sample 0 opens (tolerance T), sample 1 ties: closed
+    x = torch.cat([opens, closed])[..., :1, :1].expand(2, 16, T, *spatial).contiguous()
+    x = (x + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))).double()
+    results = []
+    for forward in (srtg_forward_where, SRTG.forward):
+        module.zero_grad(set_to_none=True)
+        reset_gate_counters(module)
+        inputs = x.clone().requires_grad_()
+        y = forward(module, inputs)
+        upstream = torch.randn(y.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+        ((y * upstream).sum() + module.last_align_loss).backward()
+        grads = [inputs.grad] + [p.grad for p in module.parameters()]
+        results.append((y.detach(), grads, gate_open_rates(module)))
+    (ref_y, ref_grads, ref_rates), (y, grads, rates) = results
+    assert rates == ref_rates and (gate == "inactive" or rates == {"": 0.5})
+    assert torch.equal(y, ref_y)  # the same multiplications; a closed sample is x * 1
+    for got, expected in zip(grads, ref_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nas.bench_proxy import FIDELITIES, QUICK, RUNGS, sample_architectures
+from nas.bench.proxy import FIDELITIES, QUICK, RUNGS, sample_architectures
 from runners.zerocost import ZERO_COST_SCORES
 from tests.nas.cli_helpers import run_nas
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from nas.objectives import OBJECTIVES
 from nas.pareto import non_dominated_sort, to_minimization
@@ -88,6 +87,8 @@ def run_retrain_benchmark(
         })
     proxy = np.array([r["proxy_val_top1"] for r in rows])
     full = np.array([r["full_test_top1"] for r in rows])
+    from scipy import stats
+
     tau = stats.kendalltau(proxy, full)
     rho = stats.spearmanr(proxy, full)
     figures = {
