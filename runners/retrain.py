@@ -574,6 +574,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         ctx.progress({"kind": "epoch", "row": row, "epochs": len(plans)})
 
     if final is None:
+        # a run resumed from its last epoch's checkpoint skipped the loop: gates as at the last epoch (issue 11.3)
+        set_last_epoch_gates(model, len(plans))
         reset_gate_counters(model)
         requested = (config.test_clips, config.test_crops)
         views = distinct_views(test_set.clip_shape, view, *requested)  # identical views: evaluated once
@@ -804,6 +806,7 @@ def _finish(out_dir: Path, spec: ArchSpec, result: Any, events: list[dict[str, A
             "num_classes": state["num_classes"],
             "width_mult": state["config"]["width_mult"],
             "spec": state["spec"],
+            "epochs": len(history),  # load_model sets warm-up gates as at the last of them
         },
     )
     _write_metrics_csv(out_dir / "metrics.csv", history)
@@ -844,4 +847,18 @@ def load_model(folder: str | Path, map_location: str | torch.device = "cpu") -> 
     state = load_checkpoint(weights, map_location=map_location)
     model = build_model(spec, num_classes=int(state["num_classes"]), width_mult=float(state["width_mult"]))
     model.load_state_dict(state["model"])
+    epochs = state.get("epochs")
+    if epochs is None:  # a folder written before the epoch count was saved: metrics.csv has one row per epoch
+        with open(folder / "metrics.csv", newline="") as handle:
+            epochs = sum(1 for _ in csv.DictReader(handle))
+    set_last_epoch_gates(model, int(epochs))
     return model.eval()
+
+
+def set_last_epoch_gates(model: nn.Module, epochs: int) -> None:
+    """Switch ``warmup`` gates to their state in the last of ``epochs`` epochs (gate state is not a weight).
+
+    A ``warmup`` model is built with inactive gates; without this a loaded or resumed model would always
+    fuse and its outputs would differ from the trained model's.
+    """
+    set_gate_epoch(model, max(epochs - 1, 0), max(epochs, 1))
