@@ -54,6 +54,7 @@ from runners.sampling import ViewConfig, distinct_views, predict_probabilities, 
 from runners.multigrid import EpochPlan, MultigridConfig, multigrid_schedule, step_schedule
 from space import ArchSpec, build_model, spec_from_dict
 from space.errors import UserInputError
+from space.files import atomic_write
 from space.spec import MTNetSpec
 from space.srtg import auxiliary_loss, ddp_ignore_gate_counters, gate_open_rates, reset_gate_counters, set_gate_epoch
 
@@ -631,9 +632,7 @@ def _write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
     writer.writerow(METRICS_COLUMNS)
     for row in history:
         writer.writerow([repr(row[c]) if isinstance(row[c], float) else row[c] for c in METRICS_COLUMNS])
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(path)
+    atomic_write(path, buffer.getvalue())
 
 
 def _prepare_out_dir(out_dir: Path, spec: ArchSpec, config: RetrainConfig, resume: bool, data_info: dict[str, Any]) -> None:

@@ -6,7 +6,9 @@ what the same machine reaches on a large dense op at the same thread count:
 
 * **training GMAC/s** = 3 x forward MACs of the proxy model at the proxy batch / median step time. A step is
   what :mod:`runners.proxy` does per batch: forward, cross-entropy (+ SRTG auxiliary loss), backward,
-  SGD + Nesterov step. "3 x forward" is the usual forward + two backward products convention;
+  SGD + Nesterov step, in the memory layout the proxy trains in (:mod:`runners.layout`; families trained
+  channels-last also get a "(contiguous)" row). "3 x forward" is the usual forward + two backward products
+  convention;
 * **roofs**, measured in the same run: a 64->64 3x3x3 ``conv3d`` forward on 8 x 64 x 8 x 28 x 28 and a
   2048 x 2048 x 2048 ``matmul``. The share of the conv3d roof is the headline;
 * **forward latency** at the deployment shape (batch 1, full width, eval mode), as the latency objective
@@ -43,6 +45,7 @@ from torch import Tensor, nn
 
 from runners.costs import count_macs_meta
 from runners.latency import torch_threads
+from runners.layout import to_training_layout, training_memory_format
 from space import CATALOG, ArchSpec, build_model
 from space.srtg import auxiliary_loss
 
@@ -222,9 +225,15 @@ def _subjects(families: tuple[str, ...], shape: ProxyShape, device: torch.device
     subjects = []
     for family in families:
         spec = CATALOG[family]
+        macs = 3 * proxy_macs(spec, shape)
         torch.manual_seed(0)
-        model = build_model(spec, num_classes=shape.num_classes, width_mult=shape.width).to(device)
-        subjects.append(_Subject(family, "train", training_step(model, x, y, amp=amp), 3 * proxy_macs(spec, shape)))
+        model = to_training_layout(build_model(spec, num_classes=shape.num_classes, width_mult=shape.width), spec,
+                                   device)
+        subjects.append(_Subject(family, "train", training_step(model, x, y, amp=amp), macs))
+        if training_memory_format(spec, device) != torch.contiguous_format:  # what the layout choice gains
+            torch.manual_seed(0)
+            plain = build_model(spec, num_classes=shape.num_classes, width_mult=shape.width).to(device)
+            subjects.append(_Subject(f"{family} (contiguous)", "train", training_step(plain, x, y, amp=amp), macs))
         if forward:
             deployed = build_model(spec, num_classes=shape.num_classes).to(device)
             subjects.append(_Subject(family, "forward", forward_step(deployed, clip, amp=amp), deploy_macs(spec, shape)))
@@ -381,10 +390,11 @@ def device_table(device: torch.device, families: tuple[str, ...], shape: ProxySh
     subjects = _subjects(families, shape, device, amp=amp, forward=forward)
     roof_seconds = _run_rounds(subjects, roofs, device, rounds=rounds, warmup_s=warmup_s, progress=progress)
     train = [_summary(s) for s in subjects if s.kind == "train"]
-    slowest = min(train, key=lambda r: r["conv_roof_pct"])["family"]
+    slowest = min((r for r in train if r["family"] in families), key=lambda r: r["conv_roof_pct"])["family"]
     profiles = {}
     if device.type == "cpu" and profile_steps:
-        profiles = {s.family: op_profile(s.step, steps=profile_steps) for s in subjects if s.kind == "train"}
+        profiles = {s.family: op_profile(s.step, steps=profile_steps) for s in subjects
+                    if s.kind == "train" and s.family in families}
     return {
         "device": str(device),
         "amp": amp,

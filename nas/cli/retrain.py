@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from nas.arch import resolve_arch
 from nas.cli.output import plural
+from nas.runmodel import parse_run_trial
 from space.errors import UserInputError
 
 SYNTHETIC_DEFAULT_FRAMES = 16
@@ -60,14 +61,6 @@ def decode_once(data: str, root: Path, split: int, frames: int, size: int, conso
     return folder
 
 
-def split_run_arch(text: str) -> tuple[Path, int] | None:
-    """``RUN_DIR:TRIAL_ID`` -> (run dir, trial id); anything else -> None (same rule as ``resolve_arch``)."""
-    run_dir, sep, trial = text.rpartition(":")
-    if sep and run_dir and trial.isdigit():
-        return Path(run_dir), int(trial)
-    return None
-
-
 def load_retrain_data(
     *, data: str, root: Path | None, cache: Path | None, frames: int | None, size: int | None,
     num_clips: int, num_test_clips: int | None, num_classes: int | None, seed: int,
@@ -105,7 +98,7 @@ def load_retrain_data(
 
 def write_back(run_dir: Path, trial_id: int, arch: str, result: Any, out_dir: Path) -> Path:
     """``RUN_DIR/retrain/<trial_id>/result.json`` (+ metrics.csv): what the run's report compares."""
-    from nas.rundir import trial_row
+    from nas.runmodel import trial_row
 
     row = trial_row(run_dir, trial_id)
     proxy = row.get("accuracy")
@@ -231,7 +224,7 @@ def register(app: typer.Typer) -> None:
         from runners.retrain import RetrainConfig, retrain
 
         spec = resolve_arch(arch)
-        from_run = split_run_arch(arch)
+        from_run = parse_run_trial(arch)
         if root is not None and not root.exists():
             raise UserInputError(f"--root {root} does not exist")
         if num_classes is None and from_run is not None and data == "synthetic":

@@ -37,3 +37,24 @@ def soft_pool3d_gather(
     values = values.flatten(start_dim=-3)
     weights = torch.softmax(logits, dim=-1)
     return (weights * values).sum(dim=-1)
+
+
+def srtg_forward_where(module, x: Tensor) -> Tensor:
+    """``SRTG.forward`` before issue 16: fuse every sample, then ``torch.where`` picks x for closed gates."""
+    from space.srtg import cycle_back_loss, cycle_consistent
+
+    s = x.mean(dim=(3, 4)).transpose(1, 2)
+    h = module.recurrence(s)
+    h5 = h.transpose(1, 2).unsqueeze(-1).unsqueeze(-1).to(x.dtype)
+    fused = x * h5 if module.fusion == "mul" else x * (1.0 + h5)
+    if module.align_weight > 0 and module.training:
+        module.last_align_loss = module.align_weight * cycle_back_loss(s, h, tau=module.tau, gate_norm=module.gate_norm)
+    if not module.gate_active:
+        module._count(torch.ones(x.shape[0], dtype=torch.bool, device=x.device), x.shape[2])
+        return fused
+    with torch.no_grad():
+        is_open = cycle_consistent(
+            s.detach(), h.detach(), tau=module.tau, tolerance=module.tolerance, gate_norm=module.gate_norm
+        )
+    module._count(is_open, x.shape[2])
+    return torch.where(is_open.view(-1, 1, 1, 1, 1), fused, x)
