@@ -175,7 +175,6 @@ class SearchProgress(Callback):
         for k, name in enumerate(self.config.objectives):
             if beyond[:, k].any():
                 low, high = self.bounds[name]
-                worst = f"> {high:g}" if OBJECTIVES[name].direction == "minimize" else f"< {low:g}"
+                worst = f"> {high:.4g}" if OBJECTIVES[name].direction == "minimize" else f"< {low:.4g}"
                 reasons.append(f"{name} {worst}")
-        noun = "trial" if n == 1 else "trials"
-        return f"{n} completed {noun} outside the objective bounds: {', '.join(reasons)}"
+        return f"{n} of {len(normalised)} outside the bounds: {', '.join(reasons)}"  # short: the line must fit
