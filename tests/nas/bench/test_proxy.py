@@ -34,7 +34,7 @@ def _table(markdown: str) -> dict[str, list[str]]:
 @pytest.mark.slow
 def test_quick_writes_a_complete_table_resumes_from_its_cache_and_reports(tmp_path: Path):
     out = tmp_path / "bench"
-    done = run_nas("bench", "proxy", "--quick", "--out", str(out), timeout=600)
+    done = run_nas("bench", "proxy", "--quick", "--out", str(out), timeout=1200)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "bench proxy: " in done.stderr  # progress, one line per finished run when piped
 
@@ -56,7 +56,7 @@ def test_quick_writes_a_complete_table_resumes_from_its_cache_and_reports(tmp_pa
     stamps = {f: f.stat().st_mtime_ns for f in files}
     removed = cache / "arch002" / "default-seed1.json"
     removed.unlink()
-    again = run_nas("bench", "proxy", "--quick", "--out", str(out), timeout=600)
+    again = run_nas("bench", "proxy", "--quick", "--out", str(out), timeout=1200)
     assert again.returncode == 0, again.stderr[-2000:]
     assert removed.exists()
     assert all(f.stat().st_mtime_ns == stamps[f] for f in files if f != removed)  # only the missing run ran
