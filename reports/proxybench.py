@@ -113,9 +113,15 @@ def _scatter(figures: dict[str, Any]) -> dict[str, Any]:
         figure.add_scatter(x=x, y=y, mode="markers", name=name, showlegend=False,
                            text=[f"arch {a['arch']}: {a['spec']}" for a in figures["rows"]],
                            row=index // columns + 1, col=index % columns + 1)
-        unit = "val top-1 (%)" if "@" in name else ("millions" if name == "params" else
-                                                   "GMACs" if name == "gmacs" else "score")
-        figure.update_xaxes(title_text=unit, row=index // columns + 1, col=index % columns + 1)
+        unit = "val top-1 (%)" if "@" in name else ("parameters (count)" if name == "params" else
+                                                   "GMACs @ 1x3x" + "x".join(map(str, figures["settings"]["deploy_shape"]))
+                                                   if name == "gmacs" else "score")
+        present = [v for v in x if v is not None]
+        spread = "@" not in name and present and min(present) > 0 and max(present) > 100 * min(present)
+        if spread:  # positive values over >= 2 decades (e.g. grad_norm): a log axis keeps every dot visible
+            unit += " (log axis)"
+        figure.update_xaxes(title_text=unit, type="log" if spread else "linear",
+                            row=index // columns + 1, col=index % columns + 1)
         figure.update_yaxes(title_text="reference top-1 (%)", row=index // columns + 1, col=index % columns + 1)
     figure.update_layout(height=280 * rows, width=1150, margin={"t": 60},
                          title=f"proxy vs reference over {figures['architectures']} architectures (one dot each)")
