@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from nas.cli.output import plural
 from nas.retrain import RetrainData, retrain
 
 
@@ -44,7 +45,7 @@ class _Bar:
             self.started = True
         kind = event["kind"]
         if kind == "started":
-            self.progress.update(self.task, description=f"training on {event['workers']} worker(s)")
+            self.progress.update(self.task, description=f"training on {plural(event['workers'], 'worker')}")
         elif kind == "step":
             self.progress.update(
                 self.task,
@@ -62,6 +63,20 @@ class _Bar:
                 f"top-5 {100 * row['test_top5']:.1f}% ({row['test_clips']} clips, single view)"
             )
             self.progress.update(self.task, description="evaluating" if row["epoch"] == event["epochs"] else "next epoch")
+        elif kind == "multiview":
+            requested, views = tuple(event["requested"]), tuple(event["views"])
+            if views != requested:  # said on its own line, so a log (stderr piped) has it too
+                self.progress.console.print(
+                    f"multi-view test: the {requested[0]} x {requested[1]} requested views of these clips repeat "
+                    f"identical views (clips as long as the sampled span or exactly the crop size); evaluating "
+                    f"{views[0]} x {views[1]} instead, same result"
+                )
+            else:
+                self.progress.console.print(f"multi-view test: {views[0]} x {views[1]} views per test clip")
+            self.progress.update(self.task, description=f"multi-view test ({views[0]} x {views[1]} views)",
+                                 total=None, completed=0, status="")
+        elif kind == "test":
+            self.progress.update(self.task, total=event["total"], completed=event["done"], status="test clips")
         elif kind == "resumed":
             self.progress.console.print(f"resumed after epoch {event['epoch']}")
         elif kind == "init":
@@ -127,5 +142,5 @@ def register(app: typer.Typer) -> None:
         typer.echo(
             f"test top-1 {100 * result.test_top1:.2f}% top-5 {100 * result.test_top5:.2f}% (single view); "
             f"multi-view ({result.multiview}) top-1 {100 * result.multiview_top1:.2f}% "
-            f"top-5 {100 * result.multiview_top5:.2f}%; {result.epochs} epochs; output in {result.out_dir}"
+            f"top-5 {100 * result.multiview_top5:.2f}%; {plural(result.epochs, 'epoch')}; output in {result.out_dir}"
         )

@@ -25,7 +25,7 @@ from runners.retrain.artifacts import CHECKPOINT_FILE, load_model, set_last_epoc
 from runners.retrain.config import METRICS_COLUMNS, RetrainConfig, RetrainResult
 from runners.retrain.driver import retrain
 from runners.retrain.schedule import epoch_plans, eval_shard, learning_rate, train_batch, train_shard
-from runners.retrain.worker import evaluate, train_worker
+from runners.retrain.worker import evaluate, multiview_label, train_worker
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -37,6 +37,7 @@ __all__ = [
     "evaluate",
     "learning_rate",
     "load_model",
+    "multiview_label",
     "retrain",
     "set_last_epoch_gates",
     "train_batch",
