@@ -32,7 +32,7 @@ def test_search_with_onnx_runtime_latency_completes(ray_address, tmp_path):
         tmp_path, trials=2, objectives=("accuracy", "latency"), latency_profile="ort-cpu-quick",
         max_latency_ms=1e6,  # a fixed bound: the search does not also time the space's largest network
     )  # fmt: skip
-    outcome = run_search(config, write_report=False, show_progress=False)
+    outcome = run_search(config, show_progress=False)
     frame = pd.read_parquet(outcome.run_dir / "trials.parquet")
     done = frame[frame["status"] == "COMPLETE"]
     assert len(done) == 2, frame[["trial_id", "status", "error"]]
