@@ -11,19 +11,9 @@ import json
 
 import pandas as pd
 import pytest
-import ray
 
 from nas.search import run_search
-from tests.nas.search_helpers import start_ray_head, stop_ray_head, tiny_config
-
-
-@pytest.fixture(scope="module")
-def ray_address(tmp_path_factory):
-    address = start_ray_head(tmp_path_factory.mktemp("ray"))
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, namespace="videonas")
-    yield address
-    ray.shutdown()
-    stop_ray_head()
+from tests.nas.search_helpers import tiny_config
 
 
 @pytest.mark.slow
