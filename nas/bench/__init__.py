@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.bench import costs, data, overhead, retrain, throughput
+from nas.bench import costs, data, overhead, proxy, retrain, throughput
 
 Benchmark = Callable[..., dict[str, Any]]
 
@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "costs": costs.run_costs_benchmark,
     "data": data.run_data_benchmark,
     "overhead": overhead.run_overhead_benchmark,
+    "proxy": proxy.run_proxy_benchmark,
     "retrain": retrain.run_retrain_benchmark,
     "throughput": throughput.run_throughput_benchmark,
 }

@@ -47,9 +47,9 @@ def _root(
 
 
 def _register_commands() -> None:
-    from nas.cli import catalog, report, search, bench, space, retrain, data, profile
+    from nas.cli import catalog, report, search, bench, space, retrain, data, profile, export
 
-    for module in (catalog, report, search, bench, space, retrain, data, profile):
+    for module in (catalog, report, search, bench, space, retrain, data, profile, export):
         module.register(app)
 
 

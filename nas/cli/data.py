@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+
+from nas.cli.output import console as output_console
+from nas.cli.output import print_table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -55,7 +58,7 @@ def prepare_command(
         bar.update(task, completed=done, total=total)
 
     warned = []
-    report = Console()  # stdout: stderr holds the progress bar and, on failure, only the one `error:` line
+    report = output_console()  # stdout: stderr holds the progress bar and, on failure, only the one `error:` line
 
     def warn(path: str, reason: str) -> None:  # printed live, above the progress bar
         warned.append(path)
@@ -109,7 +112,7 @@ def inspect_command(
     for c in summary.classes:
         table.add_row(c, *(str(summary.counts[s][c]) for s in summary.counts))
     table.add_row("[bold]total", *(f"[bold]{sum(summary.counts[s].values())}" for s in summary.counts))
-    Console().print(table)
+    print_table(table)
     if summary.skipped:
         typer.echo(f"skipped (unreadable) files: {summary.skipped}")
     if len(summary.examples):

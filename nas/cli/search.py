@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from nas.cli.output import console as output_console
+from nas.cli.output import print_json, print_table
 
 from nas.config import SearchConfig
-from nas.runs import list_runs, pareto_table, runs_table, trials_table
+from nas.runs import list_runs, pareto_table, run_record, runs_table, select_trials, trials_table
 from nas.search import load_run_config, run_search
 from runners.costs import parse_shape
 from space.errors import UserInputError
@@ -93,24 +93,37 @@ def register_search(app: typer.Typer) -> None:
         console = output_console()
         if outcome.message:
             console.print(f"[yellow]search ended early:[/yellow] {outcome.message}")
-        console.print(pareto_table(outcome.run_dir))
+        print_table(pareto_table(outcome.run_dir), out=console)
         console.print(f"run: {outcome.run_dir}  ({outcome.counted} trials trained)")
         if not no_report:
             console.print(f"report: {outcome.run_dir / 'report' / 'index.html'}")
 
     @app.command("runs")
-    def runs_command(runs_dir: Path = typer.Argument(Path("runs"), help="Folder holding run directories.")) -> None:
+    def runs_command(
+        runs_dir_argument: Optional[Path] = typer.Argument(None, metavar="[RUNS_DIR]", help="Same as --runs-dir.", show_default=False),
+        runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run directories live (as `nas search --runs-dir`)."),
+        as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+    ) -> None:
         """List run directories with their progress."""
-        output_console().print(runs_table(list_runs(runs_dir)))
+        runs = list_runs(runs_dir_argument or runs_dir)
+        if as_json:
+            print_json([run_record(run) for run in runs])
+            return
+        print_table(runs_table(runs))
 
     @app.command("trials")
     def trials_command(
         run: Path = typer.Argument(..., help="A run directory."),
         top: Optional[int] = typer.Option(None, help="Only the N most accurate completed trials."),
         front: bool = typer.Option(False, "--front", help="Only the Pareto front."),
+        as_json: bool = typer.Option(False, "--json", help="Print the rows of trials.parquet as a JSON list."),
     ) -> None:
-        """Print a run's trials as a table."""
-        output_console().print(trials_table(run, top=top, front=front))
+        """Print a run's trials as a table (or JSON: every trials.parquet column, docs/run-directory.md)."""
+        if as_json:
+            frame = select_trials(run, top=top, front=front)
+            print_json([dict(zip(frame.columns, values)) for values in frame.itertuples(index=False, name=None)])
+            return
+        print_table(trials_table(run, top=top, front=front))
 
 
 def register_demo(app: typer.Typer) -> None:
@@ -125,8 +138,8 @@ def register_demo(app: typer.Typer) -> None:
         config = demo_config(runs_dir, name=name)
         resume = (runs_dir / name / "search.yaml").exists()
         if resume:
-            Console().print(f"resuming {runs_dir / name} (delete it for a fresh demo)")
+            output_console().print(f"resuming {runs_dir / name} (delete it for a fresh demo)")
         outcome = run_search(config, resume=resume)
         console = output_console()
-        console.print(pareto_table(outcome.run_dir))
+        print_table(pareto_table(outcome.run_dir), out=console)
         console.print(f"report: {outcome.run_dir / 'report' / 'index.html'}")

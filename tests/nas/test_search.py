@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from nas.rundir import RunDir, RunLock
+from nas.rundir import RunLock
+from nas.runmodel import RunDir
 from nas.search import run_search
 from space import spec_from_dict
 from tests.nas.cli_helpers import REPO, assert_one_line_error, run_nas
