@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Optional
@@ -62,7 +63,7 @@ def decode_once(data: str, root: Path, split: int, frames: int, size: int, conso
 def split_run_arch(text: str) -> tuple[Path, int] | None:
     """``RUN_DIR:TRIAL_ID`` -> (run dir, trial id); anything else -> None (same rule as ``resolve_arch``)."""
     run_dir, sep, trial = text.rpartition(":")
-    if sep and run_dir and trial.isdigit():
+    if sep and run_dir and re.fullmatch(r"-?[0-9]+", trial):
         return Path(run_dir), int(trial)
     return None
 
