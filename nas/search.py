@@ -30,7 +30,8 @@ from nas.objectives import OBJECTIVES
 from nas.progress import SearchProgress
 from nas.raylocal import init_local_ray
 from nas.proxydata import build_proxy_data
-from nas.rundir import RunDir, RunLock, environment
+from nas.rundir import RunLock, environment
+from nas.runmodel import RunDir
 from nas.searcher import StaticCosts, StudySearcher
 from nas.study import open_baseline_study, open_study
 from nas.trial import TrialSettings, run_trial

@@ -30,6 +30,7 @@ from ray.tune.search import Searcher
 
 from nas.config import SearchConfig
 from nas.objectives import CONSTRAINTS, OBJECTIVES
+from nas.runmodel import gate_rates
 from space import ArchSpec, SpecError, catalog_spec
 from space.searchspace import SearchSpace
 
@@ -345,7 +346,7 @@ class StudySearcher(Searcher):
             latency_ms=latency, latency_profile=result.get("latency_profile"), fidelity=fidelity,
             max_fidelity=self.config.proxy_epochs, finished_at=time.time(), history=live.history,
             train_seconds=float(result.get("train_seconds", time.time() - live.started_at)),
-            gate_open_rates=result.get("gate_open_rates") or {},
+            gate_open_rates=gate_rates(result.get("gate_open_rates")),
             constraints=self._set_constraints(live.otrial, False, violations),
             feasible=all(v <= 0 for v in violations.values()),
             **{f"constraint_{k}": v for k, v in violations.items()},

@@ -50,10 +50,11 @@ from runners.checkpoint import (
     set_rng_state,
 )
 from runners.clips import ClipSet
-from runners.sampling import ViewConfig, predict_probabilities, sample_training_batch, to_model_input
+from runners.sampling import ViewConfig, distinct_views, predict_probabilities, sample_training_batch, to_model_input
 from runners.multigrid import EpochPlan, MultigridConfig, multigrid_schedule, step_schedule
 from space import ArchSpec, build_model, spec_from_dict
 from space.errors import UserInputError
+from space.files import atomic_write
 from space.spec import MTNetSpec
 from space.srtg import auxiliary_loss, ddp_ignore_gate_counters, gate_open_rates, reset_gate_counters, set_gate_epoch
 
@@ -290,6 +291,7 @@ def evaluate(
     batch_size: int = 16,
     device: torch.device = torch.device("cpu"),
     amp: bool = False,
+    on_batch: Any = None,
 ) -> dict[str, Tensor]:
     """Counts over the clips ``indices``: loss sum, top-1 / top-5 correct, clips, and a per-clip bincount.
 
@@ -301,7 +303,7 @@ def evaluate(
     if len(indices):
         probs = predict_probabilities(
             model, clips.subset(indices), view, num_clips=views[0], num_crops=views[1],
-            batch_size=batch_size, device=device, amp=amp,
+            batch_size=batch_size, device=device, amp=amp, on_batch=on_batch,
         )
         probs_t = torch.from_numpy(probs).double()
         labels = torch.from_numpy(np.asarray(clips.labels[indices], dtype=np.int64))
@@ -440,12 +442,24 @@ def _train_step(
     return loss.item(), int((logits.argmax(1) == y).sum())
 
 
+def multiview_label(requested: tuple[int, int], views: tuple[int, int]) -> str:
+    """``3 clips x 3 crops``, or what was evaluated instead when some requested views were identical."""
+    def phrase(clips: int, crops: int) -> str:
+        return f"{clips} clip{'s' if clips != 1 else ''} x {crops} crop{'s' if crops != 1 else ''}"
+
+    if tuple(views) == tuple(requested):
+        return phrase(*requested)
+    return f"{phrase(*views)} (the {phrase(*requested)} requested repeat identical views of these clips)"
+
+
 def _evaluate_everywhere(
-    model: nn.Module, clips: ClipSet, ctx: _Rank, *, view: ViewConfig, views: tuple[int, int], batch_size: int
+    model: nn.Module, clips: ClipSet, ctx: _Rank, *, view: ViewConfig, views: tuple[int, int], batch_size: int,
+    on_batch: Any = None,
 ) -> dict[str, Tensor]:
     """:func:`evaluate` on this rank's shard, summed over all ranks (every clip counted once)."""
     shard = eval_shard(len(clips), rank=ctx.rank, world_size=ctx.world_size)
-    out = evaluate(model, clips, shard, view=view, views=views, batch_size=batch_size, device=ctx.device, amp=ctx.amp)
+    out = evaluate(model, clips, shard, view=view, views=views, batch_size=batch_size, device=ctx.device, amp=ctx.amp,
+                   on_batch=on_batch)
     _all_reduce(out["counts"])
     _all_reduce(out["seen"])
     return out
@@ -560,16 +574,23 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         ctx.progress({"kind": "epoch", "row": row, "epochs": len(plans)})
 
     if final is None:
+        # a run resumed from its last epoch's checkpoint skipped the loop: gates as at the last epoch (issue 11.3)
+        set_last_epoch_gates(model, len(plans))
         reset_gate_counters(model)
-        views = (config.test_clips, config.test_crops)
-        multi = _evaluate_everywhere(model, test_set, ctx, view=view, views=views, batch_size=config.eval_batch_size)
+        requested = (config.test_clips, config.test_crops)
+        views = distinct_views(test_set.clip_shape, view, *requested)  # identical views: evaluated once
+        ctx.progress({"kind": "multiview", "requested": list(requested), "views": list(views)})
+        multi = _evaluate_everywhere(
+            model, test_set, ctx, view=view, views=views, batch_size=config.eval_batch_size,
+            on_batch=lambda done, total: ctx.progress({"kind": "test", "done": done, "total": total}),
+        )
         _, top1, top5, clips = multi["counts"].tolist()
         final = {
             "multiview_top1": top1 / max(clips, 1),
             "multiview_top5": top5 / max(clips, 1),
             "multiview_clips": int(clips),
             "multiview_unique_clips": int((multi["seen"] > 0).sum()),
-            "multiview": f"{views[0]} clips x {views[1]} crops",
+            "multiview": multiview_label(requested, views),
             "gate_open_rates": json.dumps(gate_open_rates(model)),
         }
         _report({"epoch": len(plans), "final": 1}, state_dict(len(plans), final), rank)
@@ -613,9 +634,7 @@ def _write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
     writer.writerow(METRICS_COLUMNS)
     for row in history:
         writer.writerow([repr(row[c]) if isinstance(row[c], float) else row[c] for c in METRICS_COLUMNS])
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(path)
+    atomic_write(path, buffer.getvalue())
 
 
 def _prepare_out_dir(out_dir: Path, spec: ArchSpec, config: RetrainConfig, resume: bool, data_info: dict[str, Any]) -> None:
@@ -787,6 +806,7 @@ def _finish(out_dir: Path, spec: ArchSpec, result: Any, events: list[dict[str, A
             "num_classes": state["num_classes"],
             "width_mult": state["config"]["width_mult"],
             "spec": state["spec"],
+            "epochs": len(history),  # load_model sets warm-up gates as at the last of them
         },
     )
     _write_metrics_csv(out_dir / "metrics.csv", history)
@@ -827,4 +847,18 @@ def load_model(folder: str | Path, map_location: str | torch.device = "cpu") -> 
     state = load_checkpoint(weights, map_location=map_location)
     model = build_model(spec, num_classes=int(state["num_classes"]), width_mult=float(state["width_mult"]))
     model.load_state_dict(state["model"])
+    epochs = state.get("epochs")
+    if epochs is None:  # a folder written before the epoch count was saved: metrics.csv has one row per epoch
+        with open(folder / "metrics.csv", newline="") as handle:
+            epochs = sum(1 for _ in csv.DictReader(handle))
+    set_last_epoch_gates(model, int(epochs))
     return model.eval()
+
+
+def set_last_epoch_gates(model: nn.Module, epochs: int) -> None:
+    """Switch ``warmup`` gates to their state in the last of ``epochs`` epochs (gate state is not a weight).
+
+    A ``warmup`` model is built with inactive gates; without this a loaded or resumed model would always
+    fuse and its outputs would differ from the trained model's.
+    """
+    set_gate_epoch(model, max(epochs - 1, 0), max(epochs, 1))

@@ -20,15 +20,13 @@ import pandas as pd
 
 from nas.objectives import OBJECTIVES
 from nas.pareto import non_dominated_sort, to_minimization
-from nas.rundir import RunDir
-from nas.runs import run_objectives
+from nas.runmodel import RunDir, front_candidates
 
 
 def pick_front_members(run_dir: Path, count: int) -> list[int]:
     """Trial ids of the front (COMPLETE, feasible, searched), then the next layers, ``count`` at least."""
-    frame = RunDir(run_dir).read_trials()
-    done = frame[(frame["status"] == "COMPLETE") & frame["feasible"].astype(bool) & frame["baseline"].isna()]
-    objectives = run_objectives(RunDir(run_dir))
+    done = front_candidates(RunDir(run_dir).read_trials())
+    objectives = RunDir(run_dir).objectives()
     columns = [OBJECTIVES[o].column for o in objectives]
     done = done.dropna(subset=columns).reset_index(drop=True)
     points = to_minimization(done[columns].to_numpy(float), [OBJECTIVES[o].direction for o in objectives])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shutil
 from pathlib import Path
 from typing import Any, Optional
@@ -19,6 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nas.arch import resolve_arch
+from nas.cli.output import plural
+from nas.runmodel import parse_run_trial
 from space.errors import UserInputError
 
 SYNTHETIC_DEFAULT_FRAMES = 16
@@ -60,14 +61,6 @@ def decode_once(data: str, root: Path, split: int, frames: int, size: int, conso
     return folder
 
 
-def split_run_arch(text: str) -> tuple[Path, int] | None:
-    """``RUN_DIR:TRIAL_ID`` -> (run dir, trial id); anything else -> None (same rule as ``resolve_arch``)."""
-    run_dir, sep, trial = text.rpartition(":")
-    if sep and run_dir and re.fullmatch(r"-?[0-9]+", trial):
-        return Path(run_dir), int(trial)
-    return None
-
-
 def load_retrain_data(
     *, data: str, root: Path | None, cache: Path | None, frames: int | None, size: int | None,
     num_clips: int, num_test_clips: int | None, num_classes: int | None, seed: int,
@@ -105,7 +98,7 @@ def load_retrain_data(
 
 def write_back(run_dir: Path, trial_id: int, arch: str, result: Any, out_dir: Path) -> Path:
     """``RUN_DIR/retrain/<trial_id>/result.json`` (+ metrics.csv): what the run's report compares."""
-    from nas.rundir import trial_row
+    from nas.runmodel import trial_row
 
     row = trial_row(run_dir, trial_id)
     proxy = row.get("accuracy")
@@ -154,7 +147,7 @@ class _Bar:
             self.started = True
         kind = event["kind"]
         if kind == "started":
-            self.progress.update(self.task, description=f"training on {event['workers']} worker(s)")
+            self.progress.update(self.task, description=f"training on {plural(event['workers'], 'worker')}")
         elif kind == "step":
             self.progress.update(
                 self.task,
@@ -172,6 +165,20 @@ class _Bar:
                 f"top-5 {100 * row['test_top5']:.1f}% ({row['test_clips']} clips, single view)"
             )
             self.progress.update(self.task, description="evaluating" if row["epoch"] == event["epochs"] else "next epoch")
+        elif kind == "multiview":
+            requested, views = tuple(event["requested"]), tuple(event["views"])
+            if views != requested:  # said on its own line, so a log (stderr piped) has it too
+                self.progress.console.print(
+                    f"multi-view test: the {requested[0]} x {requested[1]} requested views of these clips repeat "
+                    f"identical views (clips as long as the sampled span or exactly the crop size); evaluating "
+                    f"{views[0]} x {views[1]} instead, same result"
+                )
+            else:
+                self.progress.console.print(f"multi-view test: {views[0]} x {views[1]} views per test clip")
+            self.progress.update(self.task, description=f"multi-view test ({views[0]} x {views[1]} views)",
+                                 total=None, completed=0, status="")
+        elif kind == "test":
+            self.progress.update(self.task, total=event["total"], completed=event["done"], status="test clips")
         elif kind == "resumed":
             self.progress.console.print(f"resumed after epoch {event['epoch']}")
         elif kind == "init":
@@ -217,7 +224,7 @@ def register(app: typer.Typer) -> None:
         from runners.retrain import RetrainConfig, retrain
 
         spec = resolve_arch(arch)
-        from_run = split_run_arch(arch)
+        from_run = parse_run_trial(arch)
         if root is not None and not root.exists():
             raise UserInputError(f"--root {root} does not exist")
         if num_classes is None and from_run is not None and data == "synthetic":
@@ -249,7 +256,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(
             f"test top-1 {100 * result.test_top1:.2f}% top-5 {100 * result.test_top5:.2f}% (single view); "
             f"multi-view ({result.multiview}) top-1 {100 * result.multiview_top1:.2f}% "
-            f"top-5 {100 * result.multiview_top5:.2f}%; {result.epochs} epochs; output in {result.out_dir}"
+            f"top-5 {100 * result.multiview_top5:.2f}%; {plural(result.epochs, 'epoch')}; output in {result.out_dir}"
         )
 
 

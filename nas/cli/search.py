@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from nas.cli.output import console as output_console
 from nas.cli.output import print_json, print_table
@@ -94,7 +93,7 @@ def register_search(app: typer.Typer) -> None:
         console = output_console()
         if outcome.message:
             console.print(f"[yellow]search ended early:[/yellow] {outcome.message}")
-        console.print(pareto_table(outcome.run_dir))
+        print_table(pareto_table(outcome.run_dir), out=console)
         console.print(f"run: {outcome.run_dir}  ({outcome.counted} trials trained)")
         if not no_report:
             console.print(f"report: {outcome.run_dir / 'report' / 'index.html'}")
@@ -139,8 +138,8 @@ def register_demo(app: typer.Typer) -> None:
         config = demo_config(runs_dir, name=name)
         resume = (runs_dir / name / "search.yaml").exists()
         if resume:
-            Console().print(f"resuming {runs_dir / name} (delete it for a fresh demo)")
+            output_console().print(f"resuming {runs_dir / name} (delete it for a fresh demo)")
         outcome = run_search(config, resume=resume)
         console = output_console()
-        console.print(pareto_table(outcome.run_dir))
+        print_table(pareto_table(outcome.run_dir), out=console)
         console.print(f"report: {outcome.run_dir / 'report' / 'index.html'}")

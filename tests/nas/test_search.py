@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from nas.rundir import RunDir, RunLock
+from nas.rundir import RunLock
+from nas.runmodel import RunDir
 from nas.search import run_search
 from space import spec_from_dict
 from tests.nas.cli_helpers import REPO, assert_one_line_error, run_nas
@@ -277,3 +278,37 @@ def test_the_study_names_its_metrics_for_optuna_dashboard(small_run):
     config, outcome = small_run
     study = optuna.load_study(study_name=config.name, storage=f"sqlite:///{outcome.run_dir / 'study.db'}")
     assert study.metric_names == ["accuracy (proxy val top-1, fraction)", "GMACs @ 1x3x8x32x32"]
+
+
+SRTG_ONLY = """\
+name: srtg-only
+families:
+  resnet3d:
+    conv: [r3d, r2plus1d]
+    depth: 18
+    srtg:
+      placement: [final]
+      recurrent: [gru]
+      gate: [cyclic]
+"""
+
+
+def test_srtg_gate_open_rates_reach_trials_parquet_and_the_report(ray_address, tmp_path):
+    """Issue 11.8: Ray flattened the nested rates; trials.parquet held {} and the report said no SRTG trained."""
+    from reports.build import build_report
+
+    space = tmp_path / "srtg.yaml"
+    space.write_text(SRTG_ONLY)
+    config = tiny_config(tmp_path, name="gates", space=str(space), trials=2, proxy_epochs=1)
+    outcome = run_search(config, write_report=False, show_progress=False)
+    frame = frame_of(outcome.run_dir)
+    trained = frame[frame["status"] == "COMPLETE"]
+    assert len(trained) == 2
+    for cell in trained["gate_open_rates"]:
+        rates = json.loads(cell)
+        assert len(rates) >= 2 and all(block.endswith(".srtg") for block in rates)  # per block, not one mean
+        assert all(rate is None or 0.0 <= rate <= 1.0 for rate in rates.values())
+        assert any(isinstance(rate, float) for rate in rates.values())
+    html = build_report(outcome.run_dir).read_text()
+    assert "No trial recorded SRTG gate statistics" not in html
+    assert "layer4.0.srtg" in html
