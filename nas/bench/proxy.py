@@ -7,18 +7,24 @@ static costs (#params, GMACs) are computed for the same architectures. Every pre
 reference's validation top-1: Kendall tau-b and Spearman rho with bootstrap 95% intervals, top-k overlap, and its
 cost in CPU-seconds per architecture (process time of the worker that ran it, data thread included).
 
-Fidelities (``FIDELITIES``): ``default`` is the demo search's proxy (``runners.bench_data.DEMO_PROXY``: 3 epochs,
-width 0.25, 8 x 32 x 32, batch 32, lr 0.1), trained with two seeds so seed noise is known; ``epochs-1`` (the
-first ASHA rung), ``width-0.125`` and ``frames-4`` each lower one axis; ``reference`` trains 7 epochs on 16-frame
-clips (4.7x the default's multiply-accumulates). Each frame count has its own clips: the same synthetic dataset
-(same seed, so the same labels and scenes) rendered at that length, as the search renders its proxy data at
-``--proxy-frames``. Every model is initialised from its run's seed; the reference uses seed 1000 so it shares no
-initialisation or batch order with the fidelities it judges.
+Fidelities (``FIDELITIES``): ``default`` is the demo search's proxy (``nas.bench.data.DEMO_PROXY``: 3 epochs,
+width 0.25, 8 x 32 x 32, batch 32, lr 0.1), trained with two seeds so seed noise is known; ``epoch-1`` and
+``epoch-2`` are what an ASHA rung sees, the default run's accuracy after its first and second epoch (read from
+its history, no extra training); ``width-0.125`` and ``frames-4`` each lower one axis; ``reference`` trains 7
+epochs on 16-frame clips (4.7x the default's multiply-accumulates). Each frame count has its own clips: the same
+synthetic dataset (same seed, so the same labels and scenes) rendered at that length, as the search renders its
+proxy data at ``--proxy-frames``. Every model is initialised from its run's seed; the reference uses seed 1000 so
+it shares no initialisation or batch order with the fidelities it judges.
+
+Size (measured, docs/proxy.md): 30 architectures x 6 runs must fit in 60 minutes on two quiet cores, and the
+joint space's mean proxy step costs ~0.35 CPU-s; so the dataset is 288 / 144 clips of 6 classes (9 steps per
+epoch), far smaller than the demo's 1,680 / 420 of 12 classes. That is the trade-off: the default fidelity here
+has the demo's epochs, width and clip shape but a third as many steps per epoch.
 
 Resumable: each (architecture, fidelity, seed) result is a JSON file under ``OUT/cache/<settings hash>/``, written
 atomically when the run finishes; a rerun with the same settings loads those and runs only what is missing.
 Runs execute in ``workers`` spawned processes (one torch thread each), longest first. ``quick`` is a smoke test
-of the whole pipeline (6 architectures, 64 / 48 clips, at most 2 epochs): every table row, not the real figures.
+of the whole pipeline (4 architectures, 32 / 24 clips, at most 2 epochs): every table row, not the real figures.
 """
 
 from __future__ import annotations
@@ -56,24 +62,26 @@ class Fidelity:
     seeds: tuple[int, ...] = (0,)
     about: str = ""
 
-    @property
-    def relative_macs(self) -> float:
+    def relative_macs(self, epochs: int | None = None, default_epochs: int | None = None) -> float:
         """Training multiply-accumulates relative to the default (channels enter squared, frames and epochs linearly)."""
         default = FIDELITIES["default"]
-        return (self.epochs / default.epochs) * (self.frames / default.frames) * (self.width / default.width) ** 2
+        ratio = (epochs or self.epochs) / (default_epochs or default.epochs)
+        return ratio * (self.frames / default.frames) * (self.width / default.width) ** 2
 
 
 FIDELITIES: dict[str, Fidelity] = {
     f.name: f
     for f in (
         Fidelity("default", 3, 0.25, 8, seeds=(0, 1), about="the demo search's proxy (DEMO_PROXY), two seeds"),
-        Fidelity("epochs-1", 1, 0.25, 8, about="one epoch: the first ASHA / MO-ASHA rung"),
         Fidelity("width-0.125", 3, 0.125, 8, about="half the proxy width"),
         Fidelity("frames-4", 3, 0.25, 4, about="half the frames"),
         Fidelity("reference", 7, 0.25, 16, seeds=(1000,), about="16 frames, 7 epochs: the yardstick"),
     )
 }
 REFERENCE = "reference"
+# What an ASHA / MO-ASHA rung sees: the default run's validation top-1 after epoch k of its 3-epoch schedule
+# (the same run, read from its history: no extra training; its cost is that share of the run's CPU time).
+RUNGS = (1, 2)
 STATIC_PREDICTORS = ("params", "gmacs")
 
 
@@ -83,9 +91,9 @@ class ProxyBenchSettings:
 
     architectures: int = 30
     space: str = "joint"
-    train_clips: int = 512
-    val_clips: int = 256
-    num_classes: int = 12
+    train_clips: int = 288
+    val_clips: int = 144
+    num_classes: int = 6
     size: int = 32
     batch_size: int = 32
     lr: float = 0.1
@@ -102,7 +110,7 @@ class ProxyBenchSettings:
         return fidelity.epochs if self.max_epochs is None else min(fidelity.epochs, self.max_epochs)
 
 
-QUICK = ProxyBenchSettings(architectures=6, train_clips=64, val_clips=48, score_batch=16, max_epochs=2)
+QUICK = ProxyBenchSettings(architectures=4, train_clips=32, val_clips=24, score_batch=8, max_epochs=2)
 
 
 # ---- the sample ----------------------------------------------------------------------------------------
@@ -221,7 +229,7 @@ class _Task:
         if self.kind == "score":
             return 0.01
         fidelity = FIDELITIES[self.fidelity]
-        return fidelity.relative_macs
+        return fidelity.relative_macs()
 
 
 def _tasks(count: int) -> list[_Task]:
@@ -326,6 +334,11 @@ def _load(specs: list[Any], folder: Path) -> dict[str, Any]:
                 statuses[run["status"]] = statuses.get(run["status"], 0) + 1
                 accuracy = float(run["accuracy"]) if run["status"] == "ok" else math.nan
                 put(f"{fidelity.name}@{seed}", arch, accuracy, float(run["cpu_seconds"]))
+                if fidelity.name == "default":
+                    history = run.get("history", [])
+                    for rung in RUNGS:
+                        value = float(history[rung - 1]) if len(history) >= rung else math.nan
+                        put(f"epoch-{rung}@{seed}", arch, value, float(run["cpu_seconds"]) * rung / max(len(history), 1))
     return {"values": values, "costs": costs, "statuses": statuses}
 
 
@@ -339,8 +352,9 @@ def _predictor_rows(loaded: dict[str, Any], settings: ProxyBenchSettings, top_k:
     values["default (seed mean)"] = np.mean([values[s] for s in seeds], axis=0)
     costs["default (seed mean)"] = np.sum([costs[s] for s in seeds], axis=0)
     rows = []
-    order = [*[f"{f.name}@{s}" for f in FIDELITIES.values() if f.name != REFERENCE for s in f.seeds],
-             "default (seed mean)", *[n for n in values if "@" not in n and n != "default (seed mean)"]]
+    order = [*seeds, "default (seed mean)", *[f"epoch-{rung}@{s}" for rung in RUNGS for s in default.seeds],
+             *[f"{f.name}@{s}" for f in FIDELITIES.values() if f.name not in (REFERENCE, "default") for s in f.seeds],
+             *[n for n in values if "@" not in n and n != "default (seed mean)"]]
     default_cost = float(np.nanmean(costs[seeds[0]]))
     for name in order:
         agreement = rank_agreement(values[name], reference, top_k=top_k, seed=settings.seed)
@@ -377,6 +391,15 @@ def _machine() -> dict[str, Any]:
             "load_average_at_end": [round(v, 2) for v in load]}
 
 
+def _complete_prefix(count: int, folder: Path) -> int:
+    """How many architectures, from the first, have every run in the cache (runs go architecture by architecture)."""
+    tasks = _tasks(count)
+    for arch in range(count):
+        if not all(t.file(folder).exists() for t in tasks if t.arch == arch):
+            return arch
+    return count
+
+
 def run_proxy_benchmark(
     out_dir: Path,
     *,
@@ -385,8 +408,13 @@ def run_proxy_benchmark(
     workers: int = 2,
     top_k: int = 5,
     progress: bool = True,
+    train: bool = True,
 ) -> dict[str, Any]:
-    """Run (or resume) the benchmark into ``out_dir``; writes proxy.json, proxy.md, proxy.html; returns headlines."""
+    """Run (or resume) the benchmark into ``out_dir``; writes proxy.json, proxy.md, proxy.html; returns headlines.
+
+    ``train=False`` runs nothing: it analyses the architectures whose runs are all in the cache (a partial
+    result of an interrupted or still-running benchmark, marked as such in the report).
+    """
     settings = settings or (QUICK if quick else ProxyBenchSettings())
     if workers < 1:
         raise UserInputError(f"workers={workers} is not allowed; allowed: an integer >= 1")
@@ -396,19 +424,26 @@ def run_proxy_benchmark(
     _write_json(folder / "settings.json", {"settings": asdict(settings),
                                            "fidelities": {n: asdict(f) for n, f in FIDELITIES.items()}})
     started = time.perf_counter()
-    _run_missing(specs, settings, folder, workers, progress)
+    sampled = len(specs)
+    if train:
+        _run_missing(specs, settings, folder, workers, progress)
+    else:
+        specs = specs[: _complete_prefix(len(specs), folder)]
+        if len(specs) < 3:
+            raise UserInputError(f"only {len(specs)} architectures are complete in {folder}; at least 3 are needed")
     loaded = _load(specs, folder)
     rows = _predictor_rows(loaded, settings, top_k)
-    total_cpu = float(sum(np.nansum(c) for c in loaded["costs"].values()))
+    total_cpu = float(sum(np.nansum(c) for name, c in loaded["costs"].items() if not name.startswith("epoch-")))
     default_cpu = float(np.nanmean(loaded["costs"]["default@0"]))
     reference_cpu = float(np.nanmean(loaded["costs"][f"{REFERENCE}@{FIDELITIES[REFERENCE].seeds[0]}"]))
     figures = {
         "benchmark": "proxy",
         "quick": quick,
         "settings": asdict(settings),
-        "fidelities": {n: {**asdict(f), "epochs": settings.epochs(f), "relative_macs": f.relative_macs}
+        "fidelities": {n: {**asdict(f), "epochs": settings.epochs(f), "relative_macs": f.relative_macs(settings.epochs(f), settings.epochs(FIDELITIES["default"]))}
                        for n, f in FIDELITIES.items()},
         "architectures": len(specs),
+        "sampled_architectures": sampled,
         "statuses": loaded["statuses"],
         "predictors": rows,
         "seed_noise": _seed_noise(loaded, settings, top_k),

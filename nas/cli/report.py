@@ -18,7 +18,8 @@ from space.errors import UserInputError
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_command(
-        run_dirs: list[Path] = typer.Argument(..., help="Run directories written by `nas search` (runs/NAME); two or more are compared."),
+        run_dirs: list[Path] = typer.Argument(..., help="Run directories written by `nas search` (runs/NAME); two or more "
+                                                        "are compared. Or one `nas bench proxy` output folder."),
         out: Optional[Path] = typer.Option(None, "--out", help="Folder to write into (default RUN/report; required to compare runs)."),
         open_: bool = typer.Option(False, "--open", help="Open index.html in the default web browser."),
     ) -> None:
@@ -27,6 +28,15 @@ def register(app: typer.Typer) -> None:
         With two or more runs: their fronts and hypervolume curves on shared axes and one normalisation, a table
         of final hypervolumes and each run's best architecture (runs must share their objectives).
         """
+        from reports.proxybench import is_proxy_bench, write_proxy_report
+
+        if len(run_dirs) == 1 and is_proxy_bench(run_dirs[0]):  # its rank-correlation table and scatters
+            page = write_proxy_report(run_dirs[0])
+            typer.echo(f"report: {page}")
+            typer.echo(f"summary: {page.with_name('proxy.md')}")
+            if open_:
+                webbrowser.open(page.resolve().as_uri())
+            return
         if len(run_dirs) > 1 and out is None:
             raise UserInputError(f"comparing {len(run_dirs)} runs needs --out DIR (where the comparison is written)")
         if len(run_dirs) > 1:
