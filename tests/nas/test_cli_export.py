@@ -56,7 +56,7 @@ def fake_retrain_folder(folder, spec, width_mult=0.25, classes=3):
     folder.mkdir()
     (folder / "spec.yaml").write_text(spec.to_yaml())
     save_checkpoint(folder / "model.pt", {"model": model.state_dict(), "num_classes": classes,
-                                          "width_mult": width_mult, "spec": spec.to_dict()})
+                                          "width_mult": width_mult, "spec": spec.to_dict(), "epochs": 2})
     return model.eval()
 
 
