@@ -27,7 +27,8 @@ from scipy import stats
 
 from nas.pareto import hypervolume_history as _hv_history
 from nas.pareto import non_dominated_sort, normalize, to_minimization
-from reports.load import STATUSES, TRAINED_STATUSES, RunData, RunObjective
+from nas.runmodel import STATUSES, TRAINED_STATUSES, front_candidate_mask, is_baseline
+from reports.load import RunData, RunObjective
 
 STATUS_MEANING = {
     "COMPLETE": "trained to the full proxy budget",
@@ -61,20 +62,12 @@ def objective_values(frame: pd.DataFrame, objectives: tuple[RunObjective, ...]) 
     return np.column_stack([pd.to_numeric(frame[o.column], errors="coerce").to_numpy(float) for o in objectives])
 
 
-def _is_true(series: pd.Series) -> pd.Series:
-    return series.map(lambda v: bool(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else False)
-
-
-def _is_baseline(trials: pd.DataFrame) -> pd.Series:
-    return trials["baseline"].map(lambda v: isinstance(v, str) and v != "")
-
-
 def front_candidates(run: RunData, trials: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Searched trials that may be on the front: COMPLETE, feasible, not a baseline, every objective known."""
+    """The run model's front candidates (:func:`nas.runmodel.front_candidate_mask`) with every objective known."""
     trials = run.trials if trials is None else trials
     if trials.empty:
         return trials
-    mask = (trials["status"] == "COMPLETE") & _is_true(trials["feasible"]) & ~_is_baseline(trials)
+    mask = front_candidate_mask(trials)
     mask &= ~np.isnan(objective_values(trials, run.objectives)).any(axis=1)
     return trials[mask]
 
@@ -99,7 +92,7 @@ def group_trials(run: RunData) -> TrialGroups:
     return TrialGroups(
         front=front,
         dominated=dominated,
-        baselines=trials[complete & _is_baseline(trials)],
+        baselines=trials[complete & is_baseline(trials)],
         pruned=trials[trials["status"] == "PRUNED"],
         infeasible=trials[trials["status"] == "INFEASIBLE"],
     )

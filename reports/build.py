@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from reports.figures import build_figures
@@ -11,6 +10,7 @@ from reports.html import render_html
 from reports.load import load_run
 from reports.markdown import render_markdown
 from reports.pngs import write_pngs
+from space.files import atomic_write
 
 
 def build_report(run_dir: Path, out: Path | None = None) -> Path:
@@ -24,14 +24,7 @@ def build_report(run_dir: Path, out: Path | None = None) -> Path:
     folder = Path(out) if out is not None else Path(run_dir) / "report"
     folder.mkdir(parents=True, exist_ok=True)
     pngs = write_pngs(run, findings, folder)
-    write_atomically(folder / "summary.md", render_markdown(run, findings, pngs))
+    atomic_write(folder / "summary.md", render_markdown(run, findings, pngs))
     index = folder / "index.html"
-    write_atomically(index, render_html(run, findings, build_figures(run, findings)))
+    atomic_write(index, render_html(run, findings, build_figures(run, findings)))
     return index
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write then rename, so a browser refreshing the report never sees half a page."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)

@@ -16,12 +16,12 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from reports.analysis import retrain_command, spec_summary
-from reports.build import write_atomically
 from reports.compare import Comparison, ComparedRun, best_architecture, compare_runs
 from reports.figures import NamedFigure, axis_label, display
 from reports.html import CSS, RENDER_SCRIPT, Raw, _e, figure_html, table
 from reports.markdown import md_table
 from reports.summary import plural
+from space.files import atomic_write
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
@@ -186,8 +186,8 @@ def build_comparison(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     index = folder / "index.html"
-    write_atomically(folder / "summary.md", render_comparison_markdown(comparison))
-    write_atomically(index, render_comparison_html(comparison, comparison_figures(comparison)))
+    atomic_write(folder / "summary.md", render_comparison_markdown(comparison))
+    atomic_write(index, render_comparison_html(comparison, comparison_figures(comparison)))
     return index
 
 

@@ -198,19 +198,30 @@ _EXPORTERS: dict[str, Callable[[nn.Module, Tensor, Path], None]] = {
 }
 
 _OP_PATTERNS = (
-    r"aten::(\w+(?:\.\w+)?)",
-    r"aten\.(\w+(?:\.\w+)?)",
+    r"op='([\w.]+)', overload='(\w+)'",  # the dynamo exporter: <OpOverload(op='aten.histc', overload='default')>
+    r"torch\.ops\.([\w.]+)",
+    r"aten::(\w+)",
     r"[Oo]perator (\w+(?:::\w+)?)",
-    r"op[: ]+'?(\w+(?:::\w+)?)",
 )
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def failing_op(message: str) -> str | None:
-    """The operator an exporter error names, if it names one (``aten::unfold``, ``Unfold``, ...)."""
-    for pattern in _OP_PATTERNS:
-        match = re.search(pattern, message)
-        if match:
-            return match.group(1)
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes, outermost first (the exporters wrap the real reason several times)."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return chain
+
+
+def failing_op(messages: list[str]) -> str | None:
+    """The operator the innermost error that names one names (``aten.histc.default``, ``aten::unfold``...)."""
+    for message in reversed(messages):
+        for pattern in _OP_PATTERNS:
+            match = re.search(pattern, message)
+            if match:
+                return ".".join(match.groups())
     return None
 
 
@@ -220,10 +231,13 @@ def export_artifact(model: nn.Module, fmt: str, example: Tensor, path: Path) -> 
         with torch.no_grad(), _quiet():
             _EXPORTERS[fmt](model, example, path)
     except Exception as exc:  # the exporters raise many unrelated types; all mean "does not export"
-        message = " ".join(str(exc).split())
-        op = failing_op(message)
+        chain = _chain(exc)
+        messages = [_ANSI.sub("", str(e)) for e in chain]
+        op = failing_op(messages)
+        reason = next((m for m in reversed(messages) if m.strip()), type(exc).__name__)
+        first_line = " ".join(reason.strip().splitlines()[0].split())[:240]
         where = f" at op {op}" if op else ""
-        raise ExportError(f"{fmt} export failed{where}: {type(exc).__name__}: {message[:300]}") from exc
+        raise ExportError(f"{fmt} export failed{where}: {type(chain[-1]).__name__}: {first_line}") from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +277,11 @@ class OnnxRunner:
         """A zero-argument call that runs the model on ``clips`` already placed on the device (for timing)."""
         if self.device != "cuda":
             feed = {self.input_name: np.ascontiguousarray(clips, dtype=np.float32)}
-            return lambda: self.session.run(None, feed) and None
+
+            def cpu_step() -> None:
+                self.session.run(None, feed)
+
+            return cpu_step
         import onnxruntime as ort
 
         binding = self.session.io_binding()

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from space import ArchSpec, build_model
 from space.errors import UserInputError
+from space.files import atomic_write
 
 __all__ = [
     "PROFILES",
@@ -472,10 +473,7 @@ class LatencyCache:
             "train": result.train.as_dict() if result.train else None,
             "measured_at": result.measured_at,
         }
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(entry, indent=1))
-        os.replace(tmp, path)  # atomic: a reader never sees half a file
-        return path
+        return atomic_write(path, json.dumps(entry, indent=1))  # a reader never sees half a file
 
 
 def measure_latency(

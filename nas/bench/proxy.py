@@ -7,7 +7,7 @@ static costs (#params, GMACs) are computed for the same architectures. Every pre
 reference's validation top-1: Kendall tau-b and Spearman rho with bootstrap 95% intervals, top-k overlap, and its
 cost in CPU-seconds per architecture (process time of the worker that ran it, data thread included).
 
-Fidelities (``FIDELITIES``): ``default`` is the demo search's proxy (``runners.bench_data.DEMO_PROXY``: 3 epochs,
+Fidelities (``FIDELITIES``): ``default`` is the demo search's proxy (``nas.bench.data.DEMO_PROXY``: 3 epochs,
 width 0.25, 8 x 32 x 32, batch 32, lr 0.1), trained with two seeds so seed noise is known; ``epoch-1`` and
 ``epoch-2`` are what an ASHA rung sees, the default run's accuracy after its first and second epoch (read from
 its history, no extra training); ``width-0.125`` and ``frames-4`` each lower one axis; ``reference`` trains 7

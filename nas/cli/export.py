@@ -22,21 +22,29 @@ from space.errors import UserInputError
 DEFAULT_SHAPE = "16x112x112"  # the latency profiles' clip
 
 
-def load_for_export(arch: str, *, num_classes: int, seed: int) -> tuple[Any, dict[str, Any]]:
+def resolve_source(arch: str) -> Path | Any:
+    """A retraining folder (checked to hold spec.yaml and model.pt) or the spec of a name, file or trial."""
+    folder = Path(arch)
+    if folder.is_dir():
+        if not (folder / "spec.yaml").is_file() or not (folder / "model.pt").is_file():
+            raise UserInputError(f"{folder} is not a finished retraining folder (needs spec.yaml and model.pt)")
+        return folder
+    return resolve_arch(arch)
+
+
+def load_for_export(source: Path | Any, *, num_classes: int, seed: int) -> tuple[Any, dict[str, Any]]:
     """(model, what it is): trained weights from a retraining folder, else a seeded fresh build of the spec."""
     import torch
 
     from space import build_model
 
-    if Path(arch).is_dir():
+    if isinstance(source, Path):
         from runners.retrain import load_model
 
-        model = load_model(arch)
-        return model, {"retrain_dir": str(Path(arch).resolve()), "weights": "trained"}
-    spec = resolve_arch(arch)
+        return load_model(source), {"retrain_dir": str(source.resolve()), "weights": "trained"}
     torch.manual_seed(seed)
-    model = build_model(spec, num_classes=num_classes)
-    return model, {"arch": arch, "spec": spec.to_dict(), "weights": f"fresh initialisation, seed {seed}"}
+    model = build_model(source, num_classes=num_classes)
+    return model, {"spec": source.to_dict(), "weights": f"fresh initialisation, seed {seed}"}
 
 
 @contextlib.contextmanager
@@ -74,10 +82,12 @@ def register(app: typer.Typer) -> None:
             raise UserInputError(f"--num-classes {num_classes} is not allowed; allowed: an integer >= 1")
         clip = parse_shape(shape)
         check_out_dir(out)
+        source = resolve_source(arch)  # every bad input fails here, before any work
         with stage_reporter(Console(stderr=True)) as on_stage:
             on_stage("loading the model")
-            model, source = load_for_export(arch, num_classes=num_classes, seed=seed)
-            report = export_model(model, fmt=fmt, out_dir=out, shape=clip, seed=seed, source=source, on_stage=on_stage)
+            model, record = load_for_export(source, num_classes=num_classes, seed=seed)
+            record["arch"] = arch
+            report = export_model(model, fmt=fmt, out_dir=out, shape=clip, seed=seed, source=record, on_stage=on_stage)
         if as_json:
             typer.echo(json.dumps(report.as_dict(), indent=2))
             return

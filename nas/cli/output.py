@@ -57,8 +57,8 @@ def print_table(table: Table, *, out: Console | None = None) -> None:
 class LineProgress:
     """The subset of :class:`rich.progress.Progress` our commands use, printed as plain lines on stderr.
 
-    One line when a task starts, each time its description changes (the item being worked on) and when it
-    advances, at most every ``every`` seconds, with done/total and elapsed seconds.
+    One line when a task starts, when its description changes (the item being worked on) and each time an
+    item is done (``advance``); other updates at most every ``every`` seconds. Each line: done/total, elapsed.
     """
 
     def __init__(self, *, stream: TextIO | None = None, every: float = 5.0):
@@ -100,10 +100,9 @@ class LineProgress:
         self._line(task_id, force=changed)
 
     def advance(self, task_id: int, advance: float = 1) -> None:
-        self.update(task_id, advance=advance)
-        task = self._tasks[task_id]
-        if task["total"] is not None and task["completed"] >= task["total"]:
-            self._line(task_id, force=True)
+        """An item is done: always a line (items are what takes long: one model measured, one epoch)."""
+        self._tasks[task_id]["completed"] += advance
+        self._line(task_id, force=True)
 
     def _line(self, task_id: int, *, force: bool) -> None:
         task = self._tasks[task_id]
@@ -161,3 +160,8 @@ def print_json(value: Any) -> None:
     import json
 
     print(json.dumps(plain(value), indent=2), flush=True)
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``1 epoch``, ``2 epochs``: the count with the noun in the right number."""
+    return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"
