@@ -35,10 +35,10 @@ ROUTED_LOGGERS = ("optuna", "ray")
 class SearchProgress(Callback):
     """Ray Tune callback that redraws one progress line whenever a trial starts or ends."""
 
-    def __init__(self, config: SearchConfig, searcher: Any, scheduler: Any, bounds: dict, *, enabled: bool = True,
+    def __init__(self, config: SearchConfig, core: Any, scheduler: Any, bounds: dict, *, enabled: bool = True,
                  console: Console | None = None):
         self.config = config
-        self.searcher = searcher
+        self.searcher = core  # the search core (nas.core.search.SearchCore): counts, live trials, the study
         self.scheduler = scheduler
         self.bounds = bounds
         self.enabled = enabled
@@ -175,7 +175,6 @@ class SearchProgress(Callback):
         for k, name in enumerate(self.config.objectives):
             if beyond[:, k].any():
                 low, high = self.bounds[name]
-                worst = f"> {high:g}" if OBJECTIVES[name].direction == "minimize" else f"< {low:g}"
+                worst = f"> {high:.4g}" if OBJECTIVES[name].direction == "minimize" else f"< {low:.4g}"
                 reasons.append(f"{name} {worst}")
-        noun = "trial" if n == 1 else "trials"
-        return f"{n} completed {noun} outside the objective bounds: {', '.join(reasons)}"
+        return f"{n} of {len(normalised)} outside the bounds: {', '.join(reasons)}"  # short: the line must fit

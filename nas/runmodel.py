@@ -150,7 +150,7 @@ def parse_run_trial(text: str) -> tuple[Path, int] | None:
     """``RUN_DIR:TRIAL_ID`` -> (run dir, trial id), negative ids (baselines) included; anything else -> None."""
     run_dir, sep, trial = text.rpartition(":")
     digits = trial[1:] if trial.startswith("-") else trial
-    if sep and run_dir and digits.isdigit():
+    if sep and run_dir and digits.isascii() and digits.isdigit():  # "²".isdigit() is True
         return Path(run_dir), int(trial)
     return None
 

@@ -58,6 +58,9 @@ def markdown(figures: dict[str, Any]) -> str:
     lines = [
         "# nas bench proxy: how far proxy ranks can be trusted" + (" (--quick: a smoke test, not figures)" if figures["quick"] else ""),
         "",
+        *([f"**Partial result**: the first {figures['architectures']} of {figures['sampled_architectures']} sampled "
+           "architectures have all their runs; the rest were still training when this table was written.", ""]
+          if figures.get("sampled_architectures", figures["architectures"]) > figures["architectures"] else []),
         f"{figures['architectures']} architectures sampled from the `{s['space']}` space (seed {s['seed']}, distinct, "
         f"buildable at width 0.25); synthetic data, {s['num_classes']} classes, {s['train_clips']} training / "
         f"{s['val_clips']} validation clips at {s['size']} x {s['size']} pixels; batch {s['batch_size']}, lr {s['lr']}; "
@@ -110,9 +113,15 @@ def _scatter(figures: dict[str, Any]) -> dict[str, Any]:
         figure.add_scatter(x=x, y=y, mode="markers", name=name, showlegend=False,
                            text=[f"arch {a['arch']}: {a['spec']}" for a in figures["rows"]],
                            row=index // columns + 1, col=index % columns + 1)
-        unit = "val top-1 (%)" if "@" in name else ("millions" if name == "params" else
-                                                   "GMACs" if name == "gmacs" else "score")
-        figure.update_xaxes(title_text=unit, row=index // columns + 1, col=index % columns + 1)
+        unit = "val top-1 (%)" if "@" in name else ("parameters (count)" if name == "params" else
+                                                   "GMACs @ 1x3x" + "x".join(map(str, figures["settings"]["deploy_shape"]))
+                                                   if name == "gmacs" else "score")
+        present = [v for v in x if v is not None]
+        spread = "@" not in name and present and min(present) > 0 and max(present) > 100 * min(present)
+        if spread:  # positive values over >= 2 decades (e.g. grad_norm): a log axis keeps every dot visible
+            unit += " (log axis)"
+        figure.update_xaxes(title_text=unit, type="log" if spread else "linear",
+                            row=index // columns + 1, col=index % columns + 1)
         figure.update_yaxes(title_text="reference top-1 (%)", row=index // columns + 1, col=index % columns + 1)
     figure.update_layout(height=280 * rows, width=1150, margin={"t": 60},
                          title=f"proxy vs reference over {figures['architectures']} architectures (one dot each)")
@@ -128,12 +137,13 @@ def page(figures: dict[str, Any]) -> str:
         for r in figures["predictors"]
     )
     text = markdown(figures).split("\n")
-    intro = html.escape(text[2])
+    first_table = next(i for i, line in enumerate(text) if line.startswith("|"))
+    intro = "".join(f"<p>{html.escape(line.replace('**', ''))}</p>" for line in text[1:first_table] if line)
     notes = "".join(f"<p>{html.escape(line.replace('**', ''))}</p>" for line in text if line.startswith(("**Seed", "Run statuses")))
     scatter = json.dumps(_scatter(figures)).replace("</", "<\\/")
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>nas bench proxy</title><style>{CSS}</style>
 <script>{get_plotlyjs()}</script></head><body>
-<h1>{html.escape(text[0].lstrip('# '))}</h1><p>{intro}</p>
+<h1>{html.escape(text[0].lstrip('# '))}</h1>{intro}
 <h2>Rank correlation with the reference</h2><table id="rank-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 {notes}
 <h2>Proxy vs reference</h2><div class="plotly-graph-div" id="figure-scatter"></div>

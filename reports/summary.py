@@ -109,9 +109,9 @@ def _bound_phrase(run: RunData, name: str, count: int) -> str:
     objective = next(o for o in run.objectives if o.name == name)
     low, high = objective.bounds
     worst = high if objective.direction == "minimize" else low
-    side = "above" if objective.direction == "minimize" else "below"
+    side = "at or above" if objective.direction == "minimize" else "at or below"
     shown = float(display(objective.column, [worst])[0])
-    return f"{count} with {NOUNS[objective.column]} {side} {shown:g}"
+    return f"{count} with {NOUNS[objective.column]} {side} {shown:.6g}"
 
 
 def warnings(run: RunData, findings: Findings) -> list[str]:

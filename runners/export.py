@@ -277,7 +277,11 @@ class OnnxRunner:
         """A zero-argument call that runs the model on ``clips`` already placed on the device (for timing)."""
         if self.device != "cuda":
             feed = {self.input_name: np.ascontiguousarray(clips, dtype=np.float32)}
-            return lambda: self.session.run(None, feed) and None
+
+            def cpu_step() -> None:
+                self.session.run(None, feed)
+
+            return cpu_step
         import onnxruntime as ort
 
         binding = self.session.io_binding()

@@ -20,13 +20,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.bench import costs, data, overhead, proxy, retrain, throughput
+from nas.bench import costs, data, exports, overhead, proxy, retrain, throughput
 
 Benchmark = Callable[..., dict[str, Any]]
 
 BENCHMARKS: dict[str, Benchmark] = {
     "costs": costs.run_costs_benchmark,
     "data": data.run_data_benchmark,
+    "exports": exports.run_exports_benchmark,
     "overhead": overhead.run_overhead_benchmark,
     "proxy": proxy.run_proxy_benchmark,
     "retrain": retrain.run_retrain_benchmark,

@@ -7,7 +7,7 @@ static costs (#params, GMACs) are computed for the same architectures. Every pre
 reference's validation top-1: Kendall tau-b and Spearman rho with bootstrap 95% intervals, top-k overlap, and its
 cost in CPU-seconds per architecture (process time of the worker that ran it, data thread included).
 
-Fidelities (``FIDELITIES``): ``default`` is the demo search's proxy (``runners.bench_data.DEMO_PROXY``: 3 epochs,
+Fidelities (``FIDELITIES``): ``default`` is the demo search's proxy (``nas.bench.data.DEMO_PROXY``: 3 epochs,
 width 0.25, 8 x 32 x 32, batch 32, lr 0.1), trained with two seeds so seed noise is known; ``epoch-1`` and
 ``epoch-2`` are what an ASHA rung sees, the default run's accuracy after its first and second epoch (read from
 its history, no extra training); ``width-0.125`` and ``frames-4`` each lower one axis; ``reference`` trains 7
@@ -391,6 +391,15 @@ def _machine() -> dict[str, Any]:
             "load_average_at_end": [round(v, 2) for v in load]}
 
 
+def _complete_prefix(count: int, folder: Path) -> int:
+    """How many architectures, from the first, have every run in the cache (runs go architecture by architecture)."""
+    tasks = _tasks(count)
+    for arch in range(count):
+        if not all(t.file(folder).exists() for t in tasks if t.arch == arch):
+            return arch
+    return count
+
+
 def run_proxy_benchmark(
     out_dir: Path,
     *,
@@ -399,8 +408,13 @@ def run_proxy_benchmark(
     workers: int = 2,
     top_k: int = 5,
     progress: bool = True,
+    train: bool = True,
 ) -> dict[str, Any]:
-    """Run (or resume) the benchmark into ``out_dir``; writes proxy.json, proxy.md, proxy.html; returns headlines."""
+    """Run (or resume) the benchmark into ``out_dir``; writes proxy.json, proxy.md, proxy.html; returns headlines.
+
+    ``train=False`` runs nothing: it analyses the architectures whose runs are all in the cache (a partial
+    result of an interrupted or still-running benchmark, marked as such in the report).
+    """
     settings = settings or (QUICK if quick else ProxyBenchSettings())
     if workers < 1:
         raise UserInputError(f"workers={workers} is not allowed; allowed: an integer >= 1")
@@ -410,10 +424,16 @@ def run_proxy_benchmark(
     _write_json(folder / "settings.json", {"settings": asdict(settings),
                                            "fidelities": {n: asdict(f) for n, f in FIDELITIES.items()}})
     started = time.perf_counter()
-    _run_missing(specs, settings, folder, workers, progress)
+    sampled = len(specs)
+    if train:
+        _run_missing(specs, settings, folder, workers, progress)
+    else:
+        specs = specs[: _complete_prefix(len(specs), folder)]
+        if len(specs) < 3:
+            raise UserInputError(f"only {len(specs)} architectures are complete in {folder}; at least 3 are needed")
     loaded = _load(specs, folder)
     rows = _predictor_rows(loaded, settings, top_k)
-    total_cpu = float(sum(np.nansum(c) for c in loaded["costs"].values()))
+    total_cpu = float(sum(np.nansum(c) for name, c in loaded["costs"].items() if not name.startswith("epoch-")))
     default_cpu = float(np.nanmean(loaded["costs"]["default@0"]))
     reference_cpu = float(np.nanmean(loaded["costs"][f"{REFERENCE}@{FIDELITIES[REFERENCE].seeds[0]}"]))
     figures = {
@@ -423,6 +443,7 @@ def run_proxy_benchmark(
         "fidelities": {n: {**asdict(f), "epochs": settings.epochs(f), "relative_macs": f.relative_macs(settings.epochs(f), settings.epochs(FIDELITIES["default"]))}
                        for n, f in FIDELITIES.items()},
         "architectures": len(specs),
+        "sampled_architectures": sampled,
         "statuses": loaded["statuses"],
         "predictors": rows,
         "seed_noise": _seed_noise(loaded, settings, top_k),

@@ -37,8 +37,8 @@ def prepare_command(
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of each training class held out for validation."),
     seed: int = typer.Option(0, "--seed", help="Seed of the validation split (and of synthetic data)."),
     max_skipped: float = typer.Option(0.05, "--max-skipped", help="Error when more than this share of videos is unreadable."),
-    clips: int = typer.Option(3000, "--clips", help="synthetic only: training clips (validation and test get a quarter each)."),
-    classes: int = typer.Option(None, "--classes", help="synthetic only: number of classes (2-12)."),
+    clips: int = typer.Option(3000, "--num-clips", "--clips", help="synthetic only: training clips (validation and test get a quarter each); as `nas search --num-clips`."),
+    classes: int = typer.Option(None, "--num-classes", "--classes", help="synthetic only: number of classes (2-12); as `nas retrain --num-classes`."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing cache in --out."),
 ) -> None:
     """Decode a dataset once into a uint8 memory-mappable cache that proxy training reads."""

@@ -7,6 +7,8 @@ and must end bitwise equal.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -29,9 +31,12 @@ from runners.synthetic import SyntheticConfig, synthetic_splits
 from space import build_model, catalog_spec
 from space.errors import UserInputError
 
+pytestmark = pytest.mark.slow  # Ray Train runs with two workers
+
 TRIAL_ID = 3
 BASELINE_ID = -1  # baselines have negative ids (nas.runmodel.baseline_trial_id)
 PROXY_ACCURACY = 0.4375
+PRINTED: dict[str, str] = {}  # what the module-scoped retrain printed (stdout and stderr)
 SPEC = catalog_spec("r3d-18")
 # odd training set (81: 2 ranks x 40, one left over) and odd test set (23: shards of 12 and 11)
 ARGS = [
@@ -95,7 +100,10 @@ def args(init_file) -> list[str]:
 @pytest.fixture(scope="module")
 def uninterrupted(run_dir, args, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("retrain") / "full"
-    assert _nas(["retrain", f"{run_dir}:{TRIAL_ID}", *args, "--out", str(out)]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        assert _nas(["retrain", f"{run_dir}:{TRIAL_ID}", *args, "--out", str(out)]) == 0
+    PRINTED["uninterrupted"] = printed.getvalue()
     return out
 
 
@@ -122,8 +130,12 @@ def test_two_workers_train_disjoint_shards_and_evaluate_every_clip_once(uninterr
         assert round(r["test_top1"] * 23, 9) == round(r["test_top1"] * 23)  # a count over 23 clips
     result = json.loads((uninterrupted / "result.json").read_text())
     assert result["test_top1"] == rows[-1]["test_top1"]
-    assert result["multiview"] == "2 clips x 3 crops"
-    assert 0 <= result["multiview_top1"] <= result["multiview_top5"] <= 1
+    # synthetic clips are exactly the crop size and the sampled span: the 2 x 3 views are one view, evaluated once
+    assert result["multiview"] == "1 clip x 1 crop (the 2 clips x 3 crops requested repeat identical views of these clips)"
+    assert (result["multiview_top1"], result["multiview_top5"]) == (rows[-1]["test_top1"], rows[-1]["test_top5"])
+    printed = PRINTED["uninterrupted"]
+    assert "multi-view test: the 2 x 3 requested views of these clips repeat identical views" in printed
+    assert "; 2 epochs;" in printed and "1 epochs" not in printed
 
 
 def test_results_are_written_back_into_the_run(run_dir, uninterrupted):
@@ -223,7 +235,7 @@ def test_bad_input_is_a_one_line_error(run_dir, tmp_path, capsys):
 
 
 def test_a_prepared_cache_gives_its_train_and_test_splits(tmp_path):
-    from nas.cli.retrain import load_retrain_data
+    from nas.retrain import load_retrain_data
     from runners.cache import prepare_dataset
 
     prepare_dataset("synthetic", out=tmp_path / "c", frames=8, size=32, synthetic=SyntheticConfig(num_classes=4), synthetic_clips=12)
@@ -247,7 +259,7 @@ def test_a_prepared_cache_gives_its_train_and_test_splits(tmp_path):
 def test_root_videos_are_decoded_once_at_the_full_scale_shape(tmp_path, monkeypatch):
     from rich.console import Console
 
-    from nas.cli.retrain import decode_once, full_scale_cache_dir, load_retrain_data
+    from nas.retrain import decode_once, full_scale_cache_dir, load_retrain_data
     from runners.video import write_video
 
     monkeypatch.setenv("VIDEONAS_CACHE", str(tmp_path / "cache"))

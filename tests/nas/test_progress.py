@@ -53,7 +53,7 @@ def test_statuses_are_named_as_in_the_tables(tmp_path):
 
 def test_a_zero_hypervolume_says_which_bound_the_trials_fall_outside(tmp_path):
     line = _view(tmp_path, _study([("COMPLETE", [0.6, 150.0])])).status_line()
-    assert "HV 0.000 (1 completed trial outside the objective bounds: latency > 100)" in line
+    assert "HV 0.000 (1 of 1 outside the bounds: latency > 100)" in line
 
 
 def test_the_eta_counts_down_and_never_flips_back_to_unknown(tmp_path):

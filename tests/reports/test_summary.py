@@ -65,7 +65,7 @@ def test_trials_outside_the_bounds_are_counted_and_a_zero_hypervolume_explained(
     slow = int((done["latency_ms"] >= 60.0).sum())
     assert 0 < slow < len(done)
     text = build_report(tmp_path / "tight").read_text()
-    assert f"{slow} completed trials of {len(done)} fell outside the objective bounds ({slow} with latency above 60)" in text
+    assert f"{slow} completed trials of {len(done)} fell outside the objective bounds ({slow} with latency at or above 60)" in text
     assert "they add no hypervolume" in text
 
     first = [FakeTrial("COMPLETE", {"family": "resnet3d", "conv": "r3d", "depth": 18, "placement": "none"}, accuracy=0.5)]
@@ -73,7 +73,7 @@ def test_trials_outside_the_bounds_are_counted_and_a_zero_hypervolume_explained(
     index = build_report(tmp_path / "zero")
     text = index.read_text()
     assert "Hypervolume <strong>0</strong>" in text
-    assert "1 completed trial of 1 fell outside the objective bounds (1 with latency above 1)" in text
+    assert "1 completed trial of 1 fell outside the objective bounds (1 with latency at or above 1)" in text
     assert "so the hypervolume is 0" in text
     assert "so the hypervolume is 0" in index.with_name("summary.md").read_text()
 

@@ -34,7 +34,7 @@ def _table(markdown: str) -> dict[str, list[str]]:
 @pytest.mark.slow
 def test_quick_writes_a_complete_table_resumes_from_its_cache_and_reports(tmp_path: Path):
     out = tmp_path / "bench"
-    done = run_nas("bench", "proxy", "--quick", "--out", str(out), timeout=600)
+    done = run_nas("bench", "proxy", "--quick", "--out", str(out), timeout=1200)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "bench proxy: " in done.stderr  # progress, one line per finished run when piped
 
@@ -56,7 +56,7 @@ def test_quick_writes_a_complete_table_resumes_from_its_cache_and_reports(tmp_pa
     stamps = {f: f.stat().st_mtime_ns for f in files}
     removed = cache / "arch002" / "default-seed1.json"
     removed.unlink()
-    again = run_nas("bench", "proxy", "--quick", "--out", str(out), timeout=600)
+    again = run_nas("bench", "proxy", "--quick", "--out", str(out), timeout=1200)
     assert again.returncode == 0, again.stderr[-2000:]
     assert removed.exists()
     assert all(f.stat().st_mtime_ns == stamps[f] for f in files if f != removed)  # only the missing run ran
@@ -70,3 +70,25 @@ def test_quick_writes_a_complete_table_resumes_from_its_cache_and_reports(tmp_pa
     scatter = json.loads(re.search(r'data-figure="scatter">(.*?)</script>', page, re.S).group(1).replace("<\\/", "</"))
     assert len(scatter["data"]) == len(PREDICTORS) - 1  # every predictor but the seed mean (not a column)
     assert all(len(trace["y"]) == 4 for trace in scatter["data"])
+    _check_in_browser(out / "proxy.html", panels=len(PREDICTORS) - 1)
+
+
+def _check_in_browser(page: Path, panels: int) -> None:
+    """Debian's headless chromium, network off: the page draws its scatter panels without a console error."""
+    import os
+
+    from tests.reports.test_report_browser import CHROMIUM, _driver, _wait_for_plots
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium binary not installed (.ci/run installs it)")
+    driver = _driver()
+    try:
+        driver.get(page.resolve().as_uri())
+        assert _wait_for_plots(driver, 1) == 1
+        assert driver.execute_script("return document.querySelectorAll('.js-plotly-plot .cartesianlayer .subplot').length") == panels
+        rows = driver.execute_script("return document.querySelectorAll('#rank-table tbody tr').length")
+        assert rows == len(PREDICTORS)
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        driver.quit()
