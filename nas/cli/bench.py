@@ -22,6 +22,9 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
     "data": ("runners.bench_data", "run_data_benchmark", "synthetic generation and cache throughput vs training"),
     "overhead": ("nas.bench_overhead", "run_overhead_benchmark", "harness overhead, peak memory, in-search vs alone latency"),
     "retrain": ("nas.bench_retrain", "run_retrain_benchmark", "proxy vs full-scale top-1 over the demo front (Kendall tau)"),
+    "srtg-gate": ("runners.bench_srtg_gate", "run_srtg_gate_benchmark", "SRTG gate study: open-rate per stage x setting"),
+    "srtg": ("runners.bench_srtg", "run_srtg_benchmark", "SRTG Table 1 at proxy scale: placements x gates, open-rates"),
+    "mtnet": ("runners.bench_mtnet", "run_mtnet_benchmark", "MTNet ratio and sub-stream ablation at proxy scale"),
 }
 
 
