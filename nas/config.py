@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,10 @@ class SearchConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserInputError(f"--{f.name.replace('_', '-')} {value} is not allowed; allowed: a finite number")
         self._check_objectives()
         if self.sampler not in SAMPLERS:
             raise UserInputError(f"--sampler {self.sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}")

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from nas.config import SearchConfig
+
+if TYPE_CHECKING:
+    from runners.proxy import ProxyConfig
 
 DEMO_BASELINES = ("r3d-18", "srtg-r3d-18-final", "mtnet-32")
 
@@ -15,7 +20,7 @@ DEMO_BASELINES = ("r3d-18", "srtg-r3d-18-final", "mtnet-32")
 def demo_config(runs_dir: str | Path = "runs", name: str = "demo", **overrides: object) -> SearchConfig:
     """Accuracy, GMACs and latency (cpu-quick) over the demo space; MO-ASHA prunes at epochs 1 and 2.
 
-    The proxy settings are those `nas bench data` checks separate architectures (runners.bench_data.DEMO_PROXY).
+    The proxy settings are those `nas bench data` checks separate architectures (nas.bench.data.DEMO_PROXY).
     """
     settings: dict[str, object] = dict(
         name=name,
@@ -41,3 +46,24 @@ def demo_config(runs_dir: str | Path = "runs", name: str = "demo", **overrides: 
     )
     settings.update(overrides)
     return SearchConfig(**settings)  # type: ignore[arg-type]
+
+
+def demo_proxy(*, threads: int = 2) -> "ProxyConfig":
+    """The demo search's proxy training settings as a :class:`runners.proxy.ProxyConfig` (derived, never restated)."""
+    from runners.proxy import ProxyConfig
+
+    config = demo_config()
+    return ProxyConfig(epochs=config.proxy_epochs, batch_size=config.proxy_batch_size, lr=config.proxy_lr,
+                       width_mult=config.proxy_width, frames=config.proxy_frames, size=config.proxy_size,
+                       seed=config.seed, threads=threads)
+
+
+def demo_data() -> dict:
+    """The demo search's synthetic data: train / validation clip counts (split as the search splits) and the config."""
+    from nas.proxydata import proxy_split
+    from runners.synthetic import SyntheticConfig
+
+    config = demo_config()
+    synthetic = SyntheticConfig(frames=config.proxy_frames, size=config.proxy_size)
+    train, val = proxy_split(config.num_clips, synthetic.num_classes)
+    return {"train": train, "val": val, "config": synthetic}

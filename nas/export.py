@@ -10,7 +10,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import SearchConfig
-from nas.rundir import TRIAL_COLUMNS
+from nas.runmodel import baseline_trial_id, constraint_column, trials_table
 from runners.costs import shape_label
 
 _STATE_STATUS = {
@@ -20,11 +20,6 @@ _STATE_STATUS = {
     TrialState.PRUNED: "PRUNED",
     TrialState.FAIL: "FAIL",
 }
-
-
-def baseline_trial_id(number: int) -> int:
-    """Baselines live in their own study; their ids are negative so they never collide with search trials."""
-    return -(number + 1)
 
 
 def trial_status(trial: FrozenTrial) -> str:
@@ -68,7 +63,7 @@ def _row(trial: FrozenTrial, config: SearchConfig, *, trial_id: int, baseline: s
         "history": json.dumps(attrs.get("history") or []),
     }
     for flag in config.constraints:
-        row[f"constraint_{flag}"] = attrs.get(f"constraint_{flag}")
+        row[constraint_column(flag)] = attrs.get(f"constraint_{flag}")
     return row
 
 
@@ -77,10 +72,4 @@ def trials_frame(config: SearchConfig, study: optuna.Study, baseline_study: optu
     if baseline_study is not None:
         for t in baseline_study.get_trials(deepcopy=False):
             rows.append(_row(t, config, trial_id=baseline_trial_id(t.number), baseline=t.user_attrs.get("baseline")))
-    columns = TRIAL_COLUMNS + [f"constraint_{flag}" for flag in config.constraints]
-    frame = pd.DataFrame(rows, columns=columns)
-    for column in ("accuracy", "gmacs", "latency_ms", "train_seconds", "started_at", "finished_at"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    for column in ("params", "recurrent_params", "duplicate_of", "fidelity"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
-    return frame
+    return trials_table(rows, config.constraints)

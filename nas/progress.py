@@ -1,54 +1,103 @@
-"""A rich live view of a running search: trials done / running / pruned / failed, front size, hypervolume, ETA."""
+"""A rich live view of a running search: trials by status, front size, hypervolume, a stable ETA.
+
+It reads what a person reads elsewhere (``docs/cli-output.md``):
+
+- statuses by the names the tables and the report use (COMPLETE, PRUNED, FAIL, INFEASIBLE, DUPLICATE,
+  INVALID), never a private word like "skipped";
+- the ETA is the mean time per trained trial so far times the trials left (capped by ``--time-budget``),
+  computed when a trial finishes and counted down in between, so it never flips back to "unknown";
+- a hypervolume of 0 with completed trials says why (they lie outside the objective bounds the run
+  fixed at its start, automatically unless given);
+- while it is drawn, Optuna's per-trial INFO lines are silenced (the view shows the same) and Ray's and
+  Optuna's warnings go through the view's console, above the bar, instead of cutting through it.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import numpy as np
 from ray.tune import Callback
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nas.config import SearchConfig
 from nas.objectives import OBJECTIVES
 from nas.pareto import hypervolume, normalize, pareto_mask
 
+SHOWN_STATUSES = ("COMPLETE", "PRUNED", "FAIL", "INFEASIBLE", "DUPLICATE", "INVALID")
+ROUTED_LOGGERS = ("optuna", "ray")
+
 
 class SearchProgress(Callback):
     """Ray Tune callback that redraws one progress line whenever a trial starts or ends."""
 
-    def __init__(self, config: SearchConfig, searcher: Any, scheduler: Any, bounds: dict, *, enabled: bool = True):
+    def __init__(self, config: SearchConfig, core: Any, scheduler: Any, bounds: dict, *, enabled: bool = True,
+                 console: Console | None = None):
         self.config = config
-        self.searcher = searcher
+        self.searcher = core  # the search core (nas.core.search.SearchCore): counts, live trials, the study
         self.scheduler = scheduler
         self.bounds = bounds
         self.enabled = enabled
         self.budget_hit = False
+        self.console = console or Console(stderr=True)
         self._progress = Progress(
             TextColumn("[bold]search[/bold]"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
+            TextColumn("{task.fields[eta]}"),
+            console=self.console,
             disable=not enabled,
             transient=False,
         )
-        self._task = self._progress.add_task("trials", total=config.trials, status="starting")
+        self._task = self._progress.add_task("trials", total=config.trials, status="starting", eta="ETA: after the first trial")
         self._last = 0.0
+        self._started = time.time()
+        self._eta_at: tuple[int, float] | None = None  # (trained trials when estimated, finish time estimate)
+        self._saved_logging: list[tuple[logging.Logger, list[logging.Handler], bool, int]] = []
 
     def __getstate__(self) -> dict:  # Ray pickles callbacks for its own restore, which we never use
         return {"enabled": False}
 
     def __enter__(self) -> "SearchProgress":
+        if self.enabled:
+            self._route_logging()
         self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.refresh(force=True)
         self._progress.stop()
+        self._restore_logging()
+
+    # ----------------------------------------------------------------------------------------
+    # Logging: no line may cut through the live view
+    # ----------------------------------------------------------------------------------------
+
+    def _route_logging(self) -> None:
+        handler = RichHandler(console=self.console, show_path=False, show_time=False, markup=False)
+        for name in ROUTED_LOGGERS:
+            logger = logging.getLogger(name)
+            self._saved_logging.append((logger, list(logger.handlers), logger.propagate, logger.level))
+            logger.handlers = [handler]
+            logger.propagate = False
+            if name == "optuna":  # "Trial N finished with values ...": the view already says it
+                logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+
+    def _restore_logging(self) -> None:
+        for logger, handlers, propagate, level in reversed(self._saved_logging):
+            logger.handlers, logger.propagate = handlers, propagate
+            logger.setLevel(level)
+        self._saved_logging.clear()
+
+    # ----------------------------------------------------------------------------------------
+    # Ray Tune callback
+    # ----------------------------------------------------------------------------------------
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         if not self.budget_hit and self.searcher.out_of_budget():
@@ -64,29 +113,68 @@ class SearchProgress(Callback):
         if not force and now - self._last < 2.0:
             return
         self._last = now
-        counts, front, hv = self.summary()
-        status = (
-            f"running {len(self.searcher.live)} · done {counts.get('COMPLETE', 0)} · pruned {counts.get('PRUNED', 0)}"
-            f" · failed {counts.get('FAIL', 0)} · skipped {counts.get('skipped', 0)} · front {front} · HV {hv:.3f}"
-        )
-        if self.budget_hit:
-            status += " · time budget reached"
-        self._progress.update(self._task, completed=self.searcher.counted(), status=status)
+        trained = self.searcher.counted()
+        self._progress.update(self._task, completed=trained, status=self.status_line(), eta=self.eta_text(trained, now))
 
-    def summary(self) -> tuple[dict[str, int], int, float]:
-        """Status counts, front size and hypervolume (normalised, reference point 1) of the search so far."""
+    # ----------------------------------------------------------------------------------------
+    # What the line says
+    # ----------------------------------------------------------------------------------------
+
+    def status_line(self) -> str:
+        counts, front, hv, outside = self.summary()
+        parts = [f"running {len(self.searcher.live)}"]
+        parts += [f"{status} {counts.get(status, 0)}" for status in SHOWN_STATUSES if counts.get(status) or status == "COMPLETE"]
+        parts += [f"front {front}", f"HV {hv:.3f}"]
+        if hv == 0.0 and outside:
+            parts[-1] += f" ({outside})"
+        if self.budget_hit:
+            parts.append("time budget reached")
+        return " · ".join(parts)
+
+    def eta_text(self, trained: int, now: float) -> str:
+        """Mean seconds per trained trial times the trials left; re-estimated only when a trial is counted."""
+        left = max(0, self.config.trials - trained)
+        if left == 0:
+            return "ETA: done"
+        if trained and (self._eta_at is None or self._eta_at[0] != trained):
+            elapsed = now - self._started
+            finish = now + elapsed / trained * left
+            if self.config.time_budget_s:
+                finish = min(finish, self._started + self.config.time_budget_s)
+            self._eta_at = (trained, finish)
+        if self._eta_at is None:
+            return "ETA: after the first trial"
+        seconds = max(0.0, self._eta_at[1] - now)
+        return f"ETA {int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
+
+    def summary(self) -> tuple[dict[str, int], int, float, str]:
+        """Status counts, front size, hypervolume (normalised, reference point 1) and, when the hypervolume is
+        0 with completed trials, which bounds they fall outside."""
         counts: dict[str, int] = {}
         points = []
         for trial in self.searcher.study.get_trials(deepcopy=False):
             status = trial.user_attrs.get("status", "RUNNING")
-            key = "skipped" if status in ("INFEASIBLE", "INVALID", "DUPLICATE") else status
-            counts[key] = counts.get(key, 0) + 1
+            counts[status] = counts.get(status, 0) + 1
             if status == "COMPLETE" and trial.user_attrs.get("feasible", True) and trial.values:
                 points.append(trial.values)
         if not points:
-            return counts, 0, 0.0
+            return counts, 0, 0.0, ""
         values = np.asarray(points, dtype=float)
         directions = [OBJECTIVES[o].direction for o in self.config.objectives]
         bounds = [self.bounds[o] for o in self.config.objectives]
         normalised = normalize(values, directions, bounds)
-        return counts, int(pareto_mask(normalised).sum()), float(hypervolume(normalised, [1.0] * len(directions)))
+        hv = float(hypervolume(normalised, [1.0] * len(directions)))
+        return counts, int(pareto_mask(normalised).sum()), hv, self._outside(normalised) if hv == 0.0 else ""
+
+    def _outside(self, normalised: np.ndarray) -> str:
+        beyond = normalised >= 1.0
+        n = int(beyond.any(axis=1).sum())
+        if not n:
+            return ""
+        reasons = []
+        for k, name in enumerate(self.config.objectives):
+            if beyond[:, k].any():
+                low, high = self.bounds[name]
+                worst = f"> {high:.4g}" if OBJECTIVES[name].direction == "minimize" else f"< {low:.4g}"
+                reasons.append(f"{name} {worst}")
+        return f"{n} of {len(normalised)} outside the bounds: {', '.join(reasons)}"  # short: the line must fit

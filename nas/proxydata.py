@@ -10,6 +10,12 @@ from nas.trial import ProxyData
 from space.errors import UserInputError
 
 
+def proxy_split(num_clips: int, num_classes: int) -> tuple[int, int]:
+    """(train, validation) clip counts of ``--num-clips`` synthetic clips: a fifth (at least a clip per class) held out."""
+    val = max(num_classes, num_clips // 5)
+    return num_clips - val, val
+
+
 def build_proxy_data(config: SearchConfig) -> ProxyData:
     """Synthetic data at the proxy shape, or a prepared cache (``nas data prepare``) given by ``--cache``.
 
@@ -23,8 +29,8 @@ def build_proxy_data(config: SearchConfig) -> ProxyData:
             size=config.proxy_size,
             **({"num_classes": config.num_classes} if config.num_classes else {}),
         )
-        val = max(synthetic.num_classes, config.num_clips // 5)
-        splits = synthetic_splits(train=config.num_clips - val, val=val, config=synthetic, seed=config.seed)
+        train, val = proxy_split(config.num_clips, synthetic.num_classes)
+        splits = synthetic_splits(train=train, val=val, config=synthetic, seed=config.seed)
         return ProxyData(splits["train"], splits["val"], uuid.uuid4().hex)
     if not config.cache:
         raise UserInputError(

@@ -1,105 +1,27 @@
-"""The run directory (``runs/NAME/``): paths, the driver lock, ``search.yaml``, ``trials.parquet``.
+"""The search driver's hold on a run directory: the one-driver lock and the environment it records.
 
-Format: ``docs/run-directory.md``. The Optuna study is the source of truth; ``trials.parquet`` is an
-export of it (rewritten after every finished trial) that reports and ``nas trials`` read.
+What the directory holds and means is the run model (:mod:`nas.runmodel`); this module is only what a
+*running* search adds: an exclusive ``flock`` and the versions/hardware stored in ``search.yaml``.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import platform
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import yaml
-
-from space import ArchSpec, spec_from_dict
+from nas.runmodel import RunDir
 from space.errors import UserInputError
-
-SEARCH_FILE = "search.yaml"
-TRIALS_FILE = "trials.parquet"
-STUDY_FILE = "study.db"
-LOCK_FILE = ".lock"
-
-TRIAL_COLUMNS = [
-    "trial_id", "status", "spec", "spec_key", "family", "baseline", "accuracy", "gmacs", "latency_ms", "params",
-    "recurrent_params", "feasible", "fidelity", "max_fidelity", "started_at", "finished_at", "train_seconds",
-    "error", "duplicate_of", "gate_open_rates", "params_json", "latency_profile", "deploy_shape", "history",
-]
 
 
 class RunLockedError(UserInputError):
     """Another driver holds this run."""
-
-
-@dataclass(frozen=True)
-class RunDir:
-    path: Path
-
-    @property
-    def search_file(self) -> Path:
-        return self.path / SEARCH_FILE
-
-    @property
-    def trials_file(self) -> Path:
-        return self.path / TRIALS_FILE
-
-    @property
-    def study_file(self) -> Path:
-        return self.path / STUDY_FILE
-
-    @property
-    def costs_dir(self) -> Path:
-        return self.path / "costs"
-
-    @property
-    def ray_dir(self) -> Path:
-        return self.path / "ray"
-
-    @property
-    def report_dir(self) -> Path:
-        return self.path / "report"
-
-    def storage_url(self, override: str | None = None) -> str:
-        return override or f"sqlite:///{self.study_file.resolve()}"
-
-    def exists(self) -> bool:
-        return self.search_file.is_file()
-
-    def read_search(self) -> dict[str, Any]:
-        if not self.search_file.is_file():
-            raise UserInputError(f"{self.path} is not a run directory (no {SEARCH_FILE}); see `nas runs`")
-        try:
-            return yaml.safe_load(self.search_file.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserInputError(f"{self.search_file} is not valid YAML: {exc}") from None
-
-    def write_search(self, content: dict[str, Any]) -> None:
-        _atomic_write(self.search_file, yaml.safe_dump(content, sort_keys=False))
-
-    def read_trials(self) -> pd.DataFrame:
-        if not self.trials_file.is_file():
-            return pd.DataFrame(columns=TRIAL_COLUMNS)
-        return pd.read_parquet(self.trials_file)
-
-    def write_trials(self, frame: pd.DataFrame) -> None:
-        tmp = self.trials_file.with_suffix(".parquet.tmp")
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, self.trials_file)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class RunLock:
@@ -111,7 +33,7 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         self.run.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.run.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.run.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -174,24 +96,3 @@ def git_revision() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def trial_row(run_dir: str | Path, trial_id: int) -> dict[str, Any]:
-    """One row of ``trials.parquet`` as a dict; a missing run or trial is a user error."""
-    run = RunDir(Path(run_dir))
-    if not run.path.is_dir():
-        raise UserInputError(f"run directory {run_dir} does not exist")
-    frame = run.read_trials()
-    rows = frame[frame["trial_id"] == trial_id]
-    if rows.empty:
-        known = ", ".join(str(t) for t in frame["trial_id"].tolist()[:20]) or "none"
-        raise UserInputError(f"{run_dir} has no trial {trial_id}; trials: {known}")
-    return rows.iloc[0].to_dict()
-
-
-def trial_spec(run_dir: str | Path, trial_id: int) -> ArchSpec:
-    """The architecture of trial ``trial_id`` of a run (``RUN_DIR:TRIAL_ID`` on the command line)."""
-    row = trial_row(run_dir, trial_id)
-    if not row.get("spec"):
-        raise UserInputError(f"trial {trial_id} of {run_dir} has no architecture (status {row.get('status')})")
-    return spec_from_dict(json.loads(row["spec"]))

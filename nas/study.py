@@ -28,8 +28,30 @@ import optuna
 from optuna.samplers import BaseSampler
 
 from nas.config import SearchConfig
+from runners.costs import shape_label
 
 BASELINE_SUFFIX = "-baselines"
+
+
+def metric_names(config: SearchConfig) -> list[str]:
+    """What each told value is, in its unit, so optuna-dashboard labels its axes (``Study.set_metric_names``)."""
+    shape = shape_label(config.deploy_shape)
+    names = {
+        "accuracy": "accuracy (proxy val top-1, fraction)",
+        "gmacs": f"GMACs @ {shape}",
+        "latency": f"latency ms (median, profile {config.latency_profile})",
+        "params": "parameters (count)",
+    }
+    return [names[o] for o in config.objectives]
+
+
+def _name_metrics(study: optuna.Study, config: SearchConfig) -> optuna.Study:
+    """Name the objectives once (runs created before names existed get them on resume)."""
+    if study.metric_names is None:
+        with warnings.catch_warnings():  # set_metric_names is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(metric_names(config))
+    return study
 
 
 def make_sampler(config: SearchConfig, num_params: int) -> BaseSampler:
@@ -57,17 +79,20 @@ def open_study(config: SearchConfig, storage_url: str, *, num_params: int, creat
     """Create (new run) or load (resume) the study named after the run."""
     sampler = make_sampler(config, num_params)
     if create:
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=config.name, storage=storage_url, sampler=sampler, directions=config.directions
         )
-    return optuna.load_study(study_name=config.name, storage=storage_url, sampler=sampler)
+    else:
+        study = optuna.load_study(study_name=config.name, storage=storage_url, sampler=sampler)
+    return _name_metrics(study, config)
 
 
 def open_baseline_study(config: SearchConfig, storage_url: str) -> optuna.Study:
     """Baselines live in their own study: they are not samples of the space and must not steer the sampler."""
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=config.name + BASELINE_SUFFIX,
         storage=storage_url,
         directions=config.directions,
         load_if_exists=True,
     )
+    return _name_metrics(study, config)

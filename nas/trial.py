@@ -134,7 +134,9 @@ def _train(spec, config: dict, data: ProxyData, settings: TrialSettings, base: d
                 "train_seconds": time.time() - started,
                 "train_started_at": started,  # absolute times: `nas bench overhead` unions these intervals
                 "reported_at": time.time(),
-                "gate_open_rates": json.loads(json.dumps(getattr(epoch, "gate_open_rates", {}) or {})),
+                # JSON text, not a dict: Ray flattens nested results ("gate_open_rates/layer4.1.srtg")
+                # before the searcher sees them, which lost every rate (issue 11.8)
+                "gate_open_rates": json.dumps(getattr(epoch, "gate_open_rates", {}) or {}),
             }
         )
 

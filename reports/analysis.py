@@ -27,7 +27,8 @@ from scipy import stats
 
 from nas.pareto import hypervolume_history as _hv_history
 from nas.pareto import non_dominated_sort, normalize, to_minimization
-from reports.load import STATUSES, TRAINED_STATUSES, RunData, RunObjective
+from nas.runmodel import STATUSES, TRAINED_STATUSES, front_candidate_mask, is_baseline
+from reports.load import RunData, RunObjective
 
 STATUS_MEANING = {
     "COMPLETE": "trained to the full proxy budget",
@@ -61,20 +62,12 @@ def objective_values(frame: pd.DataFrame, objectives: tuple[RunObjective, ...]) 
     return np.column_stack([pd.to_numeric(frame[o.column], errors="coerce").to_numpy(float) for o in objectives])
 
 
-def _is_true(series: pd.Series) -> pd.Series:
-    return series.map(lambda v: bool(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else False)
-
-
-def _is_baseline(trials: pd.DataFrame) -> pd.Series:
-    return trials["baseline"].map(lambda v: isinstance(v, str) and v != "")
-
-
 def front_candidates(run: RunData, trials: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Searched trials that may be on the front: COMPLETE, feasible, not a baseline, every objective known."""
+    """The run model's front candidates (:func:`nas.runmodel.front_candidate_mask`) with every objective known."""
     trials = run.trials if trials is None else trials
     if trials.empty:
         return trials
-    mask = (trials["status"] == "COMPLETE") & _is_true(trials["feasible"]) & ~_is_baseline(trials)
+    mask = front_candidate_mask(trials)
     mask &= ~np.isnan(objective_values(trials, run.objectives)).any(axis=1)
     return trials[mask]
 
@@ -99,7 +92,7 @@ def group_trials(run: RunData) -> TrialGroups:
     return TrialGroups(
         front=front,
         dominated=dominated,
-        baselines=trials[complete & _is_baseline(trials)],
+        baselines=trials[complete & is_baseline(trials)],
         pruned=trials[trials["status"] == "PRUNED"],
         infeasible=trials[trials["status"] == "INFEASIBLE"],
     )
@@ -191,6 +184,7 @@ class GateTable:
     block_measured: list[int]  # per block: trials with an open rate
     block_mean: list[float | None]  # per block: mean open rate over them
     block_single: list[int]  # per block: trials where it runs at T = 1
+    block_max: list[float | None]  # per block: highest open rate of any trial (0: the gate never opened)
 
 
 MAX_GATE_ROWS = 40
@@ -236,6 +230,7 @@ def gate_table(trials: pd.DataFrame, front_ids: set[int] = frozenset()) -> GateT
     rates, single = _gate_matrix(rows, blocks)
     measured = (~np.isnan(rates)).sum(axis=0)
     means = [float(np.nanmean(rates[:, j])) if measured[j] else None for j in range(len(blocks))]
+    highest = [float(np.nanmax(rates[:, j])) if measured[j] else None for j in range(len(blocks))]
     accuracy = dict(zip(trials["trial_id"].astype(int), pd.to_numeric(trials["accuracy"], errors="coerce")))
     priority = sorted(rows, key=lambda r: (r[0] not in front_ids, -np.nan_to_num(accuracy.get(r[0], np.nan), nan=-1.0)))
     shown = sorted(priority[:MAX_GATE_ROWS], key=lambda r: r[0])
@@ -249,6 +244,7 @@ def gate_table(trials: pd.DataFrame, front_ids: set[int] = frozenset()) -> GateT
         block_measured=[int(n) for n in measured],
         block_mean=means,
         block_single=[int(n) for n in single.sum(axis=0)],
+        block_max=highest,
     )
 
 

@@ -22,6 +22,7 @@ from reports.analysis import STATUS_MEANING, retrain_command, spec_summary
 from reports.figures import NamedFigure, axis_label, display
 from reports.findings import Findings
 from reports.load import RunData
+from reports.summary import front_rows, plural, warnings
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1200px; padding: 0 1.5em 3em; color: #222; }
@@ -32,6 +33,9 @@ th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertica
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code, pre { font-family: ui-monospace, monospace; font-size: 0.85em; } pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; }
 .plotly-graph-div { margin: 1em 0; }
+ul.warnings { padding: 0; list-style: none; } ul.warnings li { background: #fff4e5; border-left: 4px solid #e69500; padding: 0.3em 0.6em; margin: 0.25em 0; }
+#summary-front code { overflow-wrap: anywhere; font-size: 0.8em; } .trade { display: inline-block; max-width: 24em; }
+details > summary { cursor: pointer; font-weight: 600; }
 """
 
 RENDER_SCRIPT = """
@@ -43,7 +47,7 @@ document.querySelectorAll('script[data-figure]').forEach(function (node) {
 """
 
 SECTIONS = (
-    ("config", "Run configuration"),
+    ("summary", "Summary"),
     ("fronts", "Pareto fronts"),
     ("evolution", "Front evolution"),
     ("hypervolume", "Hypervolume"),
@@ -53,6 +57,7 @@ SECTIONS = (
     ("failures", "Failures and pruning"),
     ("pareto-table", "Pareto table"),
     ("retrain", "Proxy vs full-scale"),
+    ("settings", "Settings and environment"),
 )
 
 
@@ -99,6 +104,45 @@ def figure_html(named: NamedFigure) -> str:
 # --------------------------------------------------------------------------------------------
 # Sections
 # --------------------------------------------------------------------------------------------
+
+
+def _summary_section(run: RunData, findings: Findings) -> str:
+    """Findings first: counts, hypervolume and its reference, warnings, then the front with trade-offs."""
+    total = sum(findings.counts.values())
+    shown = ", ".join(f"{n} {s}" for s, n in findings.counts.items() if n)
+    parts = [f'<p id="summary-counts">{_e(plural(total, "trial"))} recorded{": " + _e(shown) if shown else ""}.</p>']
+    history = findings.hypervolume
+    if history is not None and findings.n_candidates and len(history.values):
+        reference = ", ".join(f"{o.name} = {r:g}" for o, r in zip(run.objectives, run.reference_point))
+        parts.append(
+            f'<p id="summary-hypervolume">Hypervolume <strong>{history.values[-1]:.4g}</strong> after '
+            f"{_e(plural(len(history.values), 'trained trial'))} (objectives normalised by their bounds, 0 = best "
+            f"bound, 1 = worst; reference point {_e(reference)}; see Hypervolume).</p>"
+        )
+    notes = warnings(run, findings)
+    if notes:
+        parts.append('<ul class="warnings" id="warnings">' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
+    rows = front_rows(run, findings)
+    if rows:
+        headers = ["trial", "architecture", *(axis_label(run, o.column) for o in run.objectives), "trade-off",
+                   "re-train at full scale"]
+        cells = [
+            [r.trial_id, r.architecture, *(r.values[o.column] for o in run.objectives),
+             Raw(f'<span class="trade">{_e(r.trade_off)}</span>'), Raw(f"<code class=retrain>{_e(r.command)}</code>")]
+            for r in rows
+        ]
+        parts.append(f"<h3>Pareto front ({_e(plural(len(rows), 'architecture'))} of "
+                     f"{findings.n_candidates} completed feasible searched)</h3>")
+        parts.append(table(headers, cells, table_id="summary-front", row_ids=[str(r.trial_id) for r in rows]))
+    return "".join(parts)
+
+
+def _settings_section(run: RunData) -> str:
+    """Resolved settings and environment, collapsed: needed to reproduce a run, not to read it."""
+    return (
+        '<details id="settings"><summary>Objectives and bounds, resolved settings (search.yaml), environment</summary>'
+        f"{_config_section(run)}</details>"
+    )
 
 
 def _config_section(run: RunData) -> str:
@@ -281,7 +325,7 @@ def render_html(run: RunData, findings: Findings, figures: list[NamedFigure]) ->
     status = ", ".join(f"{n} {s.lower()}" for s, n in findings.counts.items() if n)
     progress = "in progress" if findings.in_progress else "no trial running"
     bodies = {
-        "config": _config_section(run),
+        "summary": _summary_section(run, findings),
         "fronts": _fronts_section(run, findings, by_id),
         "evolution": figure_html(by_id["front-evolution"]) if "front-evolution" in by_id else _no_completed(findings),
         "hypervolume": _hypervolume_section(run, findings, by_id),
@@ -292,6 +336,7 @@ def render_html(run: RunData, findings: Findings, figures: list[NamedFigure]) ->
         "failures": _failures_section(run, findings, by_id),
         "pareto-table": _pareto_table_section(run, findings),
         "retrain": _retrain_section(findings, by_id),
+        "settings": _settings_section(run),
     }
     nav = "".join(f'<a href="#section-{key}">{_e(title)}</a>' for key, title in SECTIONS)
     sections = "".join(

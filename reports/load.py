@@ -21,10 +21,9 @@ import yaml
 
 from nas.objectives import OBJECTIVES
 from nas.pareto import check_directions
+from nas.runmodel import RunDir
 from space.errors import UserInputError
 
-STATUSES = ("COMPLETE", "PRUNED", "FAIL", "INFEASIBLE", "DUPLICATE", "INVALID", "RUNNING")
-TRAINED_STATUSES = ("COMPLETE", "PRUNED", "FAIL")  # what `--trials N` counts (SPEC 5)
 DEFAULT_REFERENCE = 1.0  # in normalised space: the worst bound of every objective
 
 # The trials.parquet columns the report reads (docs/run-directory.md); constraint_<name> columns are optional.
@@ -88,15 +87,16 @@ def load_run(run_dir: str | Path) -> RunData:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportInputError(f"run directory {run_dir} does not exist; give a folder written by `nas search`")
-    config = _read_config(run_dir / "search.yaml")
-    trials = _read_trials(run_dir / "trials.parquet")
+    files = RunDir(run_dir)
+    config = _read_config(files.search_file)
+    trials = _read_trials(files.trials_file)
     objectives = _objectives(config, trials)
     bounds_note = "fixed at the start of the run (search.yaml `bounds`)"
     if isinstance(config.get("bounds_note"), str):
         bounds_note += f": {config['bounds_note']}"
     if any(o.bounds is None for o in objectives):
         objectives, bounds_note = _observed_bounds(objectives, trials)
-    study_path = run_dir / "study.db"
+    study_path = files.study_file
     return RunData(
         run_dir=run_dir,
         config=config,
@@ -104,7 +104,7 @@ def load_run(run_dir: str | Path) -> RunData:
         reference_point=_reference_point(config, objectives),
         bounds_note=bounds_note,
         trials=trials,
-        retrain=_read_retrain(run_dir / "retrain"),
+        retrain=_read_retrain(files.retrain_dir),
         study_path=study_path if study_path.is_file() else None,
         start_time=_start_time(config, trials),
     )

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from reports.analysis import STATUS_MEANING, retrain_command, spec_summary
+import yaml
+
+from reports.analysis import STATUS_MEANING
 from reports.figures import axis_label, display
 from reports.findings import Findings
 from reports.load import RunData
+from reports.summary import front_rows, plural, warnings
 
 
 def _cell(value: object) -> str:
@@ -25,44 +28,70 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def render_markdown(run: RunData, findings: Findings, pngs: Sequence[Path]) -> str:
+    """Same order as the page: the summary (counts, hypervolume, warnings, front), figures, details, settings."""
     out = [f"# videonas report: {run.name}", "", f"Run directory: `{run.run_dir.resolve()}`", ""]
-    objectives = ", ".join(f"{o.name} ({o.direction})" for o in run.objectives)
-    out += [f"Objectives: {objectives}.", ""]
+    out += _summary(run, findings)
+    if pngs:
+        out += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
     out += ["## Trials by status", "", md_table(
         ["status", "count", "meaning"],
         [[s, n, STATUS_MEANING.get(s, "unexpected status")] for s, n in findings.counts.items()],
     ), ""]
-    if not findings.n_candidates:
-        out += ["**No completed trials yet**: no front, hypervolume or importance to show.", ""]
-    else:
-        out += _front(run, findings)
+    if findings.n_candidates:
+        out += _baselines(run, findings)
         out += _hypervolume(run, findings)
         out += _importance(findings)
     out += _gates(findings)
     out += _retrain(findings)
-    if pngs:
-        out += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
+    out += _settings(run)
     return "\n".join(out)
 
 
-def _front(run: RunData, findings: Findings) -> list[str]:
-    columns = ["accuracy", "gmacs", "latency_ms", "params"]
-    rows = []
-    for r in findings.groups.front.itertuples():
-        rows.append([r.trial_id, spec_summary(r.spec), r.spec_key,
-                     *(float(display(c, [getattr(r, c)])[0]) for c in columns)])
-    out = [f"## Pareto front ({len(rows)} of {findings.n_candidates} completed feasible searched trials)", "",
-           md_table(["trial", "architecture", "spec key", *(axis_label(run, c) for c in columns)], rows), "",
-           "### Re-train at full scale", ""]
-    for r in findings.groups.front.itertuples():
-        out += [f"Trial {r.trial_id} ({spec_summary(r.spec)}):", "", "```sh", retrain_command(run, r.trial_id), "```", ""]
-    if len(findings.groups.baselines):
-        out += ["### Baselines", "", md_table(
-            ["baseline", "trial", *(axis_label(run, c) for c in columns)],
-            [[r.baseline, r.trial_id, *(float(display(c, [getattr(r, c)])[0]) for c in columns)]
-             for r in findings.groups.baselines.itertuples()],
-        ), ""]
+def _summary(run: RunData, findings: Findings) -> list[str]:
+    total = sum(findings.counts.values())
+    shown = ", ".join(f"{n} {s}" for s, n in findings.counts.items() if n)
+    objectives = ", ".join(f"{o.name} ({o.direction})" for o in run.objectives)
+    out = ["## Summary", "", f"{plural(total, 'trial')} recorded{': ' + shown if shown else ''}. Objectives: {objectives}.", ""]
+    history = findings.hypervolume
+    if history is not None and findings.n_candidates and len(history.values):
+        reference = ", ".join(f"{o.name} = {r:g}" for o, r in zip(run.objectives, run.reference_point))
+        out += [f"Hypervolume **{history.values[-1]:.4g}** after {plural(len(history.values), 'trained trial')} "
+                f"(normalised objectives, reference point {reference}).", ""]
+    notes = warnings(run, findings)
+    if notes:
+        out += ["**Warnings**", ""] + [f"- {note}" for note in notes] + [""]
+    if not findings.n_candidates:
+        out += ["**No completed trials yet**: no front, hypervolume or importance to show.", ""]
+        return out
+    rows = front_rows(run, findings)
+    out += [f"### Pareto front ({plural(len(rows), 'architecture')} of {findings.n_candidates} completed feasible "
+            "searched trials)", "",
+            md_table(["trial", "architecture", *(axis_label(run, o.column) for o in run.objectives), "trade-off"],
+                     [[r.trial_id, r.architecture, *(r.values[o.column] for o in run.objectives), r.trade_off]
+                      for r in rows]), "",
+            "### Re-train at full scale", ""]
+    for r in rows:
+        out += [f"Trial {r.trial_id} ({r.architecture}):", "", "```sh", r.command, "```", ""]
     return out
+
+
+def _settings(run: RunData) -> list[str]:
+    settings = {k: v for k, v in run.config.items() if k != "environment"}
+    environment = "\n".join(f"- {k}: {v}" for k, v in run.environment.items()) or "not recorded"
+    return ["## Settings and environment", "", "<details><summary>Resolved settings (search.yaml) and environment"
+            "</summary>", "", "```yaml", yaml.safe_dump(settings, sort_keys=False).rstrip(), "```", "",
+            environment, "", "</details>", ""]
+
+
+def _baselines(run: RunData, findings: Findings) -> list[str]:
+    if not len(findings.groups.baselines):
+        return []
+    columns = ["accuracy", "gmacs", "latency_ms", "params"]
+    return ["## Baselines", "", md_table(
+        ["baseline", "trial", *(axis_label(run, c) for c in columns)],
+        [[r.baseline, r.trial_id, *(float(display(c, [getattr(r, c)])[0]) for c in columns)]
+         for r in findings.groups.baselines.itertuples()],
+    ), ""]
 
 
 def _hypervolume(run: RunData, findings: Findings) -> list[str]:

@@ -9,7 +9,6 @@ allow) and why configs are stored as plain dicts of numbers and strings.
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 import re
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from space.errors import UserInputError
+from space.files import atomic_write
 
 __all__ = [
     "CheckpointError",
@@ -49,10 +49,7 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temp file + rename), so a kill never leaves half a checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(dict(state), tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(dict(state), tmp))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -148,12 +148,17 @@ class CostMismatchError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 
 
+MAX_FRAMES, MAX_SIDE = 512, 1024  # far above any clip we train or deploy; 4096^3 overflowed torch's int64 sizes
+
+
 def parse_shape(text: str) -> Shape:
     """``"16x112x112"`` -> ``(16, 112, 112)`` (T x H x W); anything else is a :class:`UserInputError`."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match or min(int(g) for g in match.groups()) < 1:
         raise UserInputError(f"shape {text!r} is not allowed; allowed: TxHxW with positive integers, e.g. 16x112x112")
     t, h, w = (int(g) for g in match.groups())
+    if t > MAX_FRAMES or max(h, w) > MAX_SIDE:
+        raise UserInputError(f"shape {text!r} is not allowed; allowed: T <= {MAX_FRAMES} frames, H and W <= {MAX_SIDE} pixels")
     return (t, h, w)
 
 

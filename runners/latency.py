@@ -13,6 +13,11 @@ thread count, warm-up and number of runs. The protocol (:func:`time_model`):
 :func:`measure_latency` caches results on disk keyed by (spec key, number of classes, the profile's every
 field, hardware fingerprint = CPU model and thread count or GPU name, plus the torch version): a second call
 reads the file, and other hardware or another torch misses it.
+
+Profiles with ``runtime="onnxruntime"`` (``ort-cpu``, ``ort-cpu-quick``, ``ort-cuda``) time the deployed
+model instead: the architecture is exported to ONNX (:mod:`runners.export`) and its forward pass timed
+under ONNX Runtime with the same warm-up, runs and statistics (forward only: ONNX Runtime does not train).
+Their fingerprint also names the ONNX Runtime version, so upgrading it misses the cache.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from torch import Tensor, nn
 
 from space import ArchSpec, build_model
 from space.errors import UserInputError
+from space.files import atomic_write
 
 __all__ = [
     "PROFILES",
@@ -51,6 +57,7 @@ __all__ = [
 ]
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+RUNTIMES = ("torch", "onnxruntime")
 CACHE_FORMAT = 1
 
 
@@ -68,8 +75,13 @@ class LatencyProfile:
     warmup_s: float = 1.0
     runs: int = 20
     note: str = ""
+    runtime: str = "torch"  # "torch": eager PyTorch; "onnxruntime": the exported ONNX model
 
     def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise UserInputError(f"profile {self.name!r}: runtime={self.runtime!r}; allowed: {', '.join(RUNTIMES)}")
+        if self.runtime == "onnxruntime" and (self.train or self.dtype != "float32"):
+            raise UserInputError(f"profile {self.name!r}: an ONNX Runtime profile is forward-only float32")
         if self.device not in ("cpu", "cuda"):
             raise UserInputError(f"profile {self.name!r}: device={self.device!r}; allowed: cpu, cuda")
         if self.dtype not in DTYPES:
@@ -86,6 +98,8 @@ class LatencyProfile:
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["shape"] = list(self.shape)
+        if self.runtime == "torch":  # keeps the cache keys of eager profiles what they were before runtimes
+            del d["runtime"]
         return d
 
 
@@ -113,6 +127,32 @@ PROFILES: dict[str, LatencyProfile] = {
         LatencyProfile(
             name="cuda-bf16", device="cuda", dtype="bfloat16", threads=None, note="GPU 0, bf16 autocast, CUDA events"
         ),
+        LatencyProfile(
+            name="ort-cpu",
+            runtime="onnxruntime",
+            train=False,
+            note="the exported ONNX model under ONNX Runtime (CPU provider): batch 1, fp32, 2 intra-op threads, "
+            "1 s warm-up, 20 runs (the cpu profile's forward protocol)",
+        ),
+        LatencyProfile(
+            name="ort-cpu-quick",
+            runtime="onnxruntime",
+            shape=(8, 112, 112),
+            threads=1,
+            train=False,
+            warmup_s=0.5,
+            runs=10,
+            note="ONNX Runtime twin of cpu-quick: 1 thread (the measurer's own core), 0.5 s warm-up, 10 runs",
+        ),
+        LatencyProfile(
+            name="ort-cuda",
+            device="cuda",
+            runtime="onnxruntime",
+            threads=None,
+            train=False,
+            note="the exported ONNX model under ONNX Runtime's CUDA provider (onnxruntime-gpu), GPU 0, fp32, "
+            "inputs and outputs bound on the GPU",
+        ),
     )
 }
 
@@ -137,13 +177,18 @@ class HardwareFingerprint:
     device_name: str  # CPU model or GPU name
     threads: int | None
     torch_version: str
+    onnxruntime_version: str | None = None  # set for ONNX Runtime profiles only
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["onnxruntime_version"] is None:  # eager fingerprints keep their pre-ONNX cache keys
+            del d["onnxruntime_version"]
+        return d
 
     def label(self) -> str:
         threads = f", {self.threads} threads" if self.threads else ""
-        return f"{self.device_name}{threads}, torch {self.torch_version}"
+        ort = f", onnxruntime {self.onnxruntime_version}" if self.onnxruntime_version else ""
+        return f"{self.device_name}{threads}, torch {self.torch_version}{ort}"
 
 
 def _cpu_model() -> str:
@@ -157,11 +202,24 @@ def _cpu_model() -> str:
 
 
 def hardware_fingerprint(profile: LatencyProfile) -> HardwareFingerprint:
+    ort_version = _onnxruntime_version(profile) if profile.runtime == "onnxruntime" else None
     if profile.device == "cuda":
         if not torch.cuda.is_available():
             raise UserInputError(f"profile {profile.name!r} needs a CUDA GPU and none is available; try --profile cpu")
-        return HardwareFingerprint("cuda", torch.cuda.get_device_name(0), None, torch.__version__)
-    return HardwareFingerprint("cpu", _cpu_model(), profile.threads, torch.__version__)
+        return HardwareFingerprint("cuda", torch.cuda.get_device_name(0), None, torch.__version__, ort_version)
+    return HardwareFingerprint("cpu", _cpu_model(), profile.threads, torch.__version__, ort_version)
+
+
+def _onnxruntime_version(profile: LatencyProfile) -> str:
+    """The installed ONNX Runtime's version; a CUDA profile also needs its CUDA provider (onnxruntime-gpu)."""
+    import onnxruntime as ort
+
+    if profile.device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise UserInputError(
+            f"profile {profile.name!r} needs ONNX Runtime's CUDA provider (onnxruntime-gpu) and a CUDA GPU; "
+            "try --profile ort-cpu"
+        )
+    return ort.__version__
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,6 +348,26 @@ def time_model(model: nn.Module, profile: LatencyProfile) -> tuple[TimingStats, 
     return forward, train
 
 
+def time_onnx_model(model: nn.Module, profile: LatencyProfile) -> TimingStats:
+    """Forward latency of ``model`` exported to ONNX and run by ONNX Runtime under ``profile``.
+
+    The export is the one ``nas export --format onnx`` writes (dynamic batch, deployed gate state), kept
+    in a temporary folder. ``Session.run`` returns only when the outputs are ready (on CUDA, after the
+    stream is synchronised), so each call is timed with ``time.perf_counter`` on both devices.
+    """
+    import tempfile
+
+    from runners.export import EXPORT_BATCH, OnnxRunner, deployed, export_artifact, random_clips
+
+    model = deployed(model)
+    with tempfile.TemporaryDirectory(prefix="videonas-ort-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_artifact(model, "onnx", random_clips(EXPORT_BATCH, profile.shape, seed=0), path)
+        runner = OnnxRunner(path, device=profile.device, threads=profile.threads)
+    x = torch.randn(profile.batch, 3, *profile.shape, generator=torch.Generator().manual_seed(0)).numpy()
+    return time_step(runner.bound_step(x), device="cpu", warmup_s=profile.warmup_s, runs=profile.runs)
+
+
 # --------------------------------------------------------------------------------------------
 # Cache
 # --------------------------------------------------------------------------------------------
@@ -395,10 +473,7 @@ class LatencyCache:
             "train": result.train.as_dict() if result.train else None,
             "measured_at": result.measured_at,
         }
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(entry, indent=1))
-        os.replace(tmp, path)  # atomic: a reader never sees half a file
-        return path
+        return atomic_write(path, json.dumps(entry, indent=1))  # a reader never sees half a file
 
 
 def measure_latency(
@@ -425,7 +500,10 @@ def measure_latency(
             return hit
     torch.manual_seed(0)
     model = build_model(spec, num_classes=num_classes)
-    forward, train = time_model(model, profile)
+    if profile.runtime == "onnxruntime":
+        forward, train = time_onnx_model(model, profile), None
+    else:
+        forward, train = time_model(model, profile)
     result = LatencyResult(
         spec_key=spec.key(),
         profile=profile,

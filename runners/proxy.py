@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from runners.clips import ClipSet
+from runners.layout import to_training_layout
 from runners.sampling import ViewConfig, predict_probabilities, sample_training_batch, to_model_input
 from space.build import build_model
 from space.errors import UserInputError
@@ -163,7 +164,8 @@ def train_proxy(
     torch.set_num_threads(config.threads)
     try:
         torch.manual_seed(config.seed)
-        model = build_model(spec, num_classes=train.num_classes, width_mult=config.width_mult).to(device)
+        model = build_model(spec, num_classes=train.num_classes, width_mult=config.width_mult)
+        model = to_training_layout(model, spec, device)
         return _run(model, train, val, config, device, report, inspect)
     finally:
         torch.set_num_threads(previous_threads)

@@ -17,6 +17,7 @@ usual full-scale protocol.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,6 +119,20 @@ def evaluation_views(
     return [(s + stride * np.arange(view.frames), top, left) for s in starts for top, left in crops]
 
 
+def distinct_views(
+    clip_shape: tuple[int, int, int], view: ViewConfig, num_clips: int, num_crops: int
+) -> tuple[int, int]:
+    """``(clips, crops)`` with the same averaged prediction as ``num_clips x num_crops`` and no repeated view.
+
+    A clip exactly as long as the sampled span has one start, a clip exactly the crop size one crop: then every
+    requested view is the same and averaging them costs ``num_clips x num_crops`` passes for nothing.
+    """
+    views = evaluation_views(clip_shape, view, num_clips, num_crops)
+    starts = {int(times[0]) for times, _, _ in views}
+    crops = {(top, left) for _, top, left in views}
+    return (1 if len(starts) == 1 else num_clips), (1 if len(crops) == 1 else num_crops)
+
+
 def gather_views(videos: np.ndarray, indices: np.ndarray, times: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
     """One evaluation view of ``videos[indices]``: uint8 B x frames x size x size x 3."""
     b = len(indices)
@@ -150,8 +165,12 @@ def predict_probabilities(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     amp: bool = False,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Softmax probabilities N x C averaged over ``num_clips`` x ``num_crops`` views (model put in eval mode)."""
+    """Softmax probabilities N x C averaged over ``num_clips`` x ``num_crops`` views (model put in eval mode).
+
+    ``on_batch(done, total)`` is called after each batch of clips (progress of a long multi-view test).
+    """
     view.check_fits(clips.clip_shape)
     views = evaluation_views(clips.clip_shape, view, num_clips, num_crops)
     device = torch.device(device)
@@ -172,6 +191,8 @@ def predict_probabilities(
             if total is None:
                 total = np.empty((len(clips), batch_probs.shape[1]), dtype=np.float32)
             total[indices] = batch_probs
+            if on_batch is not None:
+                on_batch(int(indices[-1]) + 1, len(clips))
     finally:
         model.train(was_training)
     assert total is not None

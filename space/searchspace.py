@@ -370,7 +370,7 @@ class _Parser:
         self.source = source
         self.lines: dict[tuple, int] = {}
         try:
-            node = yaml.compose(text)
+            node = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes only, for line numbers
             self.data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
@@ -380,20 +380,27 @@ class _Parser:
         if node is not None:
             self._index(node, ())
 
-    def _index(self, node: yaml.Node, path: tuple) -> None:
+    def _index(self, node: yaml.Node, path: tuple, inside: frozenset = frozenset()) -> None:
+        if id(node) in inside:  # `a: &x [*x]`: the data would contain itself
+            self.fail(path, "a YAML alias refers to a node that contains it (recursive data)", line=node.start_mark.line + 1)
+        if len(self.lines) > 100_000:  # anchors re-used in a loop ("billion laughs")
+            self.fail((), "the YAML expands to more than 100000 entries (aliases re-used too often)")
+        inside = inside | {id(node)}
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             seen: set = set()
             for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self.fail(path, "a key is a list or a mapping; allowed: plain names", line=key_node.start_mark.line + 1)
                 key = key_node.value
                 if key in seen:
                     self.fail(path + (key,), f"duplicate key {key!r}", line=key_node.start_mark.line + 1)
                 seen.add(key)
                 self.lines[path + (key,)] = key_node.start_mark.line + 1
-                self._index(value_node, path + (key,))
+                self._index(value_node, path + (key,), inside)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
-                self._index(item, path + (i,))
+                self._index(item, path + (i,), inside)
 
     def fail(self, path: tuple, message: str, line: int | None = None) -> None:
         if line is None:
@@ -551,7 +558,9 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
             f"unknown search space {text_name!r}; give a preset ({', '.join(preset_names())}) or a YAML file"
         )
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpaceError(f"cannot read search space {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpaceError(f"search space {path} is not a text file (not UTF-8); allowed: a YAML file") from None
     return parse_space(text, source=str(path), default_name=path.stem)

@@ -318,9 +318,11 @@ def load_spec_file(path: str | Path) -> ArchSpec:
     """Read a spec from a YAML or JSON file (YAML is a superset of JSON; loaded with ``safe_load``)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"spec file {path} is not a text file (not UTF-8); allowed: a YAML or JSON file") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"spec file {path} is not valid YAML/JSON: {exc}") from None
     try:

@@ -7,6 +7,7 @@ Each topic lives in its own module (``nas/cli/catalog.py``, ``nas/cli/data.py``,
 
 from __future__ import annotations
 
+import math
 import sys
 
 import typer
@@ -46,13 +47,47 @@ def _root(
 
 
 def _register_commands() -> None:
-    from nas.cli import catalog, report, search, bench, space, retrain, data, profile
+    from nas.cli import catalog, report, search, bench, space, retrain, data, profile, export
 
-    for module in (catalog, report, search, bench, space, retrain, data, profile):
+    for module in (catalog, report, search, bench, space, retrain, data, profile, export):
         module.register(app)
 
 
 _register_commands()
+
+
+def _reject_non_finite(ctx: object, param: object, value: object) -> object:
+    """Every float option: ``nan`` and ``inf`` parse as floats, but no option of ours means them."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for v in values:
+        if isinstance(v, float) and not math.isfinite(v):
+            flag = max(getattr(param, "opts", None) or [f"--{getattr(param, 'name', '?')}"], key=len)
+            raise UserInputError(f"{flag} {v} is not allowed; allowed: a finite number")
+    return value
+
+
+def _guard_float_options(command: object) -> None:
+    """Chain :func:`_reject_non_finite` in front of every parameter of every (sub)command.
+
+    Only float options can produce a float value, so the check needs no type test.
+    """
+    for param in getattr(command, "params", []):
+        original = param.callback
+
+        def callback(ctx, param, value, _original=original):
+            value = _reject_non_finite(ctx, param, value)
+            return _original(ctx, param, value) if _original else value
+
+        param.callback = callback
+    for sub in getattr(command, "commands", {}).values():
+        _guard_float_options(sub)
+
+
+def cli_command() -> object:
+    """The click command behind ``app``, with the checks every command shares."""
+    command = typer.main.get_command(app)
+    _guard_float_options(command)
+    return command
 
 
 def _fail(message: str) -> None:
@@ -66,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="nas", standalone_mode=False)
+        cli_command().main(args=args, prog_name="nas", standalone_mode=False)
     except UserInputError as exc:
         if debug:
             raise

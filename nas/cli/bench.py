@@ -1,13 +1,10 @@
 """``nas bench NAME``: reproducible experiments that write a report (SPEC 8).
 
-Each benchmark is a documented function ``run_*_benchmark(out_dir: Path, **options) -> dict`` that writes
-its Markdown (and CSV) into ``out_dir`` and returns its headline figures; this table names them. Imports
-are deferred so ``nas --help`` does not load every benchmark's dependencies.
+The benchmarks and their registry live in :mod:`nas.bench` (how to add one: its module docstring).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -15,27 +12,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from space.errors import UserInputError
-
-BENCHMARKS: dict[str, tuple[str, str, str]] = {
-    "costs": ("runners.bench_costs", "run_costs_benchmark", "catalog params / GMACs / latency beside the papers' values"),
-    "data": ("runners.bench_data", "run_data_benchmark", "synthetic generation and cache throughput vs training"),
-    "overhead": ("nas.bench_overhead", "run_overhead_benchmark", "harness overhead, peak memory, in-search vs alone latency"),
-    "retrain": ("nas.bench_retrain", "run_retrain_benchmark", "proxy vs full-scale top-1 over the demo front (Kendall tau)"),
-    "srtg-gate": ("runners.bench_srtg_gate", "run_srtg_gate_benchmark", "SRTG gate study: open-rate per stage x setting"),
-    "srtg": ("runners.bench_srtg", "run_srtg_benchmark", "SRTG Table 1 at proxy scale: placements x gates, open-rates"),
-    "mtnet": ("runners.bench_mtnet", "run_mtnet_benchmark", "MTNet ratio and sub-stream ablation at proxy scale"),
-}
-
-
-def run_benchmark(name: str, out_dir: Path, **options: object) -> dict:
-    """Run benchmark ``name`` writing into ``out_dir``; returns its figures."""
-    if name not in BENCHMARKS:
-        raise UserInputError(f"unknown benchmark {name!r}; allowed: {', '.join(BENCHMARKS)}")
-    module_name, function_name, _ = BENCHMARKS[name]
-    function = getattr(importlib.import_module(module_name), function_name)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return function(out_dir, **options)
+from nas.bench import BENCHMARKS, run_benchmark
 
 
 def register(app: typer.Typer) -> None:

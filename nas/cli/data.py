@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+
+from nas.cli.output import console as output_console
+from nas.cli.output import print_table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -34,8 +37,8 @@ def prepare_command(
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of each training class held out for validation."),
     seed: int = typer.Option(0, "--seed", help="Seed of the validation split (and of synthetic data)."),
     max_skipped: float = typer.Option(0.05, "--max-skipped", help="Error when more than this share of videos is unreadable."),
-    clips: int = typer.Option(3000, "--clips", help="synthetic only: training clips (validation and test get a quarter each)."),
-    classes: int = typer.Option(None, "--classes", help="synthetic only: number of classes (2-12)."),
+    clips: int = typer.Option(3000, "--num-clips", "--clips", help="synthetic only: training clips (validation and test get a quarter each); as `nas search --num-clips`."),
+    classes: int = typer.Option(None, "--num-classes", "--classes", help="synthetic only: number of classes (2-12); as `nas retrain --num-classes`."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing cache in --out."),
 ) -> None:
     """Decode a dataset once into a uint8 memory-mappable cache that proxy training reads."""
@@ -55,7 +58,7 @@ def prepare_command(
         bar.update(task, completed=done, total=total)
 
     warned = []
-    report = Console()  # stdout: stderr holds the progress bar and, on failure, only the one `error:` line
+    report = output_console()  # stdout: stderr holds the progress bar and, on failure, only the one `error:` line
 
     def warn(path: str, reason: str) -> None:  # printed live, above the progress bar
         warned.append(path)
@@ -109,7 +112,7 @@ def inspect_command(
     for c in summary.classes:
         table.add_row(c, *(str(summary.counts[s][c]) for s in summary.counts))
     table.add_row("[bold]total", *(f"[bold]{sum(summary.counts[s].values())}" for s in summary.counts))
-    Console().print(table)
+    print_table(table)
     if summary.skipped:
         typer.echo(f"skipped (unreadable) files: {summary.skipped}")
     if len(summary.examples):

@@ -7,13 +7,16 @@ A thin layer over :func:`profile_rows`. GMACs come from the fast meta-device cou
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
+
+from nas.cli.output import LineProgress, print_table, progress_bar
+from nas.cli.output import console as output_console
 
 from nas.arch import resolve_arch
 from runners.costs import Shape, model_costs, parse_shape, shape_label
@@ -21,6 +24,7 @@ from runners.latency import LatencyCache, LatencyProfile, PROFILES, get_profile,
 from space.errors import UserInputError
 
 JSON_KEYS = ("arch", "key", "params", "recurrent_params", "gmacs", "shape", "latency")
+NOISY_CV = 0.15  # forward-latency coefficient of variation above which the machine was too busy to trust a median
 
 
 def profile_rows(
@@ -31,7 +35,7 @@ def profile_rows(
     profile: LatencyProfile | str = "cpu",
     latency: bool = True,
     cache_dir: Path | str | None = None,
-    progress: Progress | None = None,
+    progress: Progress | LineProgress | None = None,
 ) -> list[dict[str, Any]]:
     """One dict per architecture with exactly :data:`JSON_KEYS`; ``latency`` is None when not measured.
 
@@ -47,7 +51,8 @@ def profile_rows(
     rows = []
     for arch, spec in specs:
         if progress is not None:
-            progress.update(task, description=f"profiling {arch}")
+            what = "counting GMACs" + (f", measuring latency ({profile.name})" if latency else "")
+            progress.update(task, description=f"profiling {arch}: {what}")
         costs = model_costs(spec, shape=shape, num_classes=num_classes)
         result = measure_latency(spec, profile, num_classes=num_classes, cache=cache) if latency else None
         rows.append(
@@ -84,6 +89,9 @@ def rows_table(rows: list[dict[str, Any]], profile: LatencyProfile, latency: boo
     table.add_column("recurrent (M)", justify="right")
     table.add_column(f"GMACs @ {shape}", justify="right")
     latency_labels = ("fwd ms median", "fwd ms p90", "fwd+bwd ms median", "fwd+bwd ms p90", "fwd CV")
+    if latency and noisy_rows(rows):
+        table.caption = (f"NOISY: CV above {NOISY_CV:.0%}; the machine was busy while measuring, so these medians "
+                         "can be far off: re-run on a quiet machine (the cache keeps quiet measurements)")
     for label in latency_labels if latency else ():
         table.add_column(label, justify="right")
     for row in rows:
@@ -102,10 +110,15 @@ def rows_table(rows: list[dict[str, Any]], profile: LatencyProfile, latency: boo
                 _ms(lat["fwd_ms_p90"]),
                 _ms(lat["train_ms_median"]),
                 _ms(lat["train_ms_p90"]),
-                f"{lat['cv']:.1%}",
+                f"{lat['cv']:.1%}" + (" NOISY" if lat["cv"] > NOISY_CV else ""),
             ]
         table.add_row(*cells)
     return table
+
+
+def noisy_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows whose latency was measured with a coefficient of variation above :data:`NOISY_CV`."""
+    return [r for r in rows if r["latency"] and r["latency"].get("cv") is not None and r["latency"]["cv"] > NOISY_CV]
 
 
 def register(app: typer.Typer) -> None:
@@ -124,11 +137,11 @@ def register(app: typer.Typer) -> None:
         """Parameters, recurrent parameters, GMACs and latency (median / p90, fwd and fwd+bwd)."""
         latency_profile = get_profile(profile)
         parsed_shape = parse_shape(shape) if shape else None
-        console = Console(stderr=as_json)
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
-        ) as progress:
+        if not no_latency:  # a profile this machine cannot run is bad input: one line before any progress line
+            from runners.latency import hardware_fingerprint
+
+            hardware_fingerprint(latency_profile)
+        with progress_bar() as progress:  # a bar on a terminal, plain lines on stderr when piped
             rows = profile_rows(
                 archs,
                 shape=parsed_shape,
@@ -138,12 +151,14 @@ def register(app: typer.Typer) -> None:
                 cache_dir=cache_dir,
                 progress=progress,
             )
+        for row in noisy_rows(rows):
+            print(f"warning: {row['arch']}: latency CV {row['latency']['cv']:.0%} > {NOISY_CV:.0%}: noisy "
+                  "(the machine was busy); re-run on a quiet machine", file=sys.stderr)
         if as_json:
             typer.echo(json.dumps([{k: row[k] for k in JSON_KEYS} for row in rows], indent=2))
             return
-        if not console.is_terminal:  # piped: do not squeeze the table into 80 columns
-            console = Console(width=220)
-        console.print(rows_table(rows, latency_profile, latency=not no_latency))
+        console = output_console()
+        print_table(rows_table(rows, latency_profile, latency=not no_latency), out=console)
         if not no_latency:
             from runners.latency import hardware_fingerprint
 

@@ -6,6 +6,8 @@ from typing import Any, Mapping, Optional
 
 import typer
 from rich.console import Console
+
+from nas.cli.output import console as output_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.tree import Tree
 
@@ -87,7 +89,7 @@ def register(app: typer.Typer) -> None:
         if sample is not None and sample < 0:
             raise UserInputError(f"--sample {sample} is not allowed; allowed: 0 (every spec) or a positive count")
         space = load_space(space_name)
-        console = Console()
+        console = output_console()  # piped: wide, so the tree's lines are never cut
         console.print(space_tree(space))
         size = space.size()
         console.print(f"size: {size:,} architectures (distinct spec keys); {len(space.parameters())} sampler parameters")

@@ -7,6 +7,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -70,19 +71,28 @@ def start_ray_head(tmp_path: Path) -> str:
     (``ray stop`` would stop every Ray instance on the machine).
     """
     ray_bin = Path(sys.executable).with_name("ray")
-    port = "6391"
+    port, agent_port, metrics_port = (str(_free_port()) for _ in range(3))
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     if not (Path.home() / ".ray" / "auth_token").exists():
         subprocess.run([str(ray_bin), "get-auth-token", "--generate"], check=True, capture_output=True, env=env)
     subprocess.run(
         [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         f"--dashboard-agent-listen-port={agent_port}",
+         f"--metrics-export-port={metrics_port}",
          f"--temp-dir={_head_temp_dir(tmp_path)}",
          "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"],
         check=True, capture_output=True, text=True, timeout=120,
         env=env,
     )
     return f"127.0.0.1:{port}"
+
+
+def _free_port() -> int:
+    """A loopback port nobody listens on now (several engineers' test sessions share one machine)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _head_temp_dir(tmp_path: Path) -> Path:

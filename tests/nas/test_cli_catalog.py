@@ -54,3 +54,39 @@ def test_unknown_flag_is_one_line_error():
 def test_debug_shows_the_traceback():
     result = run_nas("--debug", "catalog", "r3d-35")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """The cells of a rich table's body lines (box-drawing characters as separators)."""
+    return [[cell.strip() for cell in line.strip("│ \n").split("│")] for line in text.splitlines() if line.startswith("│")]
+
+
+def test_piped_catalog_keeps_every_column_and_every_name_whole():
+    from nas.cli.catalog import COLUMNS
+    from space import CATALOG
+
+    result = run_nas("catalog")  # stdout is a pipe here, as in `nas catalog | less` or `> file`
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if line.startswith("┃"))
+    assert [h.strip() for h in header.strip("┃ ").split("┃")] == list(COLUMNS)
+    assert "…" not in result.stdout
+    rows = {row[0]: dict(zip(COLUMNS, row)) for row in _table_rows(result.stdout)}
+    assert set(rows) == set(CATALOG)  # one line per entry: nothing wrapped onto a second line
+    for name, spec in CATALOG.items():
+        row = rows[name]
+        if spec.family == "mtnet":  # mtnet-64-r0.5 ... r1.0 differ in their ratio, -g8 in substreams
+            assert (row["ratio"], row["substreams"], row["expansion"]) == (str(spec.ratio), str(spec.substreams), "-")
+        else:
+            assert row["ratio"] == row["substreams"] == "-"
+            assert row["expansion"] == ("-" if spec.depth in (18, 34) else str(spec.bottleneck_expansion))
+    assert rows["mtnet-64-r0.5"]["ratio"] == "0.5" and rows["mtnet-64-g8"]["substreams"] == "8"
+
+
+def test_a_depth_without_bottlenecks_shows_no_bottleneck_expansion():
+    result = run_nas("catalog", "srtg-r3d-34-final")
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)
+    assert "bottleneck_expansion" not in shown
+    assert spec_from_dict(shown) == catalog_spec("srtg-r3d-34-final")
+    assert "not used (depth 34 has Simple blocks" in result.stdout
+    assert yaml.safe_load(run_nas("catalog", "r3d-50").stdout)["bottleneck_expansion"] == catalog_spec("r3d-50").bottleneck_expansion

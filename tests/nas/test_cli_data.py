@@ -96,3 +96,14 @@ def test_too_many_corrupt_files_is_one_line_error(tmp_path: Path, nas) -> None:
 def test_inspect_needs_exactly_one_source(tmp_path: Path, nas) -> None:
     assert_one_line_error(nas("data", "inspect"), "either a cache folder or --data")
     assert_one_line_error(nas("data", "inspect", str(tmp_path)), "not a prepared dataset")
+
+
+def test_prepare_synthetic_takes_the_option_names_search_and_retrain_use(tmp_path: Path, nas) -> None:
+    from runners.cache import open_cache
+
+    out = tmp_path / "syn"
+    result = nas("data", "prepare", "--data", "synthetic", "--num-clips", "8", "--num-classes", "2",
+                 "--frames", "8", "--size", "32", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    sets = open_cache(out)
+    assert len(sets["train"]) == 8 and len(sets["train"].classes) == 2

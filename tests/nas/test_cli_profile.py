@@ -56,3 +56,33 @@ def test_bad_input_is_one_line_error():
     assert_one_line_error(run_nas("profile", "r3d-1800", "--no-latency"), "unknown architecture")
     if not torch.cuda.is_available():
         assert_one_line_error(run_nas("profile", "r3d-18", "--profile", "cuda"), "CUDA")
+
+
+def test_piped_json_shows_a_progress_line_per_architecture_on_stderr():
+    result = run_nas("profile", "r3d-18", "mtnet-32", "--json", "--no-latency", "--shape", "8x32x32")
+    assert result.returncode == 0, result.stderr
+    assert [row["arch"] for row in json.loads(result.stdout)] == ["r3d-18", "mtnet-32"]  # stdout stays pure JSON
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("profiling r3d-18: counting GMACs: 1/2") for line in lines), lines
+    assert any(line.startswith("profiling mtnet-32: counting GMACs: 2/2") for line in lines), lines
+
+
+def _rendered(cv: float) -> str:
+    from rich.console import Console
+
+    from nas.cli.profile import rows_table
+    from runners.latency import get_profile
+
+    latency = {"profile": "cpu-quick", "fwd_ms_median": 10.0, "fwd_ms_p90": 14.0, "train_ms_median": None,
+               "train_ms_p90": None, "cv": cv}
+    row = {"arch": "r3d-18", "key": "k", "params": 1e6, "recurrent_params": 0, "gmacs": 1.0, "shape": "1x3x8x112x112",
+           "latency": latency}
+    console = Console(record=True, width=400)
+    console.print(rows_table([row], get_profile("cpu-quick")))
+    return console.export_text()
+
+
+def test_a_noisy_latency_is_flagged_in_the_table():
+    noisy, quiet = _rendered(0.40), _rendered(0.05)
+    assert "40.0% NOISY" in noisy and "NOISY: CV above 15%" in noisy
+    assert "NOISY" not in quiet and "5.0%" in quiet

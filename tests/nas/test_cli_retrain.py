@@ -7,6 +7,8 @@ and must end bitwise equal.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -22,14 +24,19 @@ import ray
 import torch
 
 from nas.cli import main
+from nas.runmodel import RunDir, trials_table
 from runners.retrain import evaluate, load_model
 from runners.sampling import ViewConfig
 from runners.synthetic import SyntheticConfig, synthetic_splits
 from space import build_model, catalog_spec
 from space.errors import UserInputError
 
+pytestmark = pytest.mark.slow  # Ray Train runs with two workers
+
 TRIAL_ID = 3
+BASELINE_ID = -1  # baselines have negative ids (nas.runmodel.baseline_trial_id)
 PROXY_ACCURACY = 0.4375
+PRINTED: dict[str, str] = {}  # what the module-scoped retrain printed (stdout and stderr)
 SPEC = catalog_spec("r3d-18")
 # odd training set (81: 2 ranks x 40, one left over) and odd test set (23: shards of 12 and 11)
 ARGS = [
@@ -40,18 +47,20 @@ ARGS = [
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ray_instance():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+def _ray(ray_address):
+    """Every test here drives Ray Train through the session's Ray head (tests/conftest.py)."""
+    return ray_address
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A minimal search run by hand: trials.parquet per docs/run-directory.md with one COMPLETE trial."""
+    """A minimal search run by hand (the run model's table): one COMPLETE trial and one COMPLETE baseline."""
     run = tmp_path_factory.mktemp("runs") / "demo"
     run.mkdir()
-    (run / "search.yaml").write_text("data: synthetic\nnum_classes: 4\n")
+    RunDir(run).write_search({"objectives": [{"name": "accuracy", "direction": "maximize"},
+                                             {"name": "gmacs", "direction": "minimize"}],
+                              "config": {"data": "synthetic", "num_classes": 4}})
+    baseline = catalog_spec("r2plus1d-18")
     row = {
         "trial_id": TRIAL_ID, "status": "COMPLETE", "spec": SPEC.to_json(), "spec_key": SPEC.key(),
         "family": SPEC.family, "baseline": None, "accuracy": PROXY_ACCURACY, "gmacs": 1.0, "latency_ms": 5.0,
@@ -60,7 +69,9 @@ def run_dir(tmp_path_factory) -> Path:
         "gate_open_rates": "{}", "params_json": "{}", "latency_profile": "quick", "deploy_shape": "1x3x8x32x32",
         "history": "[]",
     }  # fmt: skip
-    pd.DataFrame([row]).to_parquet(run / "trials.parquet", index=False)
+    baseline_row = {**row, "trial_id": BASELINE_ID, "baseline": "r2plus1d-18", "spec": baseline.to_json(),
+                    "spec_key": baseline.key(), "accuracy": 0.25}
+    RunDir(run).write_trials(trials_table([row, baseline_row]))
     return run
 
 
@@ -89,7 +100,10 @@ def args(init_file) -> list[str]:
 @pytest.fixture(scope="module")
 def uninterrupted(run_dir, args, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("retrain") / "full"
-    assert _nas(["retrain", f"{run_dir}:{TRIAL_ID}", *args, "--out", str(out)]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        assert _nas(["retrain", f"{run_dir}:{TRIAL_ID}", *args, "--out", str(out)]) == 0
+    PRINTED["uninterrupted"] = printed.getvalue()
     return out
 
 
@@ -116,8 +130,12 @@ def test_two_workers_train_disjoint_shards_and_evaluate_every_clip_once(uninterr
         assert round(r["test_top1"] * 23, 9) == round(r["test_top1"] * 23)  # a count over 23 clips
     result = json.loads((uninterrupted / "result.json").read_text())
     assert result["test_top1"] == rows[-1]["test_top1"]
-    assert result["multiview"] == "2 clips x 3 crops"
-    assert 0 <= result["multiview_top1"] <= result["multiview_top5"] <= 1
+    # synthetic clips are exactly the crop size and the sampled span: the 2 x 3 views are one view, evaluated once
+    assert result["multiview"] == "1 clip x 1 crop (the 2 clips x 3 crops requested repeat identical views of these clips)"
+    assert (result["multiview_top1"], result["multiview_top5"]) == (rows[-1]["test_top1"], rows[-1]["test_top5"])
+    printed = PRINTED["uninterrupted"]
+    assert "multi-view test: the 2 x 3 requested views of these clips repeat identical views" in printed
+    assert "; 2 epochs;" in printed and "1 epochs" not in printed
 
 
 def test_results_are_written_back_into_the_run(run_dir, uninterrupted):
@@ -217,7 +235,7 @@ def test_bad_input_is_a_one_line_error(run_dir, tmp_path, capsys):
 
 
 def test_a_prepared_cache_gives_its_train_and_test_splits(tmp_path):
-    from nas.cli.retrain import load_retrain_data
+    from nas.retrain import load_retrain_data
     from runners.cache import prepare_dataset
 
     prepare_dataset("synthetic", out=tmp_path / "c", frames=8, size=32, synthetic=SyntheticConfig(num_classes=4), synthetic_clips=12)
@@ -241,7 +259,7 @@ def test_a_prepared_cache_gives_its_train_and_test_splits(tmp_path):
 def test_root_videos_are_decoded_once_at_the_full_scale_shape(tmp_path, monkeypatch):
     from rich.console import Console
 
-    from nas.cli.retrain import decode_once, full_scale_cache_dir, load_retrain_data
+    from nas.retrain import decode_once, full_scale_cache_dir, load_retrain_data
     from runners.video import write_video
 
     monkeypatch.setenv("VIDEONAS_CACHE", str(tmp_path / "cache"))
@@ -265,3 +283,17 @@ def test_root_videos_are_decoded_once_at_the_full_scale_shape(tmp_path, monkeypa
 class _Evil:
     def __reduce__(self):
         return (print, ("never",))
+
+
+def test_a_retrained_baseline_is_written_back_and_reported(run_dir, tmp_path):
+    """Issue 11.6: `nas retrain RUN:-1` (a baseline) writes its result into the run, and the report reads it."""
+    from reports.load import load_run
+
+    args = ["--data", "synthetic", "--epochs", "1", "--workers", "1", "--num-clips", "16", "--num-test-clips", "8",
+            "--frames", "8", "--size", "32", "--batch-size", "4", "--width-mult", "0.125", "--test-clips", "1",
+            "--test-crops", "1"]  # fmt: skip
+    assert _nas(["retrain", f"{run_dir}:{BASELINE_ID}", *args, "--out", str(tmp_path / "b")]) == 0
+    back = json.loads((run_dir / "retrain" / str(BASELINE_ID) / "result.json").read_text())
+    assert back["trial_id"] == BASELINE_ID and back["proxy_accuracy"] == 0.25
+    assert back["spec_key"] == catalog_spec("r2plus1d-18").key()
+    assert BASELINE_ID in {r.trial_id for r in load_run(run_dir).retrain}

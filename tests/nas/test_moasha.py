@@ -149,16 +149,6 @@ def test_set_search_properties_accepts_only_our_objectives():
 # ---- a real Ray Tune run ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ray_instance():
-    import ray
-
-    # address="local": always a fresh instance of our own, even if another test left a Ray head running
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
 def _trainable(config):
     from ray import tune
 
@@ -180,7 +170,8 @@ def _run(scheduler, trials, tmp_path):
     return {tuple(r.config["case"]): r for r in grid}
 
 
-def test_ray_run_stops_a_dominated_trial(ray_instance, tmp_path):
+@pytest.mark.slow
+def test_ray_run_stops_a_dominated_trial(ray_address, tmp_path):
     scheduler = make_scheduler("moasha", [("accuracy", "max"), ("gmacs", "min")], grace_period=1, eta=3, max_t=9)
     # One at a time, in grid order, (accuracy at epoch e = quality * e / 9, gmacs):
     # rung 1: A=(1/9, 4) first -> continues. B=(0.5/9, 8) dominated by A, 2nd of 2 (1 place) -> stopped.
@@ -196,7 +187,8 @@ def test_ray_run_stops_a_dominated_trial(ray_instance, tmp_path):
     assert set(scheduler.recorded[3]) == {trial_ids[(1.0, 4.0)], trial_ids[(2.0, 0.5)]}
 
 
-def test_ray_fifo_stops_everyone_at_the_next_rung_after_the_budget(ray_instance, tmp_path):
+@pytest.mark.slow
+def test_ray_fifo_stops_everyone_at_the_next_rung_after_the_budget(ray_address, tmp_path):
     scheduler = make_scheduler("fifo", [("accuracy", "max")], grace_period=1, eta=3, max_t=9)
     scheduler.stop_at_next_rung()
     results = _run(scheduler, [[1.0, 1.0], [2.0, 1.0]], tmp_path)
@@ -204,7 +196,8 @@ def test_ray_fifo_stops_everyone_at_the_next_rung_after_the_budget(ray_instance,
     assert sorted(scheduler.stopped.values()) == [1, 1]
 
 
-def test_ray_asha_wrapper_records_what_it_stopped(ray_instance, tmp_path):
+@pytest.mark.slow
+def test_ray_asha_wrapper_records_what_it_stopped(ray_address, tmp_path):
     scheduler = make_scheduler("asha", [("accuracy", "max"), ("gmacs", "min")], grace_period=1, eta=3, max_t=9)
     # Ray's ASHA on accuracy alone: at rung 1, B (0.5/9) is below the 66.7th percentile of {A: 1/9} -> stopped;
     # C (0.9/9) is above the 66.7th percentile of {A, B} (0.093) -> continues; at rung 3, C (2.7/9) is below
@@ -236,3 +229,35 @@ def test_baselines_are_never_stopped_nor_recorded():
         assert "b" not in scheduler.stopped
         if name == "moasha":
             assert "b" not in scheduler.recorded[1]
+
+
+@pytest.mark.parametrize("name", ["fifo", "asha", "moasha"])
+@pytest.mark.parametrize("max_t", [4, 3, 8, 6])  # 4 and 8 are grace * eta**k (a Ray ASHA rung at max_t); 3, 6 not
+def test_no_scheduler_stops_a_trial_at_its_full_budget(name, max_t):
+    """Issue 11.2: a trial that loses at the last report (epoch max_t) trained its full budget: never stopped.
+
+    The leader trains first (accuracy 0.1 * epoch, 1 GMAC). The late trial is ahead at every epoch
+    before the last (0.9, 0.5 GMAC: it survives every rung) and far behind at max_t (0.01, 9 GMACs). The
+    time-budget hook is armed before its last report, so even "stop everyone at the next rung" must not
+    cut it at max_t.
+    """
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    scheduler = make_scheduler(name, [("accuracy", "max"), ("gmacs", "min")], grace_period=1, eta=2, max_t=max_t,
+                               time_attr="epoch")
+    leader = SimpleNamespace(trial_id="leader", config={"baseline": None})
+    late = SimpleNamespace(trial_id="late", config={"baseline": None})
+    for trial in (leader, late):
+        scheduler.on_trial_add(None, trial)
+    for epoch in range(1, max_t + 1):
+        result = {"epoch": epoch, "accuracy": 0.1 * epoch, "gmacs": 1.0}
+        assert scheduler.on_trial_result(None, leader, result) == TrialScheduler.CONTINUE
+    for epoch in range(1, max_t):
+        result = {"epoch": epoch, "accuracy": 0.9, "gmacs": 0.5}
+        assert scheduler.on_trial_result(None, late, result) == TrialScheduler.CONTINUE, epoch
+    scheduler.stop_at_next_rung()
+    last = scheduler.on_trial_result(None, late, {"epoch": max_t, "accuracy": 0.01, "gmacs": 9.0})
+    assert last == TrialScheduler.CONTINUE
+    assert scheduler.stopped == {}

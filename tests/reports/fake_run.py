@@ -1,6 +1,7 @@
 """Build run directories by hand (search.yaml, trials.parquet, a real Optuna SQLite study, retrain results).
 
-Reports only read these artifacts (docs/run-directory.md), so a hand-written run is a faithful input.
+Reports only read these artifacts (docs/run-directory.md), so a hand-written run is a faithful input; the
+trials table is built by the run model (:func:`nas.runmodel.trials_table`), as the search writes it.
 The default run mixes every status: COMPLETE searched trials, COMPLETE baselines, PRUNED, FAIL,
 INFEASIBLE, DUPLICATE, INVALID and one RUNNING trial; SRTG trials carry gate open-rates.
 """
@@ -18,6 +19,7 @@ import pandas as pd
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from nas.runmodel import RunDir, trials_table
 from space.spec import MTNetSpec, ResNet3DSpec, SRTGSpec
 
 OBJECTIVES = ["accuracy", "gmacs", "latency"]
@@ -96,7 +98,7 @@ def default_trials(seed: int = 0) -> list[FakeTrial]:
     trials.append(FakeTrial("INVALID", {"family": "resnet3d", "conv": "r3d", "depth": 18, "placement": "start", "reduction": 2},
                             accuracy=0.0, error="srtg.placement='top' is not allowed at depth 18", fidelity=0))
     trials.append(FakeTrial("RUNNING", random_params(rng), accuracy=None, fidelity=1))
-    # --baselines: their own study, negative trial ids (nas/export.py baseline_trial_id)
+    # --baselines: their own study, negative trial ids (nas/runmodel.py baseline_trial_id)
     trials.append(FakeTrial("COMPLETE", {"family": "resnet3d", "conv": "r3d", "depth": 34, "placement": "final", "reduction": 1},
                             accuracy=0.61, baseline="srtg-r3d-34-final"))
     trials.append(FakeTrial("COMPLETE", {"family": "mtnet", "mtnet_depth": 32, "ratio": 0.875}, accuracy=0.55, baseline="mtnet-32"))
@@ -157,8 +159,8 @@ def write_run(
             "latency_profile": "cpu-quick", "deploy_shape": "1x3x16x112x112", "history": "[]",
             **trial.row,
         })
-    table = pd.DataFrame(rows)
-    table.to_parquet(run_dir / "trials.parquet", index=False)
+    table = trials_table(rows, constraint_flags=["max_gmacs"])
+    RunDir(run_dir).write_trials(table)
     if with_study:
         _write_study(run_dir, trials, table, objectives)
     for trial_id, accuracy in (retrain or {}).items():

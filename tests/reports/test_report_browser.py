@@ -91,3 +91,39 @@ def test_report_renders_offline_without_console_errors(tmp_path):
     assert len(set(all_ids)) == len(all_ids)  # unique element ids: Plotly draws each figure in its own div
     assert containers == len(EXPECTED_FIGURES)
     assert screenshot.stat().st_size > 50_000  # a real page, not a blank one
+
+
+def test_the_first_screen_shows_the_summary_and_the_whole_front_table(tmp_path):
+    """Findings first: at 1400 x 900 the summary and the front table are on screen; the settings are collapsed."""
+    run_dir = tmp_path / "first-screen"
+    write_run(run_dir, with_study=False)
+    index = build_report(run_dir)
+    driver = _driver()
+    try:
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+        )
+        driver.get(index.resolve().as_uri())
+        _wait_for_plots(driver, 1)
+        viewport = driver.execute_script("return [window.innerWidth, window.innerHeight, window.scrollY]")
+        first_section = driver.execute_script("return document.querySelector('section').id")
+        table = driver.execute_script(
+            "var t = document.getElementById('summary-front'); var r = t.getBoundingClientRect();"
+            "return {top: r.top, bottom: r.bottom, rows: t.tBodies[0].rows.length}"
+        )
+        settings = driver.execute_script(
+            "var d = document.getElementById('settings'); var pre = d.querySelector('pre');"
+            "return {open: d.open, preShown: pre.checkVisibility(), top: d.getBoundingClientRect().top}"
+        )
+        screenshot = tmp_path / "first_screen.png"
+        assert driver.save_screenshot(str(screenshot))
+    finally:
+        driver.quit()
+    review = Path(os.environ.get("VIDEONAS_SCREENSHOT_DIR", tmp_path))
+    review.mkdir(parents=True, exist_ok=True)
+    shutil.copy(screenshot, review / "report_first_screen.png")
+
+    assert viewport == [1400, 900, 0]
+    assert first_section == "section-summary"
+    assert table["rows"] >= 3 and 0 < table["top"] and table["bottom"] <= 900, table
+    assert settings["open"] is False and settings["preShown"] is False and settings["top"] > 900

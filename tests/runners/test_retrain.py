@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import ray
 import torch
 
 from runners.cache import open_cache, prepare_dataset
@@ -26,6 +25,7 @@ from runners.sampling import ViewConfig, sample_training_batch, to_model_input
 from runners.synthetic import SyntheticConfig, synthetic_splits
 from space import ResNet3DSpec, SRTGSpec, catalog_spec
 from space.errors import UserInputError
+from space.srtg import srtg_modules
 
 
 @pytest.mark.parametrize("num_clips, world", [(41, 2), (23, 3), (7, 2)])
@@ -80,14 +80,8 @@ def test_plain_training_batches_are_the_shared_sampler_and_multigrid_ones_are_re
     assert coarse.shape == (4, 3, 2, 16, 16)
 
 
-@pytest.fixture(scope="module")
-def ray_instance():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def test_multigrid_run_with_warmup_gates_follows_its_plan(ray_instance, tmp_path):
+@pytest.mark.slow
+def test_multigrid_run_with_warmup_gates_follows_its_plan(ray_address, tmp_path):
     """Two workers reading a memory-mapped cache, multigrid (2 baseline epochs -> 3), SRTG `warmup` gates
     inactive for the first epoch."""
     spec = ResNet3DSpec(conv="r3d", depth=18, srtg=SRTGSpec(placement="final", gate="warmup", warmup=1, stages=(1, 2)))
@@ -114,6 +108,16 @@ def test_multigrid_run_with_warmup_gates_follows_its_plan(ray_instance, tmp_path
     assert (metrics["test_clips"] == 9).all() and result.epochs == 3
     model = load_model(tmp_path / "mg")
     assert sum(p.numel() for p in model.parameters()) > 0 and not model.training
+    # issue 11.3: the loaded model's warm-up gates are as at the last epoch (active), not as built (inactive)
+    gates = srtg_modules(model)
+    assert len(gates) == 4 and all(module.gate_active for module in gates.values())
+    clips = torch.from_numpy(np.asarray(data["test"].videos[:4])).permute(0, 4, 1, 2, 3).float() / 255
+    with torch.no_grad():
+        loaded = model(clips)
+        for module in gates.values():
+            module.gate_active = False
+        as_built = model(clips)
+    assert not torch.allclose(loaded, as_built)  # the gate state matters for the outputs
     assert math.isfinite(result.multiview_top1)
 
 
@@ -125,8 +129,9 @@ def test_an_out_folder_in_use_is_refused_without_resume(tmp_path):
         retrain(catalog_spec("r3d-18"), RetrainConfig(), train=data["train"], test=data["test"], out_dir=tmp_path / "used")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (AMP and NCCL paths)")
-def test_amp_on_cuda_trains_with_finite_loss(ray_instance, tmp_path):
+def test_amp_on_cuda_trains_with_finite_loss(ray_address, tmp_path):
     data = synthetic_splits(train=16, val=0, test=8, config=SyntheticConfig(num_classes=4, frames=8, size=32))
     config = RetrainConfig(epochs=1, batch_size=4, gpus_per_worker=1, amp=True, width_mult=0.25, test_clips=1, test_crops=1)
     result = retrain(catalog_spec("r3d-18"), config, train=data["train"], test=data["test"], out_dir=tmp_path / "amp")

@@ -13,6 +13,7 @@ from runners.sampling import (
     STD,
     SamplingError,
     ViewConfig,
+    distinct_views,
     evaluation_views,
     predict_probabilities,
     sample_training_batch,
@@ -126,3 +127,26 @@ def test_views_larger_than_the_clips_are_a_user_error() -> None:
         ViewConfig(frames=16, size=32).check_fits((8, 32, 32))
     with pytest.raises(SamplingError, match="too small"):
         ViewConfig(frames=8, size=48).check_fits((8, 32, 32))
+
+
+def test_identical_views_are_evaluated_once_with_the_same_result() -> None:
+    """Clips exactly the crop size and the sampled span (synthetic retrain data): all 3 x 3 views are one view."""
+    view = ViewConfig(frames=4, size=12, max_stride=1)
+    assert distinct_views((4, 12, 12), view, 3, 3) == (1, 1)
+    assert distinct_views((4, 12, 20), view, 3, 3) == (1, 3)  # one start, three different crops
+    assert distinct_views((16, 12, 12), view, 3, 3) == (3, 1)
+    assert distinct_views((16, 12, 20), view, 2, 3) == (2, 3)
+    rng = np.random.default_rng(1)
+    clips = ClipSet(rng.integers(0, 256, size=(5, 4, 12, 12, 3), dtype=np.uint8), np.zeros(5, dtype=np.int64), ("a", "b", "c"))
+    done: list[tuple[int, int]] = []
+    full = predict_probabilities(ViewDependentToy(), clips, view, num_clips=3, num_crops=3, batch_size=2)
+    once = predict_probabilities(ViewDependentToy(), clips, view, batch_size=2, on_batch=lambda d, t: done.append((d, t)))
+    np.testing.assert_allclose(full, once, rtol=1e-6)
+    assert done == [(2, 5), (4, 5), (5, 5)]  # progress after every batch
+
+
+def test_multiview_label_says_what_was_evaluated() -> None:
+    from runners.retrain import multiview_label
+
+    assert multiview_label((2, 3), (2, 3)) == "2 clips x 3 crops"
+    assert multiview_label((3, 3), (1, 1)) == "1 clip x 1 crop (the 3 clips x 3 crops requested repeat identical views of these clips)"

@@ -135,3 +135,55 @@ def test_same_result_on_cpu_and_cuda():
         cuda = pool(x.cuda()).cpu()
         assert cpu.shape == cuda.shape
         torch.testing.assert_close(cpu, cuda, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# The tiled fast path against the previous (gather) implementation, values and gradients
+# --------------------------------------------------------------------------------------------
+
+# (N x C x T x H x W, kernel, ceil_mode): MTNet's pools at the proxy shape, odd sizes, input smaller than the
+# kernel, a single frame, kernel 1 in one axis.
+TILED_CASES = [
+    ((4, 16, 8, 16, 16), (1, 2, 2), True),
+    ((4, 14, 8, 8, 8), (2, 2, 2), True),
+    ((2, 28, 4, 4, 4), (4, 4, 4), True),
+    ((3, 5, 7, 9, 11), (2, 2, 2), True),
+    ((3, 5, 7, 9, 11), (2, 2, 2), False),
+    ((2, 3, 5, 13, 6), (3, 4, 2), True),
+    ((2, 3, 1, 1, 1), (2, 2, 2), True),
+    ((2, 3, 1, 3, 2), (4, 4, 4), True),
+    ((1, 2, 6, 6, 6), (1, 1, 1), False),
+]
+
+
+def _values_and_grad(fn, x: torch.Tensor, upstream_seed: int):
+    x = x.detach().requires_grad_()
+    out = fn(x)
+    upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(upstream_seed), dtype=out.dtype)
+    (out * upstream).sum().backward()
+    return out.detach(), x.grad
+
+
+@pytest.mark.parametrize("shape,kernel,ceil_mode", TILED_CASES)
+@pytest.mark.parametrize("dtype,scale", [(torch.float64, 3.0), (torch.float32, 3.0), (torch.float32, 300.0)])
+def test_tiled_softpool_matches_gather_reference(shape, kernel, ceil_mode, dtype, scale):
+    from tests.space.reference_ops import soft_pool3d_gather
+
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(5), dtype=dtype) * scale
+    expected, expected_grad = _values_and_grad(lambda t: soft_pool3d_gather(t, kernel, ceil_mode=ceil_mode), x, 6)
+    got, got_grad = _values_and_grad(lambda t: soft_pool3d(t, kernel, ceil_mode=ceil_mode), x, 6)
+    tolerance = {} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-5 * scale}
+    torch.testing.assert_close(got, expected, **tolerance)
+    torch.testing.assert_close(got_grad, expected_grad, **tolerance)
+
+
+def test_tiled_softpool_takes_non_contiguous_and_channels_last_inputs():
+    """MTNet's stem splits channels into a view; channels-last models pass channels-last tensors."""
+    from tests.space.reference_ops import soft_pool3d_gather
+
+    x = torch.randn(2, 12, 5, 6, 7, generator=torch.Generator().manual_seed(7))
+    for view in (x[:, 3:], x.contiguous(memory_format=torch.channels_last_3d)):
+        expected, expected_grad = _values_and_grad(lambda t: soft_pool3d_gather(t, 2, ceil_mode=True), view, 8)
+        got, got_grad = _values_and_grad(lambda t: soft_pool3d(t, 2, ceil_mode=True), view, 8)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got_grad, expected_grad, rtol=1e-5, atol=1e-5)

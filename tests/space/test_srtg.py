@@ -349,3 +349,35 @@ def test_cyclic_model_traces_and_matches_eager():
         assert torch.allclose(traced(x), eager, atol=1e-5)
         other = torch.randn(2, 3, 8, 32, 32)
         assert torch.allclose(traced(other), model(other), atol=1e-5)
+
+
+# --- the one-pass fusion against the previous fuse-then-where forward (issue 16) ------------------
+
+
+@pytest.mark.parametrize("fusion", ["mul", "residual"])
+@pytest.mark.parametrize("gate", ["cyclic", "inactive"])
+@pytest.mark.parametrize("spatial", [(3, 3), (5, 7)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last_3d])
+def test_one_pass_fusion_matches_fuse_then_where(fusion, gate, spatial, layout):
+    from tests.space.reference_ops import srtg_forward_where
+
+    module = srtg(gate=gate, fusion=fusion, tolerance=T, align_loss=0.1).double()  # float64: rounding is not news
+    opens, closed = clip_from_walk(), static_clip()  # sample 0 opens (tolerance T), sample 1 ties: closed
+    x = torch.cat([opens, closed])[..., :1, :1].expand(2, 16, T, *spatial).contiguous()
+    x = (x + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))).double()
+    x = x.contiguous(memory_format=layout)  # the row-view path (contiguous) and the broadcast one
+    results = []
+    for forward in (srtg_forward_where, SRTG.forward):
+        module.zero_grad(set_to_none=True)
+        reset_gate_counters(module)
+        inputs = x.clone().requires_grad_()  # clone keeps the memory format
+        y = forward(module, inputs)
+        upstream = torch.randn(y.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+        ((y * upstream).sum() + module.last_align_loss).backward()
+        grads = [inputs.grad] + [p.grad for p in module.parameters()]
+        results.append((y.detach(), grads, gate_open_rates(module)))
+    (ref_y, ref_grads, ref_rates), (y, grads, rates) = results
+    assert rates == ref_rates and (gate == "inactive" or rates == {"": 0.5})
+    assert torch.equal(y, ref_y)  # the same multiplications; a closed sample is x * 1
+    for got, expected in zip(grads, ref_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)

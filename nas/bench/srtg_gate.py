@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from runners.bench_trials import Trial, fmt_mean_std, markdown_table, run_trials, write_report
+from nas.bench.paper_trials import Trial, fmt_mean_std, markdown_table, run_trials, write_report
 from runners.clips import ClipSet
 from runners.proxy import ProxyConfig
 from runners.sampling import predict_probabilities

@@ -39,13 +39,14 @@ from runners.synthetic import (
     sample_params,
     synthetic_splits,
 )
+from nas.demo import demo_data, demo_proxy
 from space.catalog import catalog_spec
 
 __all__ = ["DEMO_PROXY", "DEMO_DATA", "DEMO_ARCHITECTURES", "run_data_benchmark"]
 
-# The demo's proxy settings (what `make demo` searches with): 8 x 32 x 32 clips, quarter width, 3 epochs.
-DEMO_PROXY = ProxyConfig(epochs=3, batch_size=32, lr=0.1, width_mult=0.25, frames=8, size=32, threads=2)
-DEMO_DATA = {"train": 1500, "val": 600, "config": SyntheticConfig(frames=8, size=32)}
+# The demo's proxy settings and data (what `make demo` searches with), derived from nas.demo (issue 11.7).
+DEMO_PROXY = demo_proxy(threads=2)
+DEMO_DATA = demo_data()
 DEMO_ARCHITECTURES = ("r3d-18", "r2plus1d-18", "srtg-r3d-18-final", "r3d-50", "mtnet-32")
 
 

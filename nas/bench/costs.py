@@ -9,7 +9,8 @@ Writes into ``out_dir``:
 * the SRTG forward latency overhead on CPU (interleaved A/B pairs, median ratio, bootstrap 95% interval);
 * the time fvcore and the meta-device counter take for r3d-101 @ 1x3x16x224x224;
 * an operator profile of the SRTG gate and SoftPool at two (batch, time) sizes: the same number of operator
-  calls at both sizes shows there is no Python loop over batch or time.
+  calls at both sizes shows there is no Python loop over batch or time;
+* eager PyTorch vs ONNX Runtime forward latency for five catalog models (``nas/bench/deploy_latency.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, Callable
 import torch
 from rich.progress import Progress
 
+from nas.bench.deploy_latency import eager_vs_onnxruntime
 from runners.costs import count_gmacs, model_costs, shape_label
 from runners.latency import forward_step, get_profile, torch_threads
 from space import CATALOG, ArchSpec, MTNetSpec, ResNet3DSpec, build_model
@@ -252,6 +254,7 @@ def run_costs_benchmark(out_dir: Path, quick: bool = False, pairs: int = 20) -> 
         progress.advance(task)
         loops = loop_profile()
         progress.advance(task)
+        deploy = eager_vs_onnxruntime(quick=quick, progress=progress)
 
     gmacs_col = f"GMACs @ {shape_label(FULL_SHAPE)}"
     with open(out_dir / "costs.csv", "w", newline="") as f:
@@ -275,6 +278,7 @@ def run_costs_benchmark(out_dir: Path, quick: bool = False, pairs: int = 20) -> 
         "mtnet_g8_saving_pct": {r["arch"]: r["g8_GMACs_saving_pct"] for r in rows if r["g8_GMACs_saving_pct"] is not None},
         "mtnet_params_ratio": {r["arch"]: r["params_ratio_ours_vs_paper"] for r in rows if r["params_ratio_ours_vs_paper"]},
         "loop_profile_op_calls": {f"{r['function']} B={r['B']} T={r['T']}": r["op_calls"] for r in loops},
+        "eager_vs_onnxruntime": deploy,
     }
 
     loop_rows = [{k: v for k, v in r.items() if k != "top_ops"} for r in loops]
@@ -317,6 +321,16 @@ The same number of operator calls at B=1, T=8 and at B=8, T=32 means the work is
 time. Most frequent operators:
 
 {top_ops}
+
+## Eager PyTorch vs ONNX Runtime forward latency @ {deploy['input']} (ms)
+
+Same weights and clip on both sides; eval forward, fp32, {deploy['threads']} threads, {deploy['warmup_s']} s
+warm-up by time, {deploy['runs']} runs; ONNX = the `nas export --format onnx` graph under ONNX Runtime's CPU
+provider (profile `ort-cpu`). Machine: {deploy['machine']}; load average (1/5/15 min) before
+{deploy['load_average_before']}, after {deploy['load_average_after']}. Five models, one per family and
+size class: the whole catalog would take hours here.
+
+{_markdown_table(deploy['rows'])}
 """
     (out_dir / "costs.md").write_text(md)
     return figures

@@ -18,7 +18,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from runners.bench_trials import (
+from nas.bench.paper_trials import (
     PAPER_SHAPE, Trial, fmt_mean_std, full_costs, markdown_table, run_trials, spec_of, write_report,
 )
 from runners.latency import measure_latency

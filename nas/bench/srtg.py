@@ -19,8 +19,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from runners.bench_srtg_gate import stage_rates
-from runners.bench_trials import (
+from nas.bench.srtg_gate import stage_rates
+from nas.bench.paper_trials import (
     PAPER_SHAPE, Trial, fmt_mean_std, full_costs, markdown_table, mean_std, read_log, run_trials, spec_of,
     write_report,
 )

@@ -1,0 +1,48 @@
+"""Benchmarks: ``nas bench NAME`` (SPEC 8). One module per benchmark, one plain registry below.
+
+Every benchmark is a documented function ``run_NAME_benchmark(out_dir: Path, *, quick: bool = False) -> dict``
+that writes its Markdown (and CSV/JSON) report into ``out_dir`` and returns its headline figures.
+It states its seeds, spreads and the machine in that report.
+
+How to add a benchmark ``NAME``:
+
+1. write ``nas/bench/NAME.py`` with ``run_NAME_benchmark(out_dir, *, quick=False) -> dict``; keep
+   heavy or optional imports (Ray, ONNX, ...) inside the function, so ``nas --help`` stays fast;
+2. import the module below and add one line ``"NAME": NAME.run_NAME_benchmark`` to :data:`BENCHMARKS`;
+3. put its figures in ``docs/`` and, for the headline, in the README.
+
+A benchmark that runs searches or retraining lives here too (``nas`` may import ``runners``, never the
+other way round).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from nas.bench import costs, data, exports, mtnet, overhead, proxy, retrain, srtg, srtg_gate, throughput
+
+Benchmark = Callable[..., dict[str, Any]]
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "costs": costs.run_costs_benchmark,
+    "data": data.run_data_benchmark,
+    "exports": exports.run_exports_benchmark,
+    "mtnet": mtnet.run_mtnet_benchmark,
+    "overhead": overhead.run_overhead_benchmark,
+    "proxy": proxy.run_proxy_benchmark,
+    "retrain": retrain.run_retrain_benchmark,
+    "srtg": srtg.run_srtg_benchmark,
+    "srtg-gate": srtg_gate.run_srtg_gate_benchmark,
+    "throughput": throughput.run_throughput_benchmark,
+}
+
+
+def run_benchmark(name: str, out_dir: Path, **options: Any) -> dict[str, Any]:
+    """Run benchmark ``name`` writing into ``out_dir``; returns its figures."""
+    from space.errors import UserInputError
+
+    if name not in BENCHMARKS:
+        raise UserInputError(f"unknown benchmark {name!r}; allowed: {', '.join(BENCHMARKS)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return BENCHMARKS[name](out_dir, **options)
