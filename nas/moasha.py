@@ -28,8 +28,8 @@ All three schedulers share what the search driver needs from a scheduler:
 
 from __future__ import annotations
 
+import json
 import math
-import pickle
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -160,13 +160,16 @@ class _StoppingRecord:
             self.stopped[trial.trial_id] = time
         return decision
 
+    # Ray's own checkpointing (``Tuner.restore``), which we never use: a resumed search builds a fresh scheduler
+    # against the Optuna study. Nothing is ever unpickled from a run directory, which someone else may have
+    # written (loading a pickle runs code).
+
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as handle:
-            pickle.dump(self.__dict__, handle)
+        with open(checkpoint_path, "w") as handle:
+            json.dump({"note": "scheduler state is not saved; resume with `nas search --resume RUN`"}, handle)
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as handle:
-            self.__dict__.update(pickle.load(handle))
+        raise RuntimeError("restore a search with `nas search --resume RUN`, not through Ray Tune")
 
 
 # --------------------------------------------------------------------------------------------
