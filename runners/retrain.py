@@ -45,6 +45,7 @@ from runners.checkpoint import (
     CheckpointError,
     init_from_checkpoint,
     load_checkpoint,
+    load_newest_readable,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -506,7 +507,9 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            state = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+            state, used, skipped = load_newest_readable(_checkpoints_newest_first(Path(folder)))
+        for reason in skipped:
+            ctx.progress({"kind": "checkpoint-skipped", "reason": reason, "used": str(used)})
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -769,6 +772,14 @@ def retrain(
     if "error" in outcome:
         raise outcome["error"]
     return _finish(out_dir, spec, outcome["result"], events, time.time() - started)
+
+
+def _checkpoints_newest_first(latest: Path) -> list[Path]:
+    """Ray's latest checkpoint file, then the older ones it kept beside it (``checkpoint_<time>`` sorts by time)."""
+    older = sorted(
+        (d for d in latest.parent.glob("checkpoint_*") if d.is_dir() and d.name < latest.name), reverse=True
+    )
+    return [latest / CHECKPOINT_FILE, *(d / CHECKPOINT_FILE for d in older)]
 
 
 def _write_partial_metrics(out_dir: Path, rows: list[dict[str, float]]) -> None:
