@@ -55,7 +55,21 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temp file + rename), so a kill never leaves half a checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda tmp: torch.save(dict(state), tmp))
+    return atomic_write(path, lambda tmp: _torch_save(state, tmp))
+
+
+def _torch_save(state: Mapping[str, Any], tmp: Path) -> None:
+    """Through a Python file: a full disk is then an OSError (ENOSPC), not torch's opaque "iostream error"."""
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(dict(state), handle)
+    except RuntimeError as exc:  # torch's zip writer hides the OSError behind its own error on close
+        cause = exc.__context__
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__context__
+        if cause is None:
+            raise
+        raise cause from None
 
 
 _DAMAGE = re.compile(r"Unsupported operand[^\n]*|invalid load key[^\n]*|[Rr]an out of input|truncated|EOF[^\n]*")
@@ -81,7 +95,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             "(checkpoints are loaded with weights_only=True); allowed: torch.save of tensors, dicts, lists, numbers, strings"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise UnreadableCheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); is it truncated?") from None
+        first = str(exc).split(". ")[0]  # torch's reader explains at length; the first sentence says what
+        raise UnreadableCheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {first}); is it truncated?") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}; allowed: a dict (a state dict)")
     return state
