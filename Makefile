@@ -1,6 +1,6 @@
-# videonas: `make demo` runs a small search and writes its report; `make test` runs the test suite.
-# Both create .venv themselves. torch==2.13.0 is installed first: a bare `torch` requirement with no
-# torch installed would pull a multi-GB CUDA build.
+# videonas: `make demo` runs a small search and writes its report; `make test` runs the test suite;
+# `make test-fast` runs it without the slow-marked tests. All create .venv themselves. torch==2.13.0 is
+# installed first: a bare `torch` requirement with no torch installed would pull a multi-GB CUDA build.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_RUN ?= runs/demo
 
-.PHONY: setup test demo clean
+.PHONY: setup test test-fast demo clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Everything but the tests marked slow (real Ray searches and Ray Train runs): under 3 minutes on 2 cores.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/nas demo --runs-dir runs

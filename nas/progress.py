@@ -35,10 +35,10 @@ ROUTED_LOGGERS = ("optuna", "ray")
 class SearchProgress(Callback):
     """Ray Tune callback that redraws one progress line whenever a trial starts or ends."""
 
-    def __init__(self, config: SearchConfig, searcher: Any, scheduler: Any, bounds: dict, *, enabled: bool = True,
+    def __init__(self, config: SearchConfig, core: Any, scheduler: Any, bounds: dict, *, enabled: bool = True,
                  console: Console | None = None):
         self.config = config
-        self.searcher = searcher
+        self.searcher = core  # the search core (nas.core.search.SearchCore): counts, live trials, the study
         self.scheduler = scheduler
         self.bounds = bounds
         self.enabled = enabled

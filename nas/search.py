@@ -2,7 +2,8 @@
 
 The order of events: lock the run, open (or resume) the study, fix the normalisation bounds, build the
 proxy data once, start Ray and the latency measurer, run a Ray Tune ``Tuner`` driven by our
-:class:`~nas.searcher.StudySearcher`, export ``trials.parquet`` after every trial, write the report.
+:class:`~nas.searcher.StudySearcher` (the adapter of the Ray-free :class:`~nas.core.search.SearchCore`),
+export ``trials.parquet`` after every trial. The report is the caller's (the CLI builds it after a search).
 On resume the study is the single source of truth: trials a dead driver left RUNNING are marked FAIL
 (``interrupted``) and their parameters re-enqueued; Ray's old experiment state is ignored.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,8 @@ from nas.raylocal import init_local_ray, ray_init_kwargs
 from nas.proxydata import build_proxy_data
 from nas.rundir import RunLock, environment
 from nas.runmodel import RunDir
-from nas.searcher import StaticCosts, StudySearcher
+from nas.core.search import SearchCore, StaticCosts
+from nas.searcher import StudySearcher
 from nas.study import open_baseline_study, open_study
 from nas.trial import TrialSettings, run_trial
 from runners.costs import model_costs
@@ -172,9 +173,11 @@ def load_run_config(run_dir: Path) -> SearchConfig:
     return SearchConfig.from_dict({**stored["config"], "runs_dir": str(run_dir.parent), "name": run_dir.name})
 
 
-def run_search(config: SearchConfig, *, resume: bool = False, write_report: bool = True,
-               show_progress: bool = True) -> SearchOutcome:
-    """Run (or resume) the search ``config`` describes; returns when it is done or its budget is spent."""
+def run_search(config: SearchConfig, *, resume: bool = False, show_progress: bool = True) -> SearchOutcome:
+    """Run (or resume) the search ``config`` describes; returns when it is done or its budget is spent.
+
+    It writes the run directory, not the report: the caller (``nas search``, ``nas demo``) builds it after.
+    """
     run = RunDir(Path(config.runs_dir) / config.name)
     if resume and not run.exists():
         raise UserInputError(f"cannot resume {run.path}: not a run directory (no search.yaml)")
@@ -224,7 +227,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, write_report: bool
         def export() -> None:
             run.write_trials(trials_frame(config, study, baseline_study))
 
-        searcher = StudySearcher(
+        core = SearchCore(
             config=config, study=study, baseline_study=baseline_study, space=space, static_costs=static_costs,
             bounds={k: tuple(v) for k, v in bounds.items()},
             on_change=export,
@@ -241,12 +244,12 @@ def run_search(config: SearchConfig, *, resume: bool = False, write_report: bool
             tune.with_parameters(run_trial, data=data, settings=settings),
             {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
         )
-        progress = SearchProgress(config, searcher, scheduler, bounds, enabled=show_progress)
+        progress = SearchProgress(config, core, scheduler, bounds, enabled=show_progress)
         attempt = sum(1 for p in run.ray_dir.glob("attempt-*")) if run.ray_dir.exists() else 0
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=searcher, scheduler=scheduler, num_samples=-1,
+                search_alg=StudySearcher(core), scheduler=scheduler, num_samples=-1,
                 max_concurrent_trials=config.max_concurrent, reuse_actors=True,
             ),
             run_config=tune.RunConfig(
@@ -257,13 +260,9 @@ def run_search(config: SearchConfig, *, resume: bool = False, write_report: bool
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our live view replaces Ray's console output
         with progress:
             tuner.fit()
-        searcher.close_pending()
+        core.close_pending()
         export()
-        if write_report:
-            from reports.build import build_report
-
-            build_report(run.path)
-        return SearchOutcome(run.path, searcher.counted(), searcher.exhausted_message)
+        return SearchOutcome(run.path, core.counted(), core.exhausted_message)
     finally:
         if measurer is not None:
             ray.kill(measurer)

@@ -10,13 +10,10 @@ proxy validation top-1 and full-scale test top-1.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from nas.objectives import OBJECTIVES
 from nas.pareto import non_dominated_sort, to_minimization
@@ -39,18 +36,16 @@ def pick_front_members(run_dir: Path, count: int) -> list[int]:
 
 
 def _retrain(run_dir: Path, trial_id: int, *, epochs: int, clips: int, workers: int) -> dict[str, Any]:
-    """``nas retrain RUN:ID`` at width 1.0 on fresh synthetic clips of the search's proxy shape."""
+    """Retrain ``RUN:ID`` (in-process, :func:`nas.retrain.retrain`) at width 1.0 on fresh synthetic clips of the
+    search's proxy shape; it writes the result back into the run."""
+    from nas.retrain import RetrainData, retrain
+    from runners.retrain import RetrainConfig
+
     proxy = RunDir(run_dir).read_search()["config"]
-    command = [
-        sys.executable, "-m", "nas", "retrain", f"{run_dir}:{trial_id}", "--data", "synthetic",
-        "--frames", str(proxy["proxy_frames"]), "--size", str(proxy["proxy_size"]),
-        "--epochs", str(epochs), "--num-clips", str(clips), "--workers", str(workers),
-        "--batch-size", str(16 * workers), "--width-mult", "1.0", "--seed", "0",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"retraining trial {trial_id} failed: {done.stderr.strip()[-500:]}")
-    return json.loads((run_dir / "retrain" / str(trial_id) / "result.json").read_text())
+    data = RetrainData(data="synthetic", frames=proxy["proxy_frames"], size=proxy["proxy_size"], num_clips=clips, seed=0)
+    config = RetrainConfig(epochs=epochs, workers=workers, batch_size=16 * workers, width_mult=1.0, seed=0,
+                           frames=proxy["proxy_frames"], size=proxy["proxy_size"])
+    return retrain(f"{run_dir}:{trial_id}", data, config).to_json()
 
 
 def run_retrain_benchmark(

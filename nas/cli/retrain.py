@@ -1,15 +1,11 @@
 """``nas retrain``: train one architecture at full scale with Ray Train (SPEC 7).
 
-A thin layer over :func:`runners.retrain.retrain`: resolve the architecture (catalog name, spec file or
-``RUN_DIR:TRIAL_ID``), load the data, draw a progress bar, and, when the architecture came from a run,
-write the result back into ``RUN_DIR/retrain/<trial_id>/`` so the run's report shows proxy vs full accuracy.
+A thin layer over the library function :func:`nas.retrain.retrain` (which resolves the architecture,
+prepares the data, trains and writes the result back into the run): parse the options, draw a progress bar.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import shutil
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,106 +13,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nas.arch import resolve_arch
 from nas.cli.output import plural
-from nas.runmodel import parse_run_trial
-from space.errors import UserInputError
-
-SYNTHETIC_DEFAULT_FRAMES = 16
-SYNTHETIC_DEFAULT_SIZE = 64
-REAL_DEFAULT_FRAMES = 16  # torchvision's r3d / r(2+1)d protocol: 16 x 112 x 112
-REAL_DEFAULT_SIZE = 112
-
-
-def full_scale_cache_dir(data: str, root: Path, split: int, frames: int, size: int) -> Path:
-    """Where ``--root`` videos are decoded once at the full-scale shape, shared by every retrain of them.
-
-    ``$VIDEONAS_CACHE`` or ``$XDG_CACHE_HOME/videonas`` (default ``~/.cache/videonas``), one folder per
-    (dataset, root, split, frames, size).
-    """
-    import hashlib
-    import os
-
-    base = os.environ.get("VIDEONAS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "videonas"
-    key = hashlib.sha256(f"{data}|{root.resolve()}|{split}|{frames}|{size}".encode()).hexdigest()[:12]
-    return Path(base) / f"{data}-split{split}-{frames}x{size}-{key}"
-
-
-def decode_once(data: str, root: Path, split: int, frames: int, size: int, console: Console) -> Path:
-    """Decode ``root`` into the full-scale cache unless it is already there (a progress bar while decoding)."""
-    from runners.cache import MANIFEST_NAME, prepare_dataset
-
-    folder = full_scale_cache_dir(data, root, split, frames, size)
-    if (folder / MANIFEST_NAME).is_file():
-        return folder
-    with Progress(
-        TextColumn("[bold]decoding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console,
-    ) as bar:  # fmt: skip
-        task = bar.add_task(f"{data} at {frames}x{size}x{size}", total=None)
-        prepare_dataset(
-            data, out=folder, frames=frames, size=size, root=root, split=split,
-            progress=lambda done, total, _path: bar.update(task, completed=done, total=total),
-        )  # fmt: skip
-    return folder
-
-
-def load_retrain_data(
-    *, data: str, root: Path | None, cache: Path | None, frames: int | None, size: int | None,
-    num_clips: int, num_test_clips: int | None, num_classes: int | None, seed: int,
-) -> tuple[Any, Any, dict[str, Any]]:
-    """(train, test, description): the train / test splits of a prepared cache, or fresh synthetic clips."""
-    if cache is not None:
-        from runners.cache import open_cache, read_manifest
-
-        if not cache.is_dir():
-            raise UserInputError(f"--cache {cache} does not exist; prepare it with `nas data prepare --out {cache}`")
-        manifest = read_manifest(cache)
-        if manifest.get("dataset") != data:
-            raise UserInputError(f"--cache {cache} holds {manifest.get('dataset')!r}, not --data {data!r}")
-        prepared = open_cache(cache)
-        if "test" not in prepared or len(prepared["test"]) == 0:
-            raise UserInputError(f"--cache {cache} has no test split; allowed: a cache prepared with a test split")
-        # the search's validation clips stay held out: retraining learns from the training split only
-        return prepared["train"], prepared["test"], {"name": data, "cache": str(cache.resolve())}
-    if data != "synthetic":
-        raise UserInputError(f"--data {data} needs --root PATH (its videos) or --cache DIR (`nas data prepare`)")
-    from runners.synthetic import SyntheticConfig, synthetic_splits
-
-    synthetic = SyntheticConfig(
-        frames=frames or SYNTHETIC_DEFAULT_FRAMES,
-        size=size or SYNTHETIC_DEFAULT_SIZE,
-        **({"num_classes": num_classes} if num_classes else {}),
-    )
-    test_count = num_test_clips or max(synthetic.num_classes, num_clips // 4)
-    # seed + 1000: a draw of its own, never the clips a search with the same seed trained on
-    splits = synthetic_splits(train=num_clips, val=0, test=test_count, config=synthetic, seed=seed + 1000)
-    info = {"name": "synthetic", "num_clips": num_clips, "num_test_clips": test_count, "seed": seed,
-            "num_classes": synthetic.num_classes, "frames": synthetic.frames, "size": synthetic.size}  # fmt: skip
-    return splits["train"], splits["test"], info
-
-
-def write_back(run_dir: Path, trial_id: int, arch: str, result: Any, out_dir: Path) -> Path:
-    """``RUN_DIR/retrain/<trial_id>/result.json`` (+ metrics.csv): what the run's report compares."""
-    from nas.runmodel import trial_row
-
-    row = trial_row(run_dir, trial_id)
-    proxy = row.get("accuracy")
-    proxy = None if proxy is None or (isinstance(proxy, float) and math.isnan(proxy)) else float(proxy)
-    target = run_dir / "retrain" / str(trial_id)
-    target.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "arch": arch,
-        "trial_id": trial_id,
-        "spec_key": result.spec.key(),
-        "proxy_accuracy": proxy,
-        **{k: v for k, v in result.to_json().items() if k not in ("spec_key",)},
-        "out_dir": str(out_dir),
-    }
-    if (out_dir / "metrics.csv").resolve() != (target / "metrics.csv").resolve():
-        shutil.copyfile(out_dir / "metrics.csv", target / "metrics.csv")
-    (target / "result.json").write_text(json.dumps(payload, indent=2))
-    return target / "result.json"
+from nas.retrain import RetrainData, retrain
 
 
 class _Bar:
@@ -223,14 +121,8 @@ def register(app: typer.Typer) -> None:
         test_crops: int = typer.Option(3, help="Multi-view test: spatial crops per clip (1 or 3)."),
     ) -> None:
         """Re-train an architecture at full scale (Ray Train DDP); checkpoints every epoch; `--resume` continues."""
-        from runners.retrain import RetrainConfig, retrain
+        from runners.retrain import RetrainConfig
 
-        spec = resolve_arch(arch)
-        from_run = parse_run_trial(arch)
-        if root is not None and not root.exists():
-            raise UserInputError(f"--root {root} does not exist")
-        if num_classes is None and from_run is not None and data == "synthetic":
-            num_classes = _run_num_classes(from_run[0])
         config = RetrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, frames=frames, size=size,
             warmup_epochs=warmup_epochs, grad_clip_norm=grad_clip,
@@ -238,47 +130,19 @@ def register(app: typer.Typer) -> None:
             amp=amp, seed=seed, width_mult=width_mult, test_clips=test_clips, test_crops=test_crops,
             init=str(init.resolve()) if init else None,
         )  # fmt: skip
-        if out is None:
-            out = from_run[0] / "retrain" / str(from_run[1]) if from_run else Path("retrains") / _safe_name(arch, spec)
-        console = Console(stderr=True)
-        if root is not None and cache is None and data != "synthetic":
-            cache = decode_once(data, root, split, frames or REAL_DEFAULT_FRAMES, size or REAL_DEFAULT_SIZE, console)
-        train, test, info = load_retrain_data(
-            data=data, root=root, cache=cache, frames=frames, size=size, num_clips=num_clips,
+        source = RetrainData(
+            data=data, root=root, split=split, cache=cache, frames=frames, size=size, num_clips=num_clips,
             num_test_clips=num_test_clips, num_classes=num_classes, seed=seed,
         )  # fmt: skip
+        console = Console(stderr=True)
         bar = _Bar(console, epochs)
         try:
-            result = retrain(spec, config, train=train, test=test, out_dir=out, resume=resume, on_event=bar, data_info=info,
-                             address=address)
+            result = retrain(arch, source, config, out_dir=out, resume=resume, on_event=bar, address=address,
+                             console=console)
         finally:
             bar.stop()
-        if from_run is not None:
-            write_back(from_run[0], from_run[1], arch, result, Path(out).resolve())
         typer.echo(
             f"test top-1 {100 * result.test_top1:.2f}% top-5 {100 * result.test_top5:.2f}% (single view); "
             f"multi-view ({result.multiview}) top-1 {100 * result.multiview_top1:.2f}% "
             f"top-5 {100 * result.multiview_top5:.2f}%; {plural(result.epochs, 'epoch')}; output in {result.out_dir}"
         )
-
-
-def _safe_name(arch: str, spec: Any) -> str:
-    name = Path(arch).stem if arch.endswith((".yaml", ".yml", ".json")) else arch
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or spec.key()
-
-
-def _run_num_classes(run_dir: Path) -> int | None:
-    """The synthetic class count the search used, so the full model learns the same task."""
-    import yaml
-
-    search = run_dir / "search.yaml"
-    if not search.is_file():
-        return None
-    try:
-        config = yaml.safe_load(search.read_text()) or {}
-    except yaml.YAMLError:
-        return None
-    value = config.get("num_classes") if isinstance(config, dict) else None
-    if value is None and isinstance(config.get("config"), dict):
-        value = config["config"].get("num_classes")
-    return int(value) if isinstance(value, int) else None

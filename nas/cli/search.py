@@ -13,6 +13,7 @@ from nas.cli.output import print_json, print_table
 from nas.config import SearchConfig
 from nas.runs import list_runs, pareto_table, run_record, runs_table, select_trials, trials_table
 from nas.search import load_run_config, run_search
+from reports.build import build_report
 from runners.costs import parse_shape
 from space.errors import UserInputError
 
@@ -26,42 +27,45 @@ def register(app: typer.Typer) -> None:
     register_demo(app)
 
 
+DEFAULTS = SearchConfig()  # the CLI's defaults are the dataclass's, never restated
+
+
 def register_search(app: typer.Typer) -> None:
     @app.command("search")
     def search_command(
-        space: str = typer.Option("joint", help="Search space: a preset (srtg, mtnet, joint, demo) or a YAML file."),
+        space: str = typer.Option(DEFAULTS.space, help="Search space: a preset (srtg, mtnet, joint, demo) or a YAML file."),
         name: Optional[str] = typer.Option(None, help="Run name: the folder under --runs-dir (default: the space name)."),
-        runs_dir: Path = typer.Option(Path("runs"), help="Where run directories live."),
-        trials: int = typer.Option(20, help="Trials that train (COMPLETE, PRUNED, FAIL after retries)."),
+        runs_dir: Path = typer.Option(Path(DEFAULTS.runs_dir), help="Where run directories live."),
+        trials: int = typer.Option(DEFAULTS.trials, help="Trials that train (COMPLETE, PRUNED, FAIL after retries)."),
         time_budget: Optional[float] = typer.Option(None, help="Seconds: no trial starts after it; running ones stop at their next rung."),
-        objectives: str = typer.Option("accuracy,gmacs,latency", help="2-4 of accuracy, gmacs, latency, params."),
-        sampler: str = typer.Option("tpe", help="tpe, nsga2, gp or random."),
-        scheduler: str = typer.Option("moasha", help="moasha, asha or fifo."),
-        data: str = typer.Option("synthetic", help="Dataset: synthetic (embedded) or a prepared real dataset."),
+        objectives: str = typer.Option(",".join(DEFAULTS.objectives), help="2-4 of accuracy, gmacs, latency, params."),
+        sampler: str = typer.Option(DEFAULTS.sampler, help="tpe, nsga2, gp or random."),
+        scheduler: str = typer.Option(DEFAULTS.scheduler, help="moasha, asha or fifo."),
+        data: str = typer.Option(DEFAULTS.data, help="Dataset: synthetic (embedded) or a prepared real dataset."),
         root: Optional[Path] = typer.Option(None, help="Root folder of a real dataset (prepare it with `nas data prepare`)."),
         cache: Optional[Path] = typer.Option(None, help="A cache written by `nas data prepare`."),
-        num_clips: int = typer.Option(1200, help="Synthetic clips (train + validation)."),
-        proxy_epochs: int = typer.Option(4, help="Proxy training budget in epochs (the highest fidelity)."),
-        proxy_width: float = typer.Option(0.25, help="Channel multiplier of the proxy models."),
-        proxy_frames: int = typer.Option(16, help="Frames per proxy clip."),
-        proxy_size: int = typer.Option(32, help="Proxy clip height and width in pixels."),
-        proxy_batch_size: int = typer.Option(32, help="Proxy batch size."),
-        proxy_lr: float = typer.Option(0.05, help="Proxy learning rate."),
-        deploy_shape: str = typer.Option("16x112x112", help="TxHxW of the deployment clip, for GMACs."),
-        latency_profile: str = typer.Option("cpu-quick", help="Latency profile (see `nas profile --help`)."),
+        num_clips: int = typer.Option(DEFAULTS.num_clips, help="Synthetic clips (train + validation)."),
+        proxy_epochs: int = typer.Option(DEFAULTS.proxy_epochs, help="Proxy training budget in epochs (the highest fidelity)."),
+        proxy_width: float = typer.Option(DEFAULTS.proxy_width, help="Channel multiplier of the proxy models."),
+        proxy_frames: int = typer.Option(DEFAULTS.proxy_frames, help="Frames per proxy clip."),
+        proxy_size: int = typer.Option(DEFAULTS.proxy_size, help="Proxy clip height and width in pixels."),
+        proxy_batch_size: int = typer.Option(DEFAULTS.proxy_batch_size, help="Proxy batch size."),
+        proxy_lr: float = typer.Option(DEFAULTS.proxy_lr, help="Proxy learning rate."),
+        deploy_shape: str = typer.Option("x".join(map(str, DEFAULTS.deploy_shape)), help="TxHxW of the deployment clip, for GMACs."),
+        latency_profile: str = typer.Option(DEFAULTS.latency_profile, help="Latency profile (see `nas profile --help`)."),
         max_gmacs: Optional[float] = typer.Option(None, help="Constraint: GMACs at the deployment shape."),
         max_params: Optional[float] = typer.Option(None, help="Constraint: parameters, in millions."),
         max_latency_ms: Optional[float] = typer.Option(None, help="Constraint: median latency in ms."),
         baselines: Optional[str] = typer.Option(None, help="Comma-separated catalog names evaluated under the same proxy."),
-        grace_period: int = typer.Option(1, help="Scheduler: first rung, in epochs."),
-        reduction_factor: int = typer.Option(2, help="Scheduler: eta (keep the top 1/eta at each rung)."),
+        grace_period: int = typer.Option(DEFAULTS.grace_period, help="Scheduler: first rung, in epochs."),
+        reduction_factor: int = typer.Option(DEFAULTS.reduction_factor, help="Scheduler: eta (keep the top 1/eta at each rung)."),
         address: Optional[str] = typer.Option(None, help="Join an existing Ray cluster (e.g. 127.0.0.1:6379)."),
-        cpus_per_trial: float = typer.Option(1.0, help="CPUs per trial (also its torch threads)."),
-        gpus_per_trial: float = typer.Option(0.0, help="GPUs per trial (fractional allowed; AMP on GPU)."),
+        cpus_per_trial: float = typer.Option(DEFAULTS.cpus_per_trial, help="CPUs per trial (also its torch threads)."),
+        gpus_per_trial: float = typer.Option(DEFAULTS.gpus_per_trial, help="GPUs per trial (fractional allowed; AMP on GPU)."),
         max_concurrent: Optional[int] = typer.Option(None, help="Trials running at once (default: as resources allow)."),
         storage: Optional[str] = typer.Option(None, help="Optuna storage URL (e.g. postgresql://...); default RUN/study.db."),
-        seed: int = typer.Option(0, help="Seed of the sampler, the data and the proxies."),
-        retries: int = typer.Option(0, help="Re-run a failed trial this many times."),
+        seed: int = typer.Option(DEFAULTS.seed, help="Seed of the sampler, the data and the proxies."),
+        retries: int = typer.Option(DEFAULTS.retries, help="Re-run a failed trial this many times."),
         resume: Optional[Path] = typer.Option(None, help="Resume the run in this directory (its config is reused)."),
         no_report: bool = typer.Option(False, "--no-report", help="Do not write the report at the end."),
         quiet: bool = typer.Option(False, "--quiet", help="No live progress view."),
@@ -89,7 +93,9 @@ def register_search(app: typer.Typer) -> None:
                 address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                 max_concurrent=max_concurrent, storage=storage, retries=retries,
             )
-        outcome = run_search(config, resume=resume is not None, write_report=not no_report, show_progress=not quiet)
+        outcome = run_search(config, resume=resume is not None, show_progress=not quiet)
+        if not no_report:
+            build_report(outcome.run_dir)
         console = output_console()
         if outcome.message:
             console.print(f"[yellow]search ended early:[/yellow] {outcome.message}")
@@ -101,7 +107,7 @@ def register_search(app: typer.Typer) -> None:
     @app.command("runs")
     def runs_command(
         runs_dir_argument: Optional[Path] = typer.Argument(None, metavar="[RUNS_DIR]", help="Same as --runs-dir.", show_default=False),
-        runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run directories live (as `nas search --runs-dir`)."),
+        runs_dir: Path = typer.Option(Path(DEFAULTS.runs_dir), "--runs-dir", help="Where run directories live (as `nas search --runs-dir`)."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
     ) -> None:
         """List run directories with their progress."""
@@ -129,7 +135,7 @@ def register_search(app: typer.Typer) -> None:
 def register_demo(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_command(
-        runs_dir: Path = typer.Option(Path("runs"), help="Where the demo run directory goes."),
+        runs_dir: Path = typer.Option(Path(DEFAULTS.runs_dir), help="Where the demo run directory goes."),
         name: str = typer.Option("demo", help="Run name (an existing demo run is resumed, not overwritten)."),
     ) -> None:
         """The demo: a small search on the embedded synthetic data, then its report (what `make demo` runs)."""
@@ -140,6 +146,7 @@ def register_demo(app: typer.Typer) -> None:
         if resume:
             output_console().print(f"resuming {runs_dir / name} (delete it for a fresh demo)")
         outcome = run_search(config, resume=resume)
+        build_report(outcome.run_dir)
         console = output_console()
         print_table(pareto_table(outcome.run_dir), out=console)
         console.print(f"report: {outcome.run_dir / 'report' / 'index.html'}")

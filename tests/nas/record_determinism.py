@@ -46,7 +46,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
-            outcome = run_search(determinism_config(Path(tmp)), write_report=False, show_progress=False)
+            outcome = run_search(determinism_config(Path(tmp)), show_progress=False)
             trials = search_outcome(outcome.run_dir)
         finally:
             ray.shutdown()

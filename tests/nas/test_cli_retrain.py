@@ -31,6 +31,8 @@ from runners.synthetic import SyntheticConfig, synthetic_splits
 from space import build_model, catalog_spec
 from space.errors import UserInputError
 
+pytestmark = pytest.mark.slow  # Ray Train runs with two workers
+
 TRIAL_ID = 3
 BASELINE_ID = -1  # baselines have negative ids (nas.runmodel.baseline_trial_id)
 PROXY_ACCURACY = 0.4375
@@ -233,7 +235,7 @@ def test_bad_input_is_a_one_line_error(run_dir, tmp_path, capsys):
 
 
 def test_a_prepared_cache_gives_its_train_and_test_splits(tmp_path):
-    from nas.cli.retrain import load_retrain_data
+    from nas.retrain import load_retrain_data
     from runners.cache import prepare_dataset
 
     prepare_dataset("synthetic", out=tmp_path / "c", frames=8, size=32, synthetic=SyntheticConfig(num_classes=4), synthetic_clips=12)
@@ -257,7 +259,7 @@ def test_a_prepared_cache_gives_its_train_and_test_splits(tmp_path):
 def test_root_videos_are_decoded_once_at_the_full_scale_shape(tmp_path, monkeypatch):
     from rich.console import Console
 
-    from nas.cli.retrain import decode_once, full_scale_cache_dir, load_retrain_data
+    from nas.retrain import decode_once, full_scale_cache_dir, load_retrain_data
     from runners.video import write_video
 
     monkeypatch.setenv("VIDEONAS_CACHE", str(tmp_path / "cache"))

@@ -170,6 +170,7 @@ def _run(scheduler, trials, tmp_path):
     return {tuple(r.config["case"]): r for r in grid}
 
 
+@pytest.mark.slow
 def test_ray_run_stops_a_dominated_trial(ray_address, tmp_path):
     scheduler = make_scheduler("moasha", [("accuracy", "max"), ("gmacs", "min")], grace_period=1, eta=3, max_t=9)
     # One at a time, in grid order, (accuracy at epoch e = quality * e / 9, gmacs):
@@ -186,6 +187,7 @@ def test_ray_run_stops_a_dominated_trial(ray_address, tmp_path):
     assert set(scheduler.recorded[3]) == {trial_ids[(1.0, 4.0)], trial_ids[(2.0, 0.5)]}
 
 
+@pytest.mark.slow
 def test_ray_fifo_stops_everyone_at_the_next_rung_after_the_budget(ray_address, tmp_path):
     scheduler = make_scheduler("fifo", [("accuracy", "max")], grace_period=1, eta=3, max_t=9)
     scheduler.stop_at_next_rung()
@@ -194,6 +196,7 @@ def test_ray_fifo_stops_everyone_at_the_next_rung_after_the_budget(ray_address, 
     assert sorted(scheduler.stopped.values()) == [1, 1]
 
 
+@pytest.mark.slow
 def test_ray_asha_wrapper_records_what_it_stopped(ray_address, tmp_path):
     scheduler = make_scheduler("asha", [("accuracy", "max"), ("gmacs", "min")], grace_period=1, eta=3, max_t=9)
     # Ray's ASHA on accuracy alone: at rung 1, B (0.5/9) is below the 66.7th percentile of {A: 1/9} -> stopped;

@@ -25,6 +25,8 @@ from space import spec_from_dict
 from tests.nas.cli_helpers import REPO, assert_one_line_error, run_nas
 from tests.nas.search_helpers import load_study, postgres_server, tiny_config
 
+pytestmark = pytest.mark.slow  # real searches on Ray: tens of seconds each
+
 
 def frame_of(run_dir: Path) -> pd.DataFrame:
     return pd.read_parquet(run_dir / "trials.parquet")
@@ -34,7 +36,7 @@ def frame_of(run_dir: Path) -> pd.DataFrame:
 def small_run(ray_address, tmp_path_factory):
     """One small search shared by the tests that only read its results."""
     config = tiny_config(tmp_path_factory.mktemp("small"), trials=4, baselines=("r3d-18",), max_params=40.0)
-    return config, run_search(config, write_report=False, show_progress=False)
+    return config, run_search(config, show_progress=False)
 
 
 def test_small_search_completes_and_parquet_agrees_with_study(small_run):
@@ -83,7 +85,7 @@ def test_duplicates_are_not_retrained_and_exhaustion_ends_the_search(ray_address
     space = tmp_path / "two.yaml"
     space.write_text(TWO_SPECS)
     config = tiny_config(tmp_path, space=str(space), trials=5, max_resamples=20)
-    outcome = run_search(config, write_report=False, show_progress=False)
+    outcome = run_search(config, show_progress=False)
     frame = frame_of(outcome.run_dir)
     assert outcome.message and "exhausted" in outcome.message
     trained = frame[frame["status"].isin(["COMPLETE", "PRUNED", "FAIL"])]
@@ -105,7 +107,7 @@ def test_scheduler_prunes_and_failures_are_recorded(ray_address, tmp_path):
     faults = {specs[0].key(): "raise", specs[1].key(): "nan"}
     config = tiny_config(tmp_path, trials=6, scheduler="moasha", reduction_factor=2, grace_period=1,
                          sampler="random", extra={"faults": faults}, max_concurrent=1)
-    outcome = run_search(config, write_report=False, show_progress=False)
+    outcome = run_search(config, show_progress=False)
     frame = frame_of(outcome.run_dir)
     study = load_study(outcome.run_dir)
     failed = frame[frame["status"] == "FAIL"].set_index("spec_key")
@@ -125,7 +127,7 @@ def test_retries_rerun_a_failed_trial(ray_address, tmp_path):
 
     spec = next(iter(load_space(tiny_config(tmp_path).space).enumerate()))
     config = tiny_config(tmp_path, trials=2, retries=1, max_concurrent=1, extra={"faults": {spec.key(): "raise"}})
-    outcome = run_search(config, write_report=False, show_progress=False)
+    outcome = run_search(config, show_progress=False)
     frame = frame_of(outcome.run_dir)
     attempts = frame[frame["spec_key"] == spec.key()]
     if len(attempts):  # the sampler proposed it: first attempt not counted, the retry is
@@ -141,7 +143,7 @@ def test_same_seed_same_architectures_and_accuracies(ray_address, tmp_path):
     results = []
     for name in ("first", "second"):
         config = tiny_config(tmp_path, name=name, trials=3, max_concurrent=1, sampler="tpe")
-        outcome = run_search(config, write_report=False, show_progress=False)
+        outcome = run_search(config, show_progress=False)
         frame = frame_of(outcome.run_dir).sort_values("trial_id")
         results.append(list(zip(frame["spec_key"], frame["status"], frame["accuracy"].round(6))))
     assert results[0] == results[1]
@@ -236,7 +238,7 @@ def test_postgres_storage(ray_address, tmp_path):
 def _search_with_postgres(url: str, tmp_path: Path) -> None:
     name = f"pg{int(time.time())}"
     config = tiny_config(tmp_path, name=name, trials=2, storage=url)
-    outcome = run_search(config, write_report=False, show_progress=False)
+    outcome = run_search(config, show_progress=False)
     study = optuna.load_study(study_name=name, storage=url)
     assert sum(1 for t in study.trials if t.user_attrs.get("counted")) == 2
     assert not (outcome.run_dir / "study.db").exists()
@@ -266,7 +268,7 @@ def test_runs_and_trials_commands_read_the_run(small_run):
 
 def test_time_budget_stops_running_trials_at_their_next_rung(ray_address, tmp_path):
     config = tiny_config(tmp_path, trials=10, time_budget_s=3.0, proxy_epochs=4, grace_period=1)
-    outcome = run_search(config, write_report=False, show_progress=False)
+    outcome = run_search(config, show_progress=False)
     frame = frame_of(outcome.run_dir)
     trained = frame[frame["status"].isin(["COMPLETE", "PRUNED", "FAIL"])]
     assert 1 <= len(trained) < 10  # no trial started after the budget ran out
@@ -300,7 +302,7 @@ def test_srtg_gate_open_rates_reach_trials_parquet_and_the_report(ray_address, t
     space = tmp_path / "srtg.yaml"
     space.write_text(SRTG_ONLY)
     config = tiny_config(tmp_path, name="gates", space=str(space), trials=2, proxy_epochs=1)
-    outcome = run_search(config, write_report=False, show_progress=False)
+    outcome = run_search(config, show_progress=False)
     frame = frame_of(outcome.run_dir)
     trained = frame[frame["status"] == "COMPLETE"]
     assert len(trained) == 2

@@ -11,19 +11,9 @@ import json
 
 import pandas as pd
 import pytest
-import ray
 
 from nas.search import run_search
-from tests.nas.search_helpers import start_ray_head, stop_ray_head, tiny_config
-
-
-@pytest.fixture(scope="module")
-def ray_address(tmp_path_factory):
-    address = start_ray_head(tmp_path_factory.mktemp("ray"))
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, namespace="videonas")
-    yield address
-    ray.shutdown()
-    stop_ray_head()
+from tests.nas.search_helpers import tiny_config
 
 
 @pytest.mark.slow
@@ -32,7 +22,7 @@ def test_search_with_onnx_runtime_latency_completes(ray_address, tmp_path):
         tmp_path, trials=2, objectives=("accuracy", "latency"), latency_profile="ort-cpu-quick",
         max_latency_ms=1e6,  # a fixed bound: the search does not also time the space's largest network
     )  # fmt: skip
-    outcome = run_search(config, write_report=False, show_progress=False)
+    outcome = run_search(config, show_progress=False)
     frame = pd.read_parquet(outcome.run_dir / "trials.parquet")
     done = frame[frame["status"] == "COMPLETE"]
     assert len(done) == 2, frame[["trial_id", "status", "error"]]

@@ -115,7 +115,7 @@ def _ray_like_checkpoints(root, count):
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "missing"])
 def test_a_damaged_newest_checkpoint_is_named_and_the_previous_one_is_used(tmp_path, damage):
     from runners.checkpoint import UnreadableCheckpointError, load_newest_readable
-    from runners.retrain import _checkpoints_newest_first
+    from runners.retrain.artifacts import checkpoints_newest_first
 
     paths = _ray_like_checkpoints(tmp_path, 3)
     newest = paths[-1]
@@ -127,7 +127,7 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_previous_one_is_used(tmp_p
         newest.write_bytes(b"")
     else:
         newest.unlink()
-    candidates = _checkpoints_newest_first(newest.parent)
+    candidates = checkpoints_newest_first(newest.parent)
     assert candidates == paths[::-1]
     state, used, skipped = load_newest_readable(candidates)
     assert used == paths[1] and state["epoch"] == 2 and torch.equal(state["w"], torch.full((64,), 2.0))

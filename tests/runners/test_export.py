@@ -127,7 +127,8 @@ def test_mtnet_two_streams_softpool_and_gru_cells_export(tmp_path):
     assert model.stem.long_pool is not None  # two streams, the long one SoftPooled
     report = export_model(model, fmt="onnx", out_dir=tmp_path / "out", shape=SHAPE)
     ops = onnx_ops(report.path)
-    assert ops["GRU"] > 0 and ops["Softmax"] > 0  # the SR cells and SoftPool's window softmax are in the graph
+    # the SR cells, and SoftPool's exp-weighted windows (avgpool(e * a) / avgpool(e) on tiled windows), are in the graph
+    assert ops["GRU"] > 0 and ops["Exp"] > 0 and ops["AveragePool"] > 0
     for batch in (4, 1):
         assert_ort_matches_eager(model, report.path, random_clips(batch, SHAPE, seed=10 + batch))
 

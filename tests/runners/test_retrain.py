@@ -80,6 +80,7 @@ def test_plain_training_batches_are_the_shared_sampler_and_multigrid_ones_are_re
     assert coarse.shape == (4, 3, 2, 16, 16)
 
 
+@pytest.mark.slow
 def test_multigrid_run_with_warmup_gates_follows_its_plan(ray_address, tmp_path):
     """Two workers reading a memory-mapped cache, multigrid (2 baseline epochs -> 3), SRTG `warmup` gates
     inactive for the first epoch."""
@@ -128,6 +129,7 @@ def test_an_out_folder_in_use_is_refused_without_resume(tmp_path):
         retrain(catalog_spec("r3d-18"), RetrainConfig(), train=data["train"], test=data["test"], out_dir=tmp_path / "used")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (AMP and NCCL paths)")
 def test_amp_on_cuda_trains_with_finite_loss(ray_address, tmp_path):
     data = synthetic_splits(train=16, val=0, test=8, config=SyntheticConfig(num_classes=4, frames=8, size=32))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from nas.bench.throughput import ProxyShape, device_table, proxy_macs
+from nas.bench.throughput import ProxyShape, _markdown, device_table, proxy_macs
 from runners.costs import count_gmacs
 from space import CATALOG
 
@@ -38,3 +38,7 @@ def test_device_table_times_every_family_against_the_roofs_and_profiles_them():
     ops = {row["op"] for row in profile["top"]}
     assert "aten::convolution_backward" in ops and profile["op_calls_per_step"] > 100
     assert sum(row["share_pct"] for row in profile["top"]) <= 100.5
+    report = _markdown({"shape": TINY, "rounds": 2, "machine": "test", "load_start": "0", "load_end": "0",
+                        "tables": [{**table, "threads": 1}], "shared_gpu": []})
+    assert "| r3d-18 (contiguous) |" in report and f"### Op profile: {table['slowest_family']} (slowest family)" in report
+    assert "2x3x4x16x16 @ width 0.125" in report

@@ -1,4 +1,4 @@
-"""``StudySearcher`` over a real Optuna study (SQLite), driven by hand: no Ray run, no training."""
+"""The search core over a real Optuna study (SQLite), driven by hand: no Ray, no training."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ import math
 from optuna.trial import TrialState
 
 from nas.search import _static_costs
-from nas.searcher import StudySearcher
+from nas.core.search import SearchCore
 from nas.study import open_study
 from space.searchspace import load_space
 from tests.nas.search_helpers import tiny_config
 
 
-def make_searcher(tmp_path, **overrides) -> StudySearcher:
+def make_searcher(tmp_path, **overrides) -> SearchCore:
     config = tiny_config(tmp_path, **overrides)
     space = load_space(config.space)
     study = open_study(config, f"sqlite:///{tmp_path / 'study.db'}", num_params=len(space.parameters()), create=True)
     bounds = {"accuracy": (0.0, 1.0), "gmacs": (0.0, 50.0), "params": (0.0, 1e8), "latency": (0.0, 1e4)}
-    return StudySearcher(config=config, study=study, baseline_study=None, space=space,
+    return SearchCore(config=config, study=study, baseline_study=None, space=space,
                          static_costs=_static_costs(config), bounds=bounds)
 
 
@@ -48,3 +48,30 @@ def test_an_exception_while_telling_ends_the_trial_as_fail(tmp_path):
     assert trial.user_attrs["status"] == "FAIL" and trial.user_attrs["counted"] is True
     assert "telling the study failed" in trial.user_attrs["error"]
     assert searcher.counted() == 1 and not searcher.live
+
+
+def test_importing_the_core_imports_neither_ray_nor_reports():
+    """Issue 12: the core is plain Python over Optuna; Ray Tune is one executor among others."""
+    import subprocess
+    import sys
+
+    code = ("import sys, nas.core.search, nas.core.rungs; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'reports')); print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_core_settles_duplicates_without_training(tmp_path):
+    """A re-proposed architecture is told DUPLICATE with the original's values, never handed out again."""
+    core = make_searcher(tmp_path, trials=10, sampler="random", proxy_epochs=1)
+    keys = []
+    for n in range(6):  # the tiny space has 6 architectures
+        config = core.suggest(f"t{n}")
+        if not isinstance(config, dict):
+            break
+        core.on_trial_complete(f"t{n}", _epoch(1, 0.5))
+        keys.append(core.study.get_trials()[config["trial_number"]].user_attrs["spec_key"])
+    assert len(keys) == len(set(keys))  # every trained trial is a new architecture
+    statuses = [t.user_attrs["status"] for t in core.study.get_trials()]
+    assert statuses.count("COMPLETE") == len(keys)
+    assert set(statuses) <= {"COMPLETE", "DUPLICATE", "INVALID", "INFEASIBLE"}

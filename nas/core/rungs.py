@@ -1,0 +1,216 @@
+"""Rung rules: whether a trial continues or stops when it reports an epoch (SPEC 5), as pure Python.
+
+Three rules share one frame (:class:`RungRule`): rungs sit at ``grace_period * eta**k`` epochs, strictly
+below ``max_t`` (the full proxy budget); a result at or past ``max_t`` always continues, because the trial
+trained its full budget and ends by itself (a stop there would tell a fully trained trial PRUNED, issue 11.2);
+baselines are exempt (they always train to the full budget and are never ranked); and
+:meth:`RungRule.stop_at_next_rung` (the ``--time-budget`` hook) stops every trial at the next rung it reaches.
+
+* :class:`FifoRule` (``--scheduler fifo``): never stops a trial by itself.
+* :class:`AshaRule` (``asha``): asynchronous successive halving on one metric (Li et al. 2020), the rule of
+  Ray Tune's ``AsyncHyperBandScheduler``: at a rung a trial continues unless its value is below the
+  ``(1 - 1/eta)`` percentile of the values recorded there before it.
+* :class:`MoashaRule` (``moasha``, the default): multi-objective ASHA (Schmucker et al. 2021, as Syne Tune's
+  ``MOASHA``), stopping variant. A result arriving at a rung is ranked among every result recorded there
+  (itself included) by (1) non-dominated sorting, (2) crowding distance within the front, larger first,
+  (3) earlier arrival; with ``n`` results it continues iff its 0-based position ``p < n / eta``, i.e. it is
+  among the top ``ceil(n / eta)`` (Syne Tune keeps ``p <= n / eta``, one more at exact multiples; we take the
+  strict quantile). The ranking is :func:`rung_decision`.
+
+Every rule records ``stopped`` (trial id -> epochs reached when it was stopped). Ray Tune drives these rules
+through the thin adapters of :mod:`nas.moasha`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from nas.pareto import pareto_order
+
+Objective = tuple[str, str]  # (metric reported by the trainable, "max" or "min")
+
+
+def rung_levels(grace_period: float, eta: float, max_t: float) -> tuple[float, ...]:
+    """Rung levels ``grace_period * eta**k`` strictly below ``max_t`` (a trial at ``max_t`` is done)."""
+    levels = []
+    level = grace_period
+    while level < max_t:
+        levels.append(int(level) if float(level).is_integer() else level)
+        level *= eta
+    return tuple(levels)
+
+
+def _to_minimization(vectors: Sequence[Sequence[float]], modes: Sequence[str]) -> np.ndarray:
+    """Negate maximised columns; a missing or NaN value becomes +inf, the worst possible."""
+    signs = np.array([-1.0 if mode == "max" else 1.0 for mode in modes])
+    array = np.array([[np.nan if v is None else float(v) for v in row] for row in vectors], dtype=float)
+    array = array.reshape(len(vectors), len(modes)) * signs
+    array[np.isnan(array)] = np.inf
+    return array
+
+
+def _check_modes(modes: Sequence[str]) -> None:
+    for mode in modes:
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode {mode!r} is not allowed; allowed: 'max', 'min'")
+
+
+def rung_decision(recorded: Sequence[Sequence[float]], new: Sequence[float], eta: float, modes: Sequence[str]) -> bool:
+    """MO-ASHA: whether a result arriving at a rung continues (True) or stops (False).
+
+    ``recorded``: the objective vectors already recorded at this rung, in arrival order;
+    ``new``: the arriving trial's vector; ``modes``: ``"max"`` or ``"min"`` per objective.
+    The newcomer continues iff it ranks in the top ``ceil(n / eta)`` of the ``n = len(recorded) + 1``
+    results, ranked by front index, then crowding distance (larger first), then arrival.
+    """
+    _check_modes(modes)
+    if eta <= 1:
+        raise ValueError(f"eta={eta!r} is not allowed; allowed: a number > 1")
+    points = _to_minimization([*recorded, new], modes)
+    order = pareto_order(points)
+    position = int(np.flatnonzero(order == len(points) - 1)[0])
+    return position < len(points) / eta
+
+
+def asha_decision(recorded: Sequence[float], new: float, eta: float) -> bool:
+    """ASHA on one metric (larger is better): continue unless ``new`` is below the ``(1 - 1/eta)``
+    percentile of the values recorded at the rung before it (NaN values ignored); the first always continues."""
+    if not recorded:
+        return True
+    cutoff = np.nanpercentile(np.asarray(recorded, dtype=float), (1 - 1 / eta) * 100)
+    return not (new < cutoff)
+
+
+class RungRule:
+    """The frame every rule shares: rungs below ``max_t``, exemptions, the time-budget hook, ``stopped``."""
+
+    def __init__(self, *, rungs: Sequence[float], max_t: float) -> None:
+        self.rungs = tuple(rungs)
+        self.max_t = max_t
+        self.stopped: dict[str, float] = {}
+        self._stop_everyone = False
+        self._last_time: dict[str, float] = {}
+
+    def stop_at_next_rung(self) -> None:
+        """From now on every trial that reaches a rung it had not reached yet is stopped (``--time-budget``)."""
+        self._stop_everyone = True
+
+    def decide(self, trial_id: str, time: float | None, result: Mapping[str, Any], *, exempt: bool = False) -> bool:
+        """One reported epoch: True = continue, False = stop (recorded in ``stopped``)."""
+        if exempt or time is None:
+            return True
+        if time >= self.max_t:  # trained its full budget: it ends by itself, never stopped
+            return True
+        keep = self._rank(trial_id, time, result)
+        crossed = self._crossed_rung(trial_id, time)
+        if self._stop_everyone and crossed:
+            keep = False
+        if keep is False:
+            self.stopped[trial_id] = time
+            return False
+        return True
+
+    def completed(self, trial_id: str, time: float | None, result: Mapping[str, Any], *, exempt: bool = False) -> None:
+        """A trial ended: rules that rank record its last result at a rung it had not been ranked at."""
+        if exempt or time is None or time >= self.max_t:
+            return
+        self._record_final(trial_id, time, result)
+
+    def _rank(self, trial_id: str, time: float, result: Mapping[str, Any]) -> bool | None:
+        """The rule's own decision at a new rung (None: no rung reached, or already ranked there)."""
+        return None
+
+    def _record_final(self, trial_id: str, time: float, result: Mapping[str, Any]) -> None:
+        pass
+
+    def _crossed_rung(self, trial_id: str, time: float) -> bool:
+        """Whether this report is the trial's first at or past some rung level."""
+        before = self._last_time.get(trial_id, -math.inf)
+        self._last_time[trial_id] = time
+        return any(before < level <= time for level in self.rungs)
+
+
+class FifoRule(RungRule):
+    """Every trial runs to ``max_t`` unless :meth:`stop_at_next_rung` was called."""
+
+
+class AshaRule(RungRule):
+    """ASHA on ``metric`` (``mode`` ``"max"`` or ``"min"``): :func:`asha_decision` at each rung."""
+
+    def __init__(self, metric: str, mode: str, *, rungs: Sequence[float], max_t: float, eta: float) -> None:
+        super().__init__(rungs=rungs, max_t=max_t)
+        _check_modes([mode])
+        self.metric, self.mode, self.eta = metric, mode, eta
+        self.recorded: dict[float, dict[str, float]] = {level: {} for level in self.rungs}
+
+    def _value(self, result: Mapping[str, Any]) -> float | None:
+        value = result.get(self.metric)
+        return None if value is None else (float(value) if self.mode == "max" else -float(value))
+
+    def _rank(self, trial_id: str, time: float, result: Mapping[str, Any]) -> bool | None:
+        value = self._value(result)
+        for level in reversed(self.rungs):
+            if time < level:
+                continue
+            at_rung = self.recorded[level]
+            if trial_id in at_rung or value is None:
+                return None
+            keep = asha_decision(list(at_rung.values()), value, self.eta)
+            at_rung[trial_id] = value
+            return keep
+        return None
+
+    def _record_final(self, trial_id: str, time: float, result: Mapping[str, Any]) -> None:
+        self._rank(trial_id, time, result)
+
+
+class MoashaRule(RungRule):
+    """MO-ASHA on ``objectives`` (``(metric, mode)`` pairs): :func:`rung_decision` at each rung."""
+
+    def __init__(self, objectives: Sequence[Objective], *, rungs: Sequence[float], max_t: float, eta: float) -> None:
+        super().__init__(rungs=rungs, max_t=max_t)
+        self.objectives = tuple((str(metric), str(mode)) for metric, mode in objectives)
+        if not self.objectives:
+            raise ValueError("MO-ASHA needs at least one (metric, mode) objective")
+        for metric, mode in self.objectives:
+            if mode not in ("max", "min"):
+                raise ValueError(f"objective {metric!r}: mode {mode!r} is not allowed; allowed: 'max', 'min'")
+        self.eta = eta
+        self.recorded: dict[float, dict[str, list[float]]] = {level: {} for level in self.rungs}
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return tuple(mode for _, mode in self.objectives)
+
+    def record(self, trial_id: str, time: float, values: Sequence[float]) -> bool | None:
+        """Rank ``values`` at the highest rung ``<= time`` this trial has not been ranked at yet, and record them.
+
+        Returns the decision (True = continue), or None when no new rung was reached. Public so that a
+        resumed search can replay earlier trials' per-epoch results into the rungs.
+        """
+        for level in reversed(self.rungs):
+            if time < level:
+                continue
+            at_rung = self.recorded[level]
+            if trial_id in at_rung:
+                return None
+            keep = rung_decision(list(at_rung.values()), values, self.eta, self.modes)
+            at_rung[trial_id] = list(values)
+            return keep
+        return None
+
+    def values(self, result: Mapping[str, Any]) -> list[float]:
+        missing = [metric for metric, _ in self.objectives if metric not in result]
+        if missing:
+            raise KeyError(f"MO-ASHA: the trial's result lacks objective(s) {missing}; it has {sorted(result)}")
+        return [result[metric] for metric, _ in self.objectives]
+
+    def _rank(self, trial_id: str, time: float, result: Mapping[str, Any]) -> bool | None:
+        return self.record(trial_id, time, self.values(result))
+
+    def _record_final(self, trial_id: str, time: float, result: Mapping[str, Any]) -> None:
+        if all(metric in result for metric, _ in self.objectives):
+            self.record(trial_id, time, self.values(result))

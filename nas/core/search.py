@@ -1,0 +1,402 @@
+"""The search core: every decision of a search as plain Python over an Optuna study (SPEC 5), no Ray.
+
+An executor (Ray Tune today: :mod:`nas.searcher` and :mod:`nas.moasha` are thin adapters; a simulated
+executor in tests and benchmarks) drives it:
+
+* :meth:`SearchCore.suggest` asks the study, samples a spec from the space, and settles on the spot (never
+  trained) the samples that need no training: INVALID (``SpecError`` at full or proxy width), INFEASIBLE (a
+  static constraint fails: GMACs, params) and DUPLICATE (a spec key already evaluated). Then it asks again,
+  up to ``max_resamples`` times; a sampler that keeps proposing nothing new ends the search with a message.
+  Static costs come from the fast meta-device count, so ``suggest()`` never blocks for long.
+* :meth:`SearchCore.on_trial_complete` maps the outcome to its status (:func:`trained_status`) and tells the
+  study: COMPLETE (trained to the full proxy budget), PRUNED (stopped earlier by a rung rule or the time
+  budget; the fidelity reached is recorded), FAIL (an error or NaN loss, with the message; ``--retries``
+  re-enqueues the same parameters; any exception while telling also ends the trial FAIL) or INFEASIBLE
+  (latency over ``--max-latency-ms``, measured inside the trial before any training).
+
+Why not Ray's stock ``OptunaSearch``: it tells an early-stopped trial COMPLETE with its partial accuracy,
+which puts half-trained networks on the Pareto front. The rung rules (continue or stop at a rung) are
+:mod:`nas.core.rungs`. Only this object writes to the study. ``--trials N`` counts trials that trained:
+COMPLETE, PRUNED and FAIL after its last retry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from nas.config import SearchConfig
+from nas.objectives import CONSTRAINTS, OBJECTIVES
+from nas.runmodel import gate_rates
+from space import ArchSpec, SpecError, catalog_spec
+from space.searchspace import SearchSpace
+
+FINISHED = "FINISHED"  # suggest(): the search is over (the value Ray Tune's Searcher.FINISHED also has)
+
+
+def trained_status(fidelity: int, max_fidelity: int) -> str:
+    """The status of a trial that trained without error: COMPLETE at the full budget, else PRUNED.
+
+    Whatever a scheduler said at the last report: a trial trained to its full budget is COMPLETE (issue 11.2).
+    """
+    return "COMPLETE" if fidelity >= max_fidelity else "PRUNED"
+
+
+COUNTED_STATUSES = ("COMPLETE", "PRUNED", "FAIL")
+
+
+@dataclass(frozen=True)
+class StaticCosts:
+    """What is known about an architecture before training (real model, deployment shape)."""
+
+    gmacs: float
+    params: int
+    recurrent_params: int
+
+
+StaticCostFn = Callable[[ArchSpec], StaticCosts]
+
+
+@dataclass
+class LiveTrial:
+    """A trial handed to Ray and not finished yet."""
+
+    otrial: optuna.Trial
+    study: optuna.Study
+    spec: ArchSpec
+    costs: StaticCosts
+    started_at: float
+    baseline: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SearchCore:
+    """The decisions of one search over its Optuna study; an executor asks it for trials and reports back.
+
+    ``suggest(trial_id)`` -> the config of a trial to train (a dict), :data:`FINISHED`, or ``None`` (nothing
+    to start now; ask again when a trial ends). ``on_trial_result`` -> one epoch's result of a live trial.
+    ``on_trial_complete`` -> the trial ended (its last result, or ``error=True`` when its process died).
+    """
+
+    def __init__(
+        self,
+        *,
+        config: SearchConfig,
+        study: optuna.Study,
+        baseline_study: optuna.Study | None,
+        space: SearchSpace,
+        static_costs: StaticCostFn,
+        bounds: dict[str, tuple[float, float]],
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.config = config
+        self.study = study
+        self.baseline_study = baseline_study
+        self.space = space
+        self.static_costs = static_costs
+        self.bounds = bounds
+        self.on_change = on_change
+        self.live: dict[str, LiveTrial] = {}
+        self.deadline = time.time() + config.time_budget_s if config.time_budget_s else None
+        self.exhausted_message: str | None = None
+        self.evaluated: dict[str, optuna.trial.FrozenTrial] = {}
+        self.waiting_duplicates: dict[str, list[optuna.Trial]] = {}
+        for trial in study.get_trials(deepcopy=False):
+            self._remember(trial)
+        done_baselines = {
+            t.user_attrs.get("baseline")
+            for t in (baseline_study.get_trials(deepcopy=False) if baseline_study else [])
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        }
+        self.baseline_queue = [b for b in config.baselines if b not in done_baselines]
+
+    # ---- bookkeeping ------------------------------------------------------------------------
+
+    def counted(self) -> int:
+        """Trials that count towards ``--trials`` (SPEC 5)."""
+        return sum(1 for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("counted"))
+
+    def _live_counting(self) -> int:
+        return sum(1 for live in self.live.values() if live.baseline is None)
+
+    def out_of_budget(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
+
+    def _remember(self, trial: optuna.trial.FrozenTrial) -> None:
+        """Evaluated architectures: a re-proposal is a DUPLICATE. A FAIL counts only once it is final
+        (no retry pending, not an interrupted run's casualty), so deterministic failures are not re-trained."""
+        key = trial.user_attrs.get("spec_key")
+        status = trial.user_attrs.get("status")
+        final_fail = status == "FAIL" and trial.user_attrs.get("counted")
+        if key and (status in ("COMPLETE", "PRUNED", "INFEASIBLE") or final_fail):
+            self.evaluated.setdefault(key, trial)
+
+    # ---- what an executor calls ---------------------------------------------------------------
+
+    def suggest(self, trial_id: str) -> dict | None | str:
+        if self.baseline_queue and not self.out_of_budget():
+            return self._start_baseline(trial_id, self.baseline_queue.pop(0))
+        if self.exhausted_message or self.out_of_budget():
+            return FINISHED if not self.live else None
+        if self.counted() + self._live_counting() >= self.config.trials:
+            return FINISHED if not self.live else None
+        for _ in range(self.config.max_resamples):
+            started = self._try_sample(trial_id)
+            if started is not None:
+                return started
+        self.exhausted_message = (
+            f"the sampler proposed nothing new in {self.config.max_resamples} samples in a row "
+            f"(every sample was a duplicate, invalid or infeasible): the space looks exhausted"
+        )
+        return FINISHED if not self.live else None
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        live = self.live.get(trial_id)
+        if live is not None:
+            self._record_epoch(live, result)
+
+    @staticmethod
+    def _record_epoch(live: LiveTrial, result: dict | None) -> None:
+        """Add an epoch's result to the trial's history (once: Ray passes the last one to on_trial_complete only)."""
+        if not result or "epoch" not in result:
+            return
+        if live.history and live.history[-1]["epoch"] >= result["epoch"]:
+            return
+        live.history.append(
+            {k: result.get(k) for k in ("epoch", "accuracy", "loss", "seconds", "data_wait_seconds",
+                                        "train_started_at", "reported_at")}
+        )
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        live = self.live.pop(trial_id, None)
+        if live is None:
+            return
+        result = result or {}
+        self._record_epoch(live, result)
+        try:
+            if error:
+                self._fail(live, result, "the trial's process died (out of memory or killed); see Ray's logs")
+            elif result.get("infeasible"):
+                self._tell_infeasible(live.otrial, live.study, live.costs, result.get("latency_ms"), result)
+            elif result.get("error"):
+                self._fail(live, result, str(result["error"]))
+            else:
+                self._finish_trained(trial_id, live, result)
+        except Exception as exc:  # a trial left RUNNING is never counted: the search would run forever
+            self._end_as_fail(live, f"telling the study failed: {type(exc).__name__}: {exc}")
+        self.on_change()
+
+    def _end_as_fail(self, live: LiveTrial, message: str) -> None:
+        """Last resort when telling an outcome raised: FAIL with the message, counted like any trained trial."""
+        self._set_attrs(live.otrial, status="FAIL", error=message, counted=live.baseline is None,
+                        finished_at=time.time(), fidelity=len(live.history), history=live.history)
+        frozen = live.study.get_trials(deepcopy=False)[live.otrial.number]
+        if frozen.state == TrialState.RUNNING:
+            live.study.tell(live.otrial, state=TrialState.FAIL)
+        if live.study is self.study:
+            self._remember(self._frozen(live.otrial))
+            self._settle_waiting_duplicates(live.spec.key(), None)
+
+    # ---- sampling -----------------------------------------------------------------------------
+
+    def _try_sample(self, trial_id: str) -> dict | None:
+        otrial = self.study.ask()
+        try:
+            spec = self.space.sample(lambda name, choices: otrial.suggest_categorical(name, choices))
+        except SpecError as exc:
+            self._tell_invalid(otrial, None, str(exc))
+            return None
+        key = spec.key()
+        self._set_attrs(otrial, spec=spec.to_json(), spec_key=key, family=spec.family,
+                        attempt=otrial.user_attrs.get("attempt", 0))
+        error = self.space.build_error(spec, 1.0) or self.space.build_error(spec, self.config.proxy_width)
+        if error:
+            self._tell_invalid(otrial, spec, error)
+            return None
+        if key in self.evaluated:
+            self._tell_duplicate(otrial, self.evaluated[key])
+            return None
+        if any(live.spec.key() == key for live in self.live.values() if live.baseline is None):
+            self._set_attrs(otrial, status="DUPLICATE", counted=False)
+            self.waiting_duplicates.setdefault(key, []).append(otrial)
+            return None
+        costs = self.static_costs(spec)
+        violations = self._constraint_values(costs, latency_ms=None)
+        if any(v > 0 for v in violations.values()):
+            self._tell_infeasible(otrial, self.study, costs, None, {})
+            return None
+        return self._start(trial_id, otrial, self.study, spec, costs, baseline=None)
+
+    def _start_baseline(self, trial_id: str, name: str) -> dict:
+        spec = catalog_spec(name)
+        assert self.baseline_study is not None
+        otrial = self.baseline_study.ask()
+        self._set_attrs(otrial, spec=spec.to_json(), spec_key=spec.key(), family=spec.family, baseline=name)
+        return self._start(trial_id, otrial, self.baseline_study, spec, self.static_costs(spec), baseline=name)
+
+    def _start(self, trial_id: str, otrial: optuna.Trial, study: optuna.Study, spec: ArchSpec,
+               costs: StaticCosts, baseline: str | None) -> dict:
+        started = time.time()
+        self._set_attrs(otrial, status="RUNNING", started_at=started, gmacs=costs.gmacs, params=costs.params,
+                        recurrent_params=costs.recurrent_params)
+        self.live[trial_id] = LiveTrial(otrial, study, spec, costs, started, baseline)
+        self.on_change()
+        return {
+            "spec": spec.to_dict(),
+            "trial_number": otrial.number,
+            "baseline": baseline,
+            "seed": self._trial_seed(spec),
+            "gmacs": costs.gmacs,
+            "params": costs.params,
+        }
+
+    def _trial_seed(self, spec: ArchSpec) -> int:
+        """Same (seed, architecture) -> same proxy initialisation and data order, whatever the trial number."""
+        return (self.config.seed * 1_000_003 + int(spec.key()[:8], 16)) % (2**31)
+
+    # ---- telling ------------------------------------------------------------------------------
+
+    def _constraint_values(self, costs: StaticCosts, latency_ms: float | None) -> dict[str, float]:
+        measured = {"gmacs": costs.gmacs, "params": costs.params / 1e6, "latency_ms": latency_ms}
+        values = {}
+        for flag, limit in self.config.constraints.items():
+            value = measured[CONSTRAINTS[flag]]
+            if value is not None:
+                values[flag] = float(value - limit)
+        return values
+
+    def _constraint_list(self, invalid: bool, violations: dict[str, float]) -> list[float]:
+        """``[invalid, gmacs - limit, ...]`` in a fixed order (feasible iff all <= 0)."""
+        values = [1.0 if invalid else 0.0]
+        for flag in self.config.constraints:
+            values.append(violations.get(flag, 0.0))
+        return values
+
+    def _set_constraints(self, otrial: optuna.Trial, invalid: bool, violations: dict[str, float]) -> list[float]:
+        """Tell Optuna the trial's constraint values (constrained samplers learn from them) and return them."""
+        values = self._constraint_list(invalid, violations)
+        for name, value in zip(("invalid", *self.config.constraints), values):
+            otrial.set_constraint(name, value)
+        return values
+
+    def _objective_values(self, accuracy: float, costs: dict[str, float | None]) -> list[float]:
+        values = []
+        for name in self.config.objectives:
+            column = OBJECTIVES[name].column
+            if column == "accuracy":
+                values.append(float(accuracy))
+            else:
+                value = costs.get(column)
+                values.append(float(value) if value is not None else float(self.bounds[name][1]))
+        return values
+
+    def _cost_columns(self, costs: StaticCosts, latency_ms: float | None) -> dict[str, float | None]:
+        return {"gmacs": costs.gmacs, "params": costs.params, "latency_ms": latency_ms}
+
+    def _tell_invalid(self, otrial: optuna.Trial, spec: ArchSpec | None, message: str) -> None:
+        upper = {OBJECTIVES[name].column: self.bounds[name][1] for name in self.config.objectives}
+        self._set_attrs(otrial, status="INVALID", counted=False, error=message, accuracy=0.0,
+                        constraints=self._set_constraints(otrial, True, {}), finished_at=time.time())
+        self.study.tell(otrial, self._objective_values(0.0, upper))
+
+    def _tell_infeasible(self, otrial: optuna.Trial, study: optuna.Study, costs: StaticCosts,
+                         latency_ms: float | None, result: dict) -> None:
+        violations = self._constraint_values(costs, latency_ms)
+        broken = ", ".join(f"{flag} by {value:.3g}" for flag, value in violations.items() if value > 0)
+        self._set_attrs(otrial, status="INFEASIBLE", counted=False, accuracy=0.0, latency_ms=latency_ms,
+                        gmacs=costs.gmacs, params=costs.params, recurrent_params=costs.recurrent_params,
+                        constraints=self._set_constraints(otrial, False, violations),
+                        **{f"constraint_{k}": v for k, v in violations.items()},
+                        error=f"infeasible: exceeds {broken}", finished_at=time.time(),
+                        latency_profile=result.get("latency_profile"))
+        study.tell(otrial, self._objective_values(0.0, self._cost_columns(costs, latency_ms)))
+        frozen = self._frozen(otrial) if study is self.study else None
+        if frozen is not None:
+            self._remember(frozen)
+
+    def _tell_duplicate(self, otrial: optuna.Trial, original: optuna.trial.FrozenTrial) -> None:
+        copied = {k: original.user_attrs.get(k) for k in (
+            "accuracy", "gmacs", "params", "recurrent_params", "latency_ms", "fidelity", "max_fidelity",
+            "constraints", "gate_open_rates", "latency_profile", "feasible", "error")}
+        self._set_attrs(otrial, **{k: v for k, v in copied.items() if v is not None}, status="DUPLICATE",
+                        counted=False, duplicate_of=original.number, finished_at=time.time())
+        for name, value in zip(("invalid", *self.config.constraints), original.user_attrs.get("constraints") or []):
+            otrial.set_constraint(name, value)
+        if original.state == TrialState.COMPLETE:
+            self.study.tell(otrial, list(original.values))
+        else:
+            self.study.tell(otrial, state=original.state)
+
+    def _fail(self, live: LiveTrial, result: dict, message: str) -> None:
+        attempt = int(live.otrial.user_attrs.get("attempt", 0))
+        retry = live.baseline is None and attempt < self.config.retries
+        self._set_attrs(live.otrial, status="FAIL", error=message, counted=live.baseline is None and not retry,
+                        finished_at=time.time(), fidelity=len(live.history), history=live.history,
+                        train_seconds=time.time() - live.started_at)
+        live.study.tell(live.otrial, state=TrialState.FAIL)
+        if live.study is not self.study:
+            return
+        frozen = self._frozen(live.otrial)
+        self._remember(frozen)
+        if retry:
+            self.study.enqueue_trial(live.otrial.params, user_attrs={"attempt": attempt + 1,
+                                                                      "retry_of": live.otrial.number})
+        self._settle_waiting_duplicates(live.spec.key(), None if retry else frozen)
+
+    def _finish_trained(self, trial_id: str, live: LiveTrial, result: dict) -> None:
+        fidelity = int(result.get("epoch", len(live.history)))
+        complete = trained_status(fidelity, self.config.proxy_epochs) == "COMPLETE"
+        latency = result.get("latency_ms")
+        violations = self._constraint_values(live.costs, latency)
+        accuracy = float(result.get("accuracy", 0.0))
+        attrs = dict(
+            status="COMPLETE" if complete else "PRUNED", counted=live.baseline is None, accuracy=accuracy,
+            latency_ms=latency, latency_profile=result.get("latency_profile"), fidelity=fidelity,
+            max_fidelity=self.config.proxy_epochs, finished_at=time.time(), history=live.history,
+            train_seconds=float(result.get("train_seconds", time.time() - live.started_at)),
+            gate_open_rates=gate_rates(result.get("gate_open_rates")),
+            constraints=self._set_constraints(live.otrial, False, violations),
+            feasible=all(v <= 0 for v in violations.values()),
+            **{f"constraint_{k}": v for k, v in violations.items()},
+        )
+        self._set_attrs(live.otrial, **attrs)
+        if complete:
+            live.study.tell(live.otrial, self._objective_values(accuracy, self._cost_columns(live.costs, latency)))
+        else:
+            live.study.tell(live.otrial, state=TrialState.PRUNED)
+        if live.study is self.study:
+            frozen = self._frozen(live.otrial)
+            self._remember(frozen)
+            self._settle_waiting_duplicates(live.spec.key(), frozen)
+
+    def _settle_waiting_duplicates(self, key: str, original: optuna.trial.FrozenTrial | None) -> None:
+        """Samples that duplicated a then-running trial: tell them its outcome, or re-ask if it failed."""
+        for otrial in self.waiting_duplicates.pop(key, []):
+            if original is not None:
+                self._tell_duplicate(otrial, original)
+            else:  # the original failed: nothing to copy; this sample was never trained
+                self._set_attrs(otrial, status="FAIL", counted=False, error="duplicate of a trial that failed")
+                self.study.tell(otrial, state=TrialState.FAIL)
+
+    def _frozen(self, otrial: optuna.Trial) -> optuna.trial.FrozenTrial:
+        return self.study.get_trials(deepcopy=False)[otrial.number]
+
+    @staticmethod
+    def _set_attrs(otrial: optuna.Trial, **attrs: Any) -> None:
+        for key, value in attrs.items():
+            otrial.set_user_attr(key, _jsonable(value))
+
+    def close_pending(self) -> None:
+        """At the end of a run: waiting duplicates whose original never finished are told FAIL."""
+        for key in list(self.waiting_duplicates):
+            self._settle_waiting_duplicates(key, None)
+
+
+def _jsonable(value: Any) -> Any:
+    """Optuna stores user attributes as JSON."""
+    return json.loads(json.dumps(value, default=float))

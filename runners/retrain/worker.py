@@ -1,0 +1,363 @@
+"""The Ray Train worker: the epoch loop every rank runs (train steps, evaluation, checkpoints)."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from runners.checkpoint import (
+    init_from_checkpoint,
+    load_newest_readable,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from runners.clips import ClipSet
+from runners.sampling import ViewConfig, distinct_views, predict_probabilities
+from runners.multigrid import EpochPlan
+from space import build_model, spec_from_dict
+from space.srtg import (
+    auxiliary_loss,
+    ddp_ignore_gate_counters,
+    gate_open_rates,
+    reset_gate_counters,
+    set_gate_epoch,
+)
+from runners.retrain.artifacts import CHECKPOINT_FILE, checkpoints_newest_first, set_last_epoch_gates
+from runners.retrain.config import METRICS_COLUMNS, RetrainConfig
+from runners.retrain.schedule import (
+    step_batches,
+    epoch_plans,
+    eval_shard,
+    learning_rate,
+    train_batch,
+    train_shard,
+)
+
+
+def evaluate(
+    model: nn.Module,
+    clips: ClipSet,
+    indices: np.ndarray,
+    *,
+    view: ViewConfig,
+    views: tuple[int, int] = (1, 1),
+    batch_size: int = 16,
+    device: torch.device = torch.device("cpu"),
+    amp: bool = False,
+    on_batch: Any = None,
+) -> dict[str, Tensor]:
+    """Counts over the clips ``indices``: loss sum, top-1 / top-5 correct, clips, and a per-clip bincount.
+
+    ``views = (clips, crops)``: softmax averaged over clips x crops by
+    :func:`runners.sampling.predict_probabilities`. Tensors, so ranks can ``all_reduce`` them.
+    """
+    counts = torch.zeros(4, dtype=torch.float64)  # loss sum, top1, top5, clips
+    seen = torch.zeros(len(clips), dtype=torch.int64)
+    if len(indices):
+        probs = predict_probabilities(
+            model, clips.subset(indices), view, num_clips=views[0], num_crops=views[1],
+            batch_size=batch_size, device=device, amp=amp, on_batch=on_batch,
+        )
+        probs_t = torch.from_numpy(probs).double()
+        labels = torch.from_numpy(np.asarray(clips.labels[indices], dtype=np.int64))
+        topk = probs_t.topk(min(5, clips.num_classes), dim=1).indices
+        counts[0] = F.nll_loss(probs_t.clamp_min(1e-12).log(), labels, reduction="sum")
+        counts[1] = (topk[:, 0] == labels).sum()
+        counts[2] = (topk == labels[:, None]).any(dim=1).sum()
+        counts[3] = len(indices)
+        seen[torch.from_numpy(indices)] += 1
+    return {"counts": counts, "seen": seen}
+
+
+def _all_reduce(tensor: Tensor) -> Tensor:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(tensor)
+    return tensor
+
+
+def _sync_buffers(model: nn.Module) -> None:
+    """Give every rank rank 0's BN statistics before evaluating (DDP leaves each rank its own last update)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    persistent = model.state_dict().keys()
+    for name, buffer in model.named_buffers():
+        if name in persistent and buffer.is_floating_point():
+            torch.distributed.broadcast(buffer, src=0)
+
+
+def _mean_open_rate(rates: dict[str, float | None]) -> float:
+    """Mean training gate open-rate over the SRTG blocks that had frames to align (NaN: no such block)."""
+    values = [r for r in rates.values() if r is not None]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _history_row(
+    epoch: int, plan: EpochPlan, lr: float, train: Tensor, seen_train: Tensor, test: dict[str, Tensor], gate_rate: float
+) -> dict[str, float]:
+    loss_sum, correct, clips = train.tolist()
+    t_loss, t_top1, t_top5, t_clips = test["counts"].tolist()
+    return {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "frames": plan.frames,
+        "size": plan.size,
+        "batch_size": plan.batch_size,
+        "train_loss": loss_sum / max(clips, 1),
+        "train_top1": correct / max(clips, 1),
+        "train_clips": int(clips),
+        "train_unique_clips": int((seen_train > 0).sum()),
+        "test_loss": t_loss / max(t_clips, 1),
+        "test_top1": t_top1 / max(t_clips, 1),
+        "test_top5": t_top5 / max(t_clips, 1),
+        "test_clips": int(t_clips),
+        "test_unique_clips": int((test["seen"] > 0).sum()),
+        "gate_open_rate": gate_rate,
+    }
+
+
+def _history_tensor(history: list[dict[str, float]]) -> Tensor:
+    return torch.tensor([[row[c] for c in METRICS_COLUMNS] for row in history], dtype=torch.float64).reshape(-1, len(METRICS_COLUMNS))
+
+
+def history_rows(tensor: Tensor) -> list[dict[str, float]]:
+    integers = {"epoch", "frames", "size", "batch_size", "train_clips", "train_unique_clips", "test_clips", "test_unique_clips"}
+    return [
+        {c: (int(v) if c in integers else float(v)) for c, v in zip(METRICS_COLUMNS, row)} for row in tensor.tolist()
+    ]
+
+
+def _report(metrics: dict[str, Any], state: dict[str, Any] | None, rank: int) -> None:
+    """``ray.train.report`` on every rank (it is a barrier); rank 0 attaches the checkpoint."""
+    import ray.train
+
+    if rank != 0 or state is None:
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        save_checkpoint(Path(tmp) / CHECKPOINT_FILE, state)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+@dataclass(frozen=True)
+class _Rank:
+    """Who this worker is, where it computes, and where rank 0 sends progress events."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+    amp: bool
+    queue: Any
+
+    def progress(self, event: dict[str, Any]) -> None:
+        if self.queue is not None and self.rank == 0:
+            self.queue.put(event)
+
+
+def _train_step(
+    wrapped: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, x: Tensor, y: Tensor,
+    *, clip_norm: float, amp: bool,
+) -> tuple[float, int]:  # fmt: skip
+    """One SGD step (AMP-aware, clipped after unscaling); returns (loss, correct predictions)."""
+    with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=amp):
+        logits = wrapped(x)
+        loss = F.cross_entropy(logits.float(), y) + auxiliary_loss(model).to(x.device)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.item(), int((logits.argmax(1) == y).sum())
+
+
+def multiview_label(requested: tuple[int, int], views: tuple[int, int]) -> str:
+    """``3 clips x 3 crops``, or what was evaluated instead when some requested views were identical."""
+    def phrase(clips: int, crops: int) -> str:
+        return f"{clips} clip{'s' if clips != 1 else ''} x {crops} crop{'s' if crops != 1 else ''}"
+
+    if tuple(views) == tuple(requested):
+        return phrase(*requested)
+    return f"{phrase(*views)} (the {phrase(*requested)} requested repeat identical views of these clips)"
+
+
+def _evaluate_everywhere(
+    model: nn.Module, clips: ClipSet, ctx: _Rank, *, view: ViewConfig, views: tuple[int, int], batch_size: int,
+    on_batch: Any = None,
+) -> dict[str, Tensor]:
+    """:func:`evaluate` on this rank's shard, summed over all ranks (every clip counted once)."""
+    shard = eval_shard(len(clips), rank=ctx.rank, world_size=ctx.world_size)
+    out = evaluate(model, clips, shard, view=view, views=views, batch_size=batch_size, device=ctx.device, amp=ctx.amp,
+                   on_batch=on_batch)
+    _all_reduce(out["counts"])
+    _all_reduce(out["seen"])
+    return out
+
+
+def train_worker(loop_config: dict[str, Any]) -> None:
+    """The function every Ray Train worker runs (see the module docstring for what it does)."""
+    import ray
+    import ray.train
+    import ray.train.torch
+
+    config = RetrainConfig(**{**loop_config["config"], "lr_milestones": tuple(loop_config["config"]["lr_milestones"])})
+    spec = spec_from_dict(loop_config["spec"])
+    train_set = _open_shared(loop_config["train"])
+    test_set = _open_shared(loop_config["test"])
+    context = ray.train.get_context()
+    rank, world_size = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+    ctx = _Rank(rank, world_size, device, config.amp and device.type == "cuda", loop_config.get("queue"))
+    ctx.progress({"kind": "started", "workers": world_size})
+    torch.set_num_threads(config.cpus_per_worker)
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    import random
+
+    random.seed(config.seed)
+    model = build_model(spec, num_classes=train_set.num_classes, width_mult=config.width_mult)
+    if config.init and ray.train.get_checkpoint() is None:
+        report = init_from_checkpoint(model, config.init)
+        ctx.progress({"kind": "init", "summary": report.summary()})
+    ddp_ignore_gate_counters(model)
+    wrapped = ray.train.torch.prepare_model(model)  # moves to the device; DDP when world_size > 1
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.scaled_lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=ctx.amp)
+
+    frames, size = loop_config["frames"], loop_config["size"]
+    view = ViewConfig(frames=frames, size=size, max_stride=config.max_stride)
+    plans = epoch_plans(config, spec, frames, size)
+    history: list[dict[str, float]] = []
+    start_epoch, final = 0, None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state, used, skipped = load_newest_readable(checkpoints_newest_first(Path(folder)))
+        for reason in skipped:
+            ctx.progress({"kind": "checkpoint-skipped", "reason": reason, "used": str(used)})
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+        history = history_rows(state["history"])
+        start_epoch, final = int(state["epoch"]), state.get("final")
+        ctx.progress({"kind": "resumed", "epoch": start_epoch})
+
+    def gather_rng() -> list[dict[str, Tensor]]:
+        gathered: list[Any] = [None] * world_size
+        if world_size > 1:
+            torch.distributed.all_gather_object(gathered, rng_state())
+            return gathered
+        return [rng_state()]
+
+    def state_dict(epoch: int, final_results: dict[str, Any] | None) -> dict[str, Any]:
+        rngs = gather_rng()  # a collective: every rank calls it
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": rngs,
+            "epoch": epoch,
+            "history": _history_tensor(history),
+            "final": final_results,
+            "config": config.to_dict(),
+            "spec": spec.to_json(),
+            "num_classes": train_set.num_classes,
+        }
+
+    for epoch in range(start_epoch, len(plans)):
+        plan = plans[epoch]
+        set_gate_epoch(model, epoch, len(plans))
+        reset_gate_counters(model)
+        wrapped.train()
+        shard = train_shard(len(train_set), rank=rank, world_size=world_size, seed=config.seed, epoch=epoch)
+        rng = np.random.default_rng([config.seed, epoch, rank, 0xA06])  # augmentation: a function of (seed, epoch, rank)
+        batches = step_batches(shard, plan, world_size)
+        running = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
+        seen = torch.zeros(len(train_set), dtype=torch.int64)
+        lr = plan.lr
+        for step, (indices, it_frames, it_size) in enumerate(batches):
+            lr = learning_rate(plan, epoch + step / len(batches), config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = train_batch(
+                train_set.videos, indices, view=view, frames=it_frames, size=it_size,
+                stride_factor=plan.stride_factor, rng=rng,
+            ).to(device)  # fmt: skip
+            y = torch.from_numpy(np.asarray(train_set.labels[indices], dtype=np.int64)).to(device)
+            loss, correct = _train_step(wrapped, model, optimizer, scaler, x, y, clip_norm=config.grad_clip_norm, amp=ctx.amp)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, step {step + 1}")
+            running += torch.tensor([loss * len(indices), correct, len(indices)], dtype=torch.float64)
+            seen[torch.from_numpy(indices)] += 1
+            ctx.progress({"kind": "step", "epoch": epoch, "step": step + 1, "steps": len(batches), "loss": loss})
+        _all_reduce(running)
+        _all_reduce(seen)
+        gate_rate = _mean_open_rate(gate_open_rates(model))  # summed over ranks inside
+        _sync_buffers(model)
+        test = _evaluate_everywhere(model, test_set, ctx, view=view, views=(1, 1), batch_size=config.eval_batch_size)
+        row = _history_row(epoch, plan, lr, running, seen, test, gate_rate)
+        history.append(row)
+        _report({"epoch": epoch + 1, **row}, state_dict(epoch + 1, None), rank)
+        ctx.progress({"kind": "epoch", "row": row, "epochs": len(plans)})
+
+    if final is None:
+        # a run resumed from its last epoch's checkpoint skipped the loop: gates as at the last epoch (issue 11.3)
+        set_last_epoch_gates(model, len(plans))
+        reset_gate_counters(model)
+        requested = (config.test_clips, config.test_crops)
+        views = distinct_views(test_set.clip_shape, view, *requested)  # identical views: evaluated once
+        ctx.progress({"kind": "multiview", "requested": list(requested), "views": list(views)})
+        multi = _evaluate_everywhere(
+            model, test_set, ctx, view=view, views=views, batch_size=config.eval_batch_size,
+            on_batch=lambda done, total: ctx.progress({"kind": "test", "done": done, "total": total}),
+        )
+        _, top1, top5, clips = multi["counts"].tolist()
+        final = {
+            "multiview_top1": top1 / max(clips, 1),
+            "multiview_top5": top5 / max(clips, 1),
+            "multiview_clips": int(clips),
+            "multiview_unique_clips": int((multi["seen"] > 0).sum()),
+            "multiview": multiview_label(requested, views),
+            "gate_open_rates": json.dumps(gate_open_rates(model)),
+        }
+        _report({"epoch": len(plans), "final": 1}, state_dict(len(plans), final), rank)
+    ctx.progress({"kind": "done"})
+
+
+def share(clips: ClipSet) -> dict[str, Any]:
+    """How workers get a split: a memory-mapped cache is reopened by path (no copy, one page cache);
+    in-memory clips go once into Ray's object store."""
+    import ray
+
+    import mmap
+
+    videos = clips.videos
+    # only a whole mapped file (np.load(..., mmap_mode="r")): a slice of one has a different start
+    if isinstance(videos, np.memmap) and isinstance(videos.base, mmap.mmap) and videos.filename:
+        return {
+            "memmap": str(videos.filename), "offset": int(videos.offset), "dtype": videos.dtype.str,
+            "shape": tuple(videos.shape), "labels": np.asarray(clips.labels), "classes": clips.classes,
+        }  # fmt: skip
+    return {"ref": ray.put(clips)}
+
+
+def _open_shared(shared: dict[str, Any]) -> ClipSet:
+    import ray
+
+    if "ref" in shared:
+        return ray.get(shared["ref"])
+    videos = np.memmap(shared["memmap"], mode="r", dtype=np.dtype(shared["dtype"]), shape=shared["shape"], offset=shared["offset"])
+    return ClipSet(videos, shared["labels"], tuple(shared["classes"]))

@@ -1,0 +1,83 @@
+"""The dependency direction of the packages (DEVELOPERS.md, issue 12), read from the source with ``ast``.
+
+``nas -> runners -> space`` and ``nas.cli -> reports -> (nas.runmodel, nas.pareto, nas.objectives)``:
+``space`` imports only torch and yaml; ``runners`` never imports ``nas`` or ``reports``; ``reports`` never
+imports ``runners`` and reads only the run model and the Pareto math of ``nas``; no ``nas`` module outside
+the CLI imports ``reports``; and the module import graph has no cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("nas", "space", "runners", "reports")
+REPORTS_MAY_READ = {"nas.runmodel", "nas.pareto", "nas.objectives"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every absolute module a file imports (deferred imports inside functions included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for package in PACKAGES for p in (REPO / package).rglob("*.py")}
+    return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def test_space_imports_only_torch_and_yaml():
+    allowed = set(sys.stdlib_module_names) | {"torch", "yaml", "space", "__future__"}
+    for path in (REPO / "space").rglob("*.py"):
+        outside = {m.split(".")[0] for m in _imports(path)} - allowed
+        assert not outside, (path, outside)
+
+
+def test_packages_point_one_way():
+    for name, targets in _graph().items():
+        top = name.split(".")[0]
+        packages = {t.split(".")[0] for t in targets}
+        if top == "runners":
+            assert not packages & {"nas", "reports"}, name
+        if top == "reports":
+            assert "runners" not in packages, name
+            assert {t for t in targets if t.startswith("nas")} <= REPORTS_MAY_READ | {"nas"}, name
+        if top == "nas" and not name.startswith("nas.cli"):
+            assert "reports" not in packages or name.startswith("nas.bench"), name
+
+
+def test_the_run_model_and_the_pareto_math_import_no_reports_and_no_cli():
+    graph = _graph()
+    for name in REPORTS_MAY_READ:
+        assert not {t for t in graph[name] if t.startswith(("reports", "nas.cli", "runners"))}, name
+
+
+def test_no_import_cycle_between_modules():
+    graph = _graph()
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(trail[trail.index(nxt):] + [nxt]))
+            if nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node, [node])
