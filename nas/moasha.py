@@ -13,7 +13,7 @@ and are never ranked (a pruned baseline would compare a partly trained network a
 
 from __future__ import annotations
 
-import pickle
+import json
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ray.tune.experiment import Trial
@@ -72,13 +72,16 @@ class RuleScheduler(FIFOScheduler):
     def on_trial_complete(self, tune_controller: "TuneController", trial: Trial, result: dict) -> None:
         self.rule.completed(trial.trial_id, (result or {}).get(self.time_attr), result or {}, exempt=_is_exempt(trial))
 
+    # Ray's own checkpointing (``Tuner.restore``), which we never use: a resumed search builds a fresh scheduler
+    # against the Optuna study. Nothing is ever unpickled from a run directory, which someone else may have
+    # written (loading a pickle runs code).
+
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as handle:
-            pickle.dump(self.__dict__, handle)
+        with open(checkpoint_path, "w") as handle:
+            json.dump({"note": "scheduler state is not saved; resume with `nas search --resume RUN`"}, handle)
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as handle:
-            self.__dict__.update(pickle.load(handle))
+        raise RuntimeError("restore a search with `nas search --resume RUN`, not through Ray Tune")
 
 
 class MOASHAScheduler(RuleScheduler):

@@ -5,14 +5,31 @@ instance. For a local search nothing needs to be reachable from elsewhere, so we
 127.0.0.1 (Ray's own switch for this is ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, which makes it use the
 loopback address; set here for this process and the workers it starts). Joining a real cluster with
 ``--address`` does not go through here and keeps Ray's normal behaviour.
+
+The dashboard is off: it is an HTTP server that can submit jobs, so it must never listen on a network
+address by accident. ``VIDEONAS_RAY_DASHBOARD=1`` turns it on for a local instance, bound to 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Mapping
 
 import ray
+
+
+DASHBOARD_ENV = "VIDEONAS_RAY_DASHBOARD"
+
+
+def ray_init_kwargs(*, joining: bool, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The ``ray.init`` keywords of a search: dashboard off, or on loopback when ``VIDEONAS_RAY_DASHBOARD=1``.
+
+    ``joining`` an existing cluster (``--address``) never starts a dashboard: that cluster has its own.
+    """
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, namespace="videonas")
+    if not joining and environ.get(DASHBOARD_ENV) == "1":
+        kwargs.update(include_dashboard=True, dashboard_host="127.0.0.1")
+    return kwargs
 
 
 def init_local_ray(**kwargs: Any) -> None:

@@ -222,9 +222,14 @@ class RunDir:
         atomic_write(self.search_file, yaml.safe_dump(content, sort_keys=False))
 
     def read_trials(self) -> pd.DataFrame:
-        if not self.trials_file.is_file():
+        if not self.trials_file.exists():  # no trial finished yet
             return trials_table([])
-        return pd.read_parquet(self.trials_file)
+        if not self.trials_file.is_file():
+            raise UserInputError(f"cannot read {self.trials_file}: not a file")
+        try:
+            return pd.read_parquet(self.trials_file)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise UserInputError(f"cannot read {self.trials_file}: {exc}".split("\n")[0]) from None
 
     def write_trials(self, frame: pd.DataFrame) -> None:
         atomic_write(self.trials_file, lambda tmp: frame.to_parquet(tmp, index=False))

@@ -31,6 +31,7 @@ class RunSummary:
     counts: dict[str, int]
     best_accuracy: float | None
     locked: bool
+    unreadable: str | None = None  # why its files cannot be read (the other runs are still listed)
 
 
 def list_runs(runs_dir: Path) -> list[RunSummary]:
@@ -39,16 +40,24 @@ def list_runs(runs_dir: Path) -> list[RunSummary]:
         raise UserInputError(f"{runs_dir} does not exist; runs are created by `nas search --runs-dir {runs_dir}`")
     summaries = []
     for path in sorted(p for p in runs_dir.iterdir() if RunDir(p).exists()):
-        run = RunDir(path)
-        config = run.read_search().get("config", {})
-        frame = run.read_trials()
-        frame = frame[~is_baseline(frame)] if len(frame) else frame  # baselines do not count as trials
-        counts = frame["status"].value_counts().to_dict() if len(frame) else {}
-        done = frame[frame["status"] == "COMPLETE"]
-        best = float(done["accuracy"].max()) if len(done) else None
-        summaries.append(RunSummary(path, str(config.get("space")), int(config.get("trials", 0)), counts, best,
-                                    _is_locked(path)))
+        try:
+            summaries.append(_summary(path))
+        except (UserInputError, KeyError, TypeError, ValueError, AttributeError) as exc:  # one bad run, not all
+            reason = str(exc) if isinstance(exc, UserInputError) else f"unexpected content ({type(exc).__name__}: {exc})"
+            summaries.append(RunSummary(path, "?", 0, {}, None, _is_locked(path), unreadable=reason))
     return summaries
+
+
+def _summary(path: Path) -> RunSummary:
+    """One readable run's progress; raises when a file of it cannot be read."""
+    run = RunDir(path)
+    config = run.read_search().get("config", {})
+    frame = run.read_trials()
+    frame = frame[~is_baseline(frame)] if len(frame) else frame  # baselines do not count as trials
+    counts = frame["status"].value_counts().to_dict() if len(frame) else {}
+    done = frame[frame["status"] == "COMPLETE"]
+    best = float(done["accuracy"].max()) if len(done) else None
+    return RunSummary(path, str(config.get("space")), int(config.get("trials", 0)), counts, best, _is_locked(path))
 
 
 def _is_locked(path: Path) -> bool:
@@ -74,7 +83,13 @@ def run_record(run: RunSummary) -> dict:
     trained = sum(run.counts.get(s, 0) for s in TRAINED_STATUSES)
     return {"name": run.path.name, "path": str(run.path), "space": run.space, "trials_wanted": run.trials_wanted,
             "trained": trained, "counts": dict(run.counts), "best_accuracy": run.best_accuracy,
-            "state": "running" if run.locked else "idle"}
+            "state": _state(run), "error": run.unreadable}
+
+
+def _state(run: RunSummary) -> str:
+    if run.unreadable:
+        return "unreadable"
+    return "running" if run.locked else "idle"
 
 
 def runs_table(runs: list[RunSummary]) -> Table:
@@ -88,7 +103,7 @@ def runs_table(runs: list[RunSummary]) -> Table:
             run.path.name, Path(run.space).stem, f"{trained}/{run.trials_wanted}", str(run.counts.get("COMPLETE", 0)),
             str(run.counts.get("PRUNED", 0)), str(run.counts.get("FAIL", 0)), str(skipped),
             "-" if run.best_accuracy is None else f"{100 * run.best_accuracy:.1f}%",
-            "running" if run.locked else "idle",
+            _state(run) if not run.unreadable else f"unreadable: {run.unreadable}",
         )
     return table
 

@@ -28,7 +28,7 @@ from nas.measurer import LatencyMeasurer, measurer_resources
 from nas.moasha import make_scheduler
 from nas.objectives import OBJECTIVES
 from nas.progress import SearchProgress
-from nas.raylocal import init_local_ray
+from nas.raylocal import init_local_ray, ray_init_kwargs
 from nas.proxydata import build_proxy_data
 from nas.rundir import RunLock, environment
 from nas.runmodel import RunDir
@@ -123,14 +123,13 @@ def _requeue_interrupted(study: optuna.Study, baseline_study: optuna.Study | Non
 
 
 def _start_ray(config: SearchConfig) -> bool:
-    """Join ``--address`` or start local Ray (dashboard off). Returns whether we started it."""
+    """Join ``--address`` or start local Ray (dashboard off unless asked, docs/ray.md). Returns whether we started it."""
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, namespace="videonas")
     if config.address:
-        ray.init(address=config.address, **kwargs)
+        ray.init(address=config.address, **ray_init_kwargs(joining=True))
     else:
-        init_local_ray(**kwargs)
+        init_local_ray(**ray_init_kwargs(joining=False))
     return True
 
 

@@ -251,7 +251,7 @@ def _start_time(config: Mapping[str, Any], trials: pd.DataFrame) -> float | None
 
 
 def _read_trials(path: Path) -> pd.DataFrame:
-    if not path.is_file():  # a run that has not finished its first trial yet
+    if not path.exists():  # a run that has not finished its first trial yet
         return pd.DataFrame({column: pd.Series(dtype=object) for column in REQUIRED_COLUMNS})
     try:
         trials = pd.read_parquet(path)

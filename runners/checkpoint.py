@@ -14,7 +14,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,8 @@ from space.files import atomic_write
 
 __all__ = [
     "CheckpointError",
+    "UnreadableCheckpointError",
+    "load_newest_readable",
     "InitReport",
     "save_checkpoint",
     "load_checkpoint",
@@ -40,6 +42,10 @@ class CheckpointError(UserInputError):
     """A checkpoint file that cannot be used: missing, truncated, or holding more than tensors and state dicts."""
 
 
+class UnreadableCheckpointError(CheckpointError):
+    """A checkpoint that is missing, truncated or corrupt (not one refused for what it holds)."""
+
+
 # --------------------------------------------------------------------------------------------
 # Save / load
 # --------------------------------------------------------------------------------------------
@@ -49,28 +55,72 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temp file + rename), so a kill never leaves half a checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda tmp: torch.save(dict(state), tmp))
+    return atomic_write(path, lambda tmp: _torch_save(state, tmp))
+
+
+def _torch_save(state: Mapping[str, Any], tmp: Path) -> None:
+    """Through a Python file: a full disk is then an OSError (ENOSPC), not torch's opaque "iostream error"."""
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(dict(state), handle)
+    except RuntimeError as exc:  # torch's zip writer hides the OSError behind its own error on close
+        cause = exc.__context__
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__context__
+        if cause is None:
+            raise
+        raise cause from None
+
+
+_DAMAGE = re.compile(r"Unsupported operand[^\n]*|invalid load key[^\n]*|[Rr]an out of input|truncated|EOF[^\n]*")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; anything that is not tensors/state dicts is refused."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise UnreadableCheckpointError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        damage = _DAMAGE.search(str(exc))
+        if damage:  # bytes that are no pickle at all: damage, not a smuggled object
+            raise UnreadableCheckpointError(
+                f"checkpoint {path} cannot be read (corrupt: {damage.group(0)}); is it truncated?"
+            ) from None
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         culprit = f" such as {found.group(1)}" if found else ""
         raise CheckpointError(
             f"checkpoint {path} was refused: it holds a pickled object{culprit}, not only tensors and state dicts "
             "(checkpoints are loaded with weights_only=True); allowed: torch.save of tensors, dicts, lists, numbers, strings"
         ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); is it truncated?") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).split(". ")[0]  # torch's reader explains at length; the first sentence says what
+        raise UnreadableCheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {first}); is it truncated?") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}; allowed: a dict (a state dict)")
     return state
+
+
+def load_newest_readable(
+    newest_first: Sequence[str | Path], map_location: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], Path, list[str]]:
+    """The first checkpoint of ``newest_first`` that reads: (state, its path, why each newer one was skipped).
+
+    A kill or a full disk can leave the newest checkpoint truncated or corrupt even with atomic writes (a
+    copy, a broken disk); resuming then falls back to the previous one and says so, instead of failing or
+    starting over. A checkpoint *refused* for holding pickled objects is not skipped: that is an attack or
+    a foreign file, not damage, and stays an error.
+    """
+    skipped: list[str] = []
+    for path in newest_first:
+        try:
+            return load_checkpoint(path, map_location=map_location), Path(path), skipped
+        except UnreadableCheckpointError as exc:
+            skipped.append(str(exc))
+    raise UnreadableCheckpointError(
+        f"no readable checkpoint among {len(skipped)}: " + "; ".join(skipped) if skipped else "no checkpoint given"
+    )
 
 
 # --------------------------------------------------------------------------------------------

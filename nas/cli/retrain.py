@@ -63,6 +63,8 @@ class _Bar:
                 f"top-5 {100 * row['test_top5']:.1f}% ({row['test_clips']} clips, single view)"
             )
             self.progress.update(self.task, description="evaluating" if row["epoch"] == event["epochs"] else "next epoch")
+        elif kind == "checkpoint-skipped":  # its own line, so a log (stderr piped) has it too
+            self.progress.console.print(f"warning: {event['reason']}; resuming from the previous one, {event['used']}")
         elif kind == "multiview":
             requested, views = tuple(event["requested"]), tuple(event["views"])
             if views != requested:  # said on its own line, so a log (stderr piped) has it too

@@ -21,6 +21,17 @@ from runners.retrain.config import METRICS_COLUMNS
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
+def checkpoints_newest_first(latest: Path) -> list[Path]:
+    """Ray's latest checkpoint file, then the older ones it kept beside it (``checkpoint_<time>`` sorts by time).
+
+    Resuming walks this list so a damaged newest checkpoint falls back to the previous one.
+    """
+    older = sorted(
+        (d for d in latest.parent.glob("checkpoint_*") if d.is_dir() and d.name < latest.name), reverse=True
+    )
+    return [latest / CHECKPOINT_FILE, *(d / CHECKPOINT_FILE for d in older)]
+
+
 def write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

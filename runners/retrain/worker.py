@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from runners.checkpoint import (
     init_from_checkpoint,
-    load_checkpoint,
+    load_newest_readable,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -32,7 +32,7 @@ from space.srtg import (
     reset_gate_counters,
     set_gate_epoch,
 )
-from runners.retrain.artifacts import CHECKPOINT_FILE, set_last_epoch_gates
+from runners.retrain.artifacts import CHECKPOINT_FILE, checkpoints_newest_first, set_last_epoch_gates
 from runners.retrain.config import METRICS_COLUMNS, RetrainConfig
 from runners.retrain.schedule import (
     step_batches,
@@ -244,7 +244,9 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            state = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+            state, used, skipped = load_newest_readable(checkpoints_newest_first(Path(folder)))
+        for reason in skipped:
+            ctx.progress({"kind": "checkpoint-skipped", "reason": reason, "used": str(used)})
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])

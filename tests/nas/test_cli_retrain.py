@@ -297,3 +297,24 @@ def test_a_retrained_baseline_is_written_back_and_reported(run_dir, tmp_path):
     assert back["trial_id"] == BASELINE_ID and back["proxy_accuracy"] == 0.25
     assert back["spec_key"] == catalog_spec("r2plus1d-18").key()
     assert BASELINE_ID in {r.trial_id for r in load_run(run_dir).retrain}
+
+
+def test_a_truncated_newest_checkpoint_is_named_and_the_previous_one_is_used(run_dir, args, uninterrupted, tmp_path):
+    """A finished run whose epoch-2 checkpoint was cut short: resuming says so, retrains epoch 2 from the
+    epoch-1 checkpoint, and ends bitwise equal to the uninterrupted run."""
+    import shutil
+
+    out = tmp_path / "damaged"
+    shutil.copytree(uninterrupted, out)
+    (out / "model.pt").unlink()
+    newest = sorted((out / "ray" / "train").glob("checkpoint_*/checkpoint.pt"))[-1]
+    newest.write_bytes(newest.read_bytes()[:1000])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        assert _nas(["retrain", f"{run_dir}:{TRIAL_ID}", *args, "--out", str(out), "--resume"]) == 0
+    said = "".join(printed.getvalue().split())  # rich wraps long lines
+    assert "".join(f"warning: checkpoint {newest} cannot be read".split()) in said, printed.getvalue()[-3000:]
+    assert "resumingfromthepreviousone" in said
+    assert json.loads((out / "result.json").read_text())["resumed_from_epoch"] == 1
+    ours, theirs = (torch.load(p / "model.pt", weights_only=True)["model"] for p in (out, uninterrupted))
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)

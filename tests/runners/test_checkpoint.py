@@ -101,3 +101,49 @@ def test_init_with_nothing_matching_is_a_user_error(tmp_path):
     save_checkpoint(path, {"something.else": torch.ones(3)})
     with pytest.raises(CheckpointError, match="no tensor matches"):
         init_from_checkpoint(build_model(catalog_spec("r3d-18"), num_classes=3, width_mult=0.125), path)
+
+
+def _ray_like_checkpoints(root, count):
+    """``checkpoint_<time>/checkpoint.pt`` folders as Ray Train writes them, oldest first."""
+    paths = []
+    for epoch in range(1, count + 1):
+        paths.append(save_checkpoint(root / f"checkpoint_2026-12-01_10-00-0{epoch}.000000" / "checkpoint.pt",
+                                     {"epoch": epoch, "w": torch.full((64,), float(epoch))}))
+    return paths
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "missing"])
+def test_a_damaged_newest_checkpoint_is_named_and_the_previous_one_is_used(tmp_path, damage):
+    from runners.checkpoint import UnreadableCheckpointError, load_newest_readable
+    from runners.retrain.artifacts import checkpoints_newest_first
+
+    paths = _ray_like_checkpoints(tmp_path, 3)
+    newest = paths[-1]
+    if damage == "truncated":
+        newest.write_bytes(newest.read_bytes()[:200])
+    elif damage == "garbage":
+        newest.write_bytes(bytes(range(256)) * 4)
+    elif damage == "empty":
+        newest.write_bytes(b"")
+    else:
+        newest.unlink()
+    candidates = checkpoints_newest_first(newest.parent)
+    assert candidates == paths[::-1]
+    state, used, skipped = load_newest_readable(candidates)
+    assert used == paths[1] and state["epoch"] == 2 and torch.equal(state["w"], torch.full((64,), 2.0))
+    assert len(skipped) == 1 and str(newest) in skipped[0]
+    for path in paths:
+        path.write_bytes(b"\0" * 10)
+    with pytest.raises(UnreadableCheckpointError, match="no readable checkpoint among 3"):
+        load_newest_readable(candidates)
+
+
+def test_a_refused_newest_checkpoint_is_not_skipped(tmp_path):
+    """Pickled objects are an attack or a foreign file, not damage: no silent fallback."""
+    from runners.checkpoint import load_newest_readable
+
+    paths = _ray_like_checkpoints(tmp_path, 2)
+    torch.save({"epoch": 2, "x": _Payload(tmp_path / "code-ran")}, paths[-1])
+    with pytest.raises(CheckpointError, match="refused"):
+        load_newest_readable(paths[::-1])
+    assert not (tmp_path / "code-ran").exists()
