@@ -1,4 +1,4 @@
-"""``run_search``: one search from config to report (what ``nas search`` calls).
+"""``run_search``: one search from config to a finished run directory (what ``nas search`` calls; the CLI builds the report).
 
 The order of events: lock the run, open (or resume) the study, fix the normalisation bounds, build the
 proxy data once, start Ray and the latency measurer, run a Ray Tune ``Tuner`` driven by our

@@ -1,8 +1,10 @@
 """Same-seed determinism across refactors: a sequential fixed-seed search against recorded values.
 
-``tests/nas/data/determinism.json`` was recorded (``python -m tests.nas.record_determinism``) at c7c1dd2, the code
-before the search core was split out of the Ray Tune classes (issue 12). The same search must sample
-the same architectures, settle them the same way and measure the same proxy accuracies and losses.
+``tests/nas/data/determinism.json`` holds what a ``--max-concurrent 1`` fixed-seed search samples and measures
+(``python -m tests.nas.record_determinism`` records it). History: recorded at c7c1dd2, the code before the
+search core was split out of the Ray Tune classes (issue 12); the refactored code reproduced it exactly.
+Re-recorded at ef12f33 after the SRTG gate change of issue 14 (new spec fields, new defaults) changed what the
+search samples. Re-record only when a change is meant to alter what a search does, and say so in the commit.
 """
 
 import json
