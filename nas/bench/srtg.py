@@ -116,6 +116,8 @@ def _verdict(row: dict[str, Any]) -> str:
     if row["row"] == "none":
         return "-"
     diff, se = row["diff_top1"], row["diff_top1_se"]
+    if len(row["seeds"]) < 2:
+        return f"{100 * diff:+.1f} (1 seed: no uncertainty)"
     text = f"{100 * diff:+.1f} ± {100 * se:.1f}"
     if math.isnan(se) or se == 0 or abs(diff) < 2 * se:
         return text + " (seed noise)"
@@ -184,6 +186,8 @@ def run_srtg_benchmark(
                 f"{workers} worker processes x 1 thread on {platform.processor() or platform.machine()}. "
                 f"Cyclic gate: spec defaults (tau {SRTGSpec().tau}, tolerance {SRTGSpec().tolerance}, quorum "
                 f"{SRTGSpec().quorum}, align loss {SRTGSpec().align_loss}, gate_norm {SRTGSpec().gate_norm}).")
+    if report_only and len(records) < len(trials):
+        settings += f" **Partial: {len(records)} of {len(trials)} trials finished** (the seeds column says which rows)."
     write_report(out_dir, "srtg", _markdown(rows, settings))
     (out_dir / "srtg.json").write_text(json.dumps({"settings": settings, "shape": PAPER_SHAPE, "rows": rows}, indent=1))
     return {"rows": len(rows), "trials": len(records), "report": str(out_dir / "srtg.md")}
