@@ -15,9 +15,10 @@ loaded back in its own runtime and its outputs match eager PyTorch on random cli
 
 A model that does not export gets an :class:`ExportError` naming the operator the exporter rejected.
 
-ONNX goes through the ``torch.export``-based ("dynamo") exporter, torch's default since 2.9: in torch
-2.13 the TorchScript-based one rejects MTNet's SoftPool (``Tensor.unfold`` on a tensor whose batch is
-dynamic), while the dynamo exporter exports every catalog family (see docs/export.md).
+ONNX goes through the ``torch.export``-based ("dynamo") exporter, torch's default since 2.9: the
+TorchScript-based one is deprecated in torch 2.13 and rejects ``Tensor.unfold`` on a tensor whose batch
+is dynamic (SoftPool's overlapping-window path), while the dynamo exporter exports every catalog family
+(see docs/export.md for the comparison).
 """
 
 from __future__ import annotations

@@ -106,6 +106,7 @@ class EpochResult:
     data_wait_seconds: float
     step_seconds: float
     gate_open_rates: dict[str, float | None] = field(default_factory=dict)
+    inspection: dict[str, object] = field(default_factory=dict)  # what ``inspect(model)`` returned, if given
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -143,15 +144,19 @@ class ProxyResult:
 
 
 Report = Callable[[EpochResult], object]
+Inspect = Callable[[nn.Module], dict]
 
 
 def train_proxy(
-    spec: ArchSpec, train: ClipSet, val: ClipSet, config: ProxyConfig, report: Report | None = None
+    spec: ArchSpec, train: ClipSet, val: ClipSet, config: ProxyConfig, report: Report | None = None,
+    inspect: Inspect | None = None,
 ) -> ProxyResult:
     """Train ``spec`` at ``config.width_mult`` on ``train``, evaluate on ``val`` each epoch.
 
     ``report(epoch_result)`` is called after each epoch; returning ``True`` stops training there (a scheduler's
     decision), and any exception it raises propagates. Raises :class:`TrainingDiverged` on a NaN/inf loss.
+    ``inspect(model)``, when given, is called after each validation pass (a study's diagnostics, e.g. the SRTG
+    gate study); its JSON-able dict lands in ``EpochResult.inspection``. It must leave the model as it found it.
     """
     _check_data(train, val, config)
     device = _resolve_device(config)
@@ -161,7 +166,7 @@ def train_proxy(
         torch.manual_seed(config.seed)
         model = build_model(spec, num_classes=train.num_classes, width_mult=config.width_mult)
         model = to_training_layout(model, spec, device)
-        return _run(model, train, val, config, device, report)
+        return _run(model, train, val, config, device, report, inspect)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -225,7 +230,8 @@ class _BatchFeeder:
 
 
 def _run(
-    model: nn.Module, train: ClipSet, val: ClipSet, config: ProxyConfig, device: torch.device, report: Report | None
+    model: nn.Module, train: ClipSet, val: ClipSet, config: ProxyConfig, device: torch.device, report: Report | None,
+    inspect: Inspect | None = None,
 ) -> ProxyResult:
     rng = np.random.default_rng(config.seed)
     optimizer = torch.optim.SGD(
@@ -253,6 +259,7 @@ def _run(
             result = EpochResult(
                 epoch=epoch + 1, accuracy=accuracy, loss=loss, seconds=time.perf_counter() - epoch_started,
                 data_wait_seconds=wait, step_seconds=step_time, gate_open_rates=gate_open_rates(model),
+                inspection=inspect(model) if inspect is not None else {},
             )  # fmt: skip
             history.append(result)
             if report is not None and report(result) is True and epoch + 1 < config.epochs:

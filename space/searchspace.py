@@ -292,7 +292,7 @@ class SearchSpace:
 
 
 # SRTG options that choose what the forward pass computes, not which layers exist or their sizes.
-_RUNTIME_SRTG_FIELDS = ("fusion", "gate", "gate_norm", "tau", "tolerance", "warmup", "align_loss")
+_RUNTIME_SRTG_FIELDS = ("fusion", "gate", "gate_norm", "tau", "tolerance", "quorum", "warmup", "align_loss")
 
 
 def structure_of(spec: ArchSpec) -> ArchSpec:

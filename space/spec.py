@@ -83,8 +83,9 @@ class SRTGSpec:
     gate_norm: str = "std"
     tau: float = 0.05
     tolerance: int = 0
+    quorum: float = 0.5  # from the gate study (docs/srtg.md); 1.0 with tolerance 0 is the paper's exact rule
     warmup: float | None = None
-    align_loss: float = 0.0
+    align_loss: float = 1.0  # from the gate study (docs/srtg.md): without it the gate stays shut at proxy scale
     stages: tuple[int, ...] = (1, 2, 3, 4)
 
     def __post_init__(self) -> None:
@@ -102,6 +103,10 @@ class SRTGSpec:
         _check_type("srtg.tolerance", self.tolerance, int)
         if self.tolerance < 0:
             raise SpecError(f"srtg.tolerance={self.tolerance!r} is not allowed; allowed: an integer >= 0")
+        _check_type("srtg.quorum", self.quorum, (int, float))
+        if not (math.isfinite(self.quorum) and 0 < self.quorum <= 1):
+            raise SpecError(f"srtg.quorum={self.quorum!r} is not allowed; allowed: a share of frames 0 < q <= 1")
+        object.__setattr__(self, "quorum", canonical_float(self.quorum))
         _check_type("srtg.align_loss", self.align_loss, (int, float))
         if not (math.isfinite(self.align_loss) and self.align_loss >= 0):
             raise SpecError(f"srtg.align_loss={self.align_loss!r} is not allowed; allowed: a number >= 0")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.bench import costs, data, exports, overhead, proxy, retrain, throughput
+from nas.bench import costs, data, exports, mtnet, overhead, proxy, retrain, srtg, srtg_gate, throughput
 
 Benchmark = Callable[..., dict[str, Any]]
 
@@ -28,9 +28,12 @@ BENCHMARKS: dict[str, Benchmark] = {
     "costs": costs.run_costs_benchmark,
     "data": data.run_data_benchmark,
     "exports": exports.run_exports_benchmark,
+    "mtnet": mtnet.run_mtnet_benchmark,
     "overhead": overhead.run_overhead_benchmark,
     "proxy": proxy.run_proxy_benchmark,
     "retrain": retrain.run_retrain_benchmark,
+    "srtg": srtg.run_srtg_benchmark,
+    "srtg-gate": srtg_gate.run_srtg_gate_benchmark,
     "throughput": throughput.run_throughput_benchmark,
 }
 

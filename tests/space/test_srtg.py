@@ -9,6 +9,7 @@ from space.srtg import (
     SRTG,
     auxiliary_loss,
     cycle_back_loss,
+    consistency_share,
     cycle_consistent,
     gate_open_rates,
     gate_single_frame_samples,
@@ -124,6 +125,31 @@ def test_batched_equals_per_sample():
     assert batched.tolist() == [True, True, True, True, False, False]
 
 
+def swapped(seq: torch.Tensor, i: int, j: int) -> torch.Tensor:
+    order = list(range(seq.shape[1]))
+    order[i], order[j] = order[j], order[i]
+    return seq[:, order]
+
+
+def test_quorum_one_is_the_papers_every_frame_rule():
+    walks = random_walk(64, batch=8)
+    others = torch.cat([walks[:2], swapped(walks[2:5], 3, 9), walks[5:, torch.randperm(T)]])
+    share = consistency_share(walks, others, tau=0.05)
+    assert torch.equal(cycle_consistent(walks, others, tau=0.05, quorum=1.0), share == 1.0)
+    for quorum in (0.25, 0.5, 0.75):
+        assert torch.equal(cycle_consistent(walks, others, tau=0.05, quorum=quorum), share >= quorum - 1e-6)
+
+
+def test_a_quorum_opens_a_pair_that_agrees_on_most_frames():
+    walk = random_walk(64)
+    two_swapped = swapped(walk, 3, 9)  # 14 of 16 frames still cycle back
+    assert 0.75 <= consistency_share(walk, two_swapped, tau=0.05).item() < 1.0
+    assert not consistent(walk, two_swapped, quorum=1.0).item()
+    assert consistent(walk, two_swapped, quorum=0.75).item()
+    assert consistent(walk, two_swapped, quorum=0.5).item()
+    assert not consistent(walk, walk.flip(1), quorum=0.5).item()  # reversed: still closed at the default quorum
+
+
 def test_single_frame_sequences_are_open():
     assert cycle_consistent(torch.randn(3, 1, 8), torch.randn(3, 1, 8), tau=0.05).all()
 
@@ -165,6 +191,49 @@ def test_half_consistent_batch_reports_half():
     assert gate_open_rates(module) == {"": 0.5}
     reset_gate_counters(module)
     assert gate_open_rates(module) == {"": None}
+
+
+@pytest.mark.parametrize("gate", ["cyclic", "warmup"])
+def test_an_active_gate_stays_shut_at_t1(gate):
+    """Nothing to align at T = 1: the block returns x exactly (docs/srtg.md: fusing there cost 44 points)."""
+    module = SRTG(16, spec=SRTGSpec(placement="mid", gate=gate, warmup=1 if gate == "warmup" else None))
+    module.gate_active = True
+    x = torch.randn(3, 16, 1, 3, 3)
+    assert torch.equal(module(x), x)
+    assert gate_single_frame_samples(module) == {"": 3}
+
+
+def test_inactive_fuses_at_t1_too():
+    module = srtg(gate="inactive")
+    x = torch.randn(2, 16, 1, 3, 3)
+    h = module.recurrence(x.mean(dim=(3, 4)).transpose(1, 2))
+    assert torch.allclose(module(x), module.fuse(x, h))
+
+
+def test_default_gate_opens_during_a_short_training_on_a_toy_problem():
+    """The default spec (quorum, align loss) on a fixed toy problem: shut at first, open for some samples
+    after 200 SGD steps of its align loss (measured: 0.0 at step 0, 0.5 at step 200)."""
+    channels = 32
+    torch.manual_seed(0)
+    module = SRTG(channels, spec=SRTGSpec(placement="mid"))
+    x = clip_from_walk(channels=channels, batch=8)
+
+    def open_rate() -> float:
+        reset_gate_counters(module)
+        module.eval()
+        with torch.no_grad():
+            module(x)
+        module.train()
+        return gate_open_rates(module)[""]
+
+    assert open_rate() == 0.0
+    optimiser = torch.optim.SGD(module.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(200):
+        optimiser.zero_grad()
+        module(x)
+        auxiliary_loss(module).backward()
+        optimiser.step()
+    assert open_rate() > 0.0
 
 
 def test_inactive_always_fuses():
