@@ -300,14 +300,17 @@ def test_a_retrained_baseline_is_written_back_and_reported(run_dir, tmp_path):
 
 
 def test_a_truncated_newest_checkpoint_is_named_and_the_previous_one_is_used(run_dir, args, uninterrupted, tmp_path):
-    """A finished run whose epoch-2 checkpoint was cut short: resuming says so, retrains epoch 2 from the
-    epoch-1 checkpoint, and ends bitwise equal to the uninterrupted run."""
+    """A finished run whose newest checkpoint (the one with the final test results) was cut short: resuming
+    says so, continues from the checkpoint before it, and ends bitwise equal to the uninterrupted run."""
     import shutil
+
+    from runners.checkpoint import load_checkpoint
 
     out = tmp_path / "damaged"
     shutil.copytree(uninterrupted, out)
     (out / "model.pt").unlink()
-    newest = sorted((out / "ray" / "train").glob("checkpoint_*/checkpoint.pt"))[-1]
+    previous, newest = sorted((out / "ray" / "train").glob("checkpoint_*/checkpoint.pt"))[-2:]
+    previous_epoch = int(load_checkpoint(previous)["epoch"])
     newest.write_bytes(newest.read_bytes()[:1000])
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
@@ -315,6 +318,6 @@ def test_a_truncated_newest_checkpoint_is_named_and_the_previous_one_is_used(run
     said = "".join(printed.getvalue().split())  # rich wraps long lines
     assert "".join(f"warning: checkpoint {newest} cannot be read".split()) in said, printed.getvalue()[-3000:]
     assert "resumingfromthepreviousone" in said
-    assert json.loads((out / "result.json").read_text())["resumed_from_epoch"] == 1
+    assert json.loads((out / "result.json").read_text())["resumed_from_epoch"] == previous_epoch
     ours, theirs = (torch.load(p / "model.pt", weights_only=True)["model"] for p in (out, uninterrupted))
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
