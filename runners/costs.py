@@ -99,6 +99,7 @@ UNCOUNTED_OPS = (
     "aten::sigmoid_",
     "aten::softmax",
     "aten::log_softmax",
+    "aten::round",
     "aten::clamp_min",
     "aten::clamp_min_",
     "aten::maximum",
@@ -121,6 +122,7 @@ UNCOUNTED_OPS = (
     "aten::__and__",
     "aten::__or__",
     # shape, views and creation not in fvcore's own list
+    "aten::numel",
     "aten::unsqueeze",
     "aten::unfold",
     "aten::new_ones",

@@ -21,14 +21,20 @@ from typing import Any
 from nas.bench.paper_trials import (
     PAPER_SHAPE, Trial, fmt_mean_std, full_costs, markdown_table, run_trials, spec_of, write_report,
 )
-from runners.latency import measure_latency
+from runners.latency import LatencyProfile, get_profile, measure_latency
 from runners.proxy import ProxyConfig
 from space import MTNetSpec
 
 __all__ = ["run_mtnet_benchmark", "PAPER_TABLE2_MTNET32", "PAPER_TABLE3"]
 
 RATIOS = (0.5, 0.625, 0.75, 0.875, 1.0)
-LATENCY_PROFILE = "cpu-quick"
+LATENCY_PROFILE = get_profile("cpu-quick")
+# ``--quick`` is a smoke test of the whole table: latency on a small clip with a short warm-up, so nine
+# full-width models are timed in seconds, not minutes (its figures say which profile produced them).
+SMOKE_LATENCY_PROFILE = dataclasses.replace(
+    LATENCY_PROFILE, name="cpu-smoke", shape=(4, 56, 56), warmup_s=0.1,
+    note="--quick only: cpu-quick on a 4 x 56 x 56 clip with a 0.1 s warm-up (a smoke test, not a measurement)",
+)
 
 # MTNet paper Table 2, HACS top-1 (%) of MTNet-32 per (ratio, substreams).
 PAPER_TABLE2_MTNET32: dict[tuple[float, int], float] = {
@@ -58,12 +64,14 @@ def _trials(proxy: ProxyConfig, train: int, val: int, seeds: tuple[int, ...]) ->
     ]
 
 
-def _latency_ms(spec: MTNetSpec, cache: Path) -> float:
-    """Median forward latency under ``cpu-quick`` (cached in the output folder, so a resumed run re-uses it)."""
-    return measure_latency(spec, LATENCY_PROFILE, cache=cache).fwd_ms_median
+def _latency_ms(spec: MTNetSpec, cache: Path, profile: LatencyProfile) -> float:
+    """Median forward latency under ``profile`` (cached in the output folder, so a resumed run re-uses it)."""
+    return measure_latency(spec, profile, cache=cache).fwd_ms_median
 
 
-def ablation_rows(records: dict[str, dict[str, Any]], cache: Path) -> list[dict[str, Any]]:
+def ablation_rows(
+    records: dict[str, dict[str, Any]], cache: Path, profile: LatencyProfile = LATENCY_PROFILE
+) -> list[dict[str, Any]]:
     groups: dict[tuple[float, int], list[dict]] = {}
     for record in records.values():
         groups.setdefault((record["tags"]["ratio"], record["tags"]["substreams"]), []).append(record)
@@ -74,29 +82,29 @@ def ablation_rows(records: dict[str, dict[str, Any]], cache: Path) -> list[dict[
         rows.append({
             "ratio": r, "substreams": g, "seeds": sorted(m["proxy"]["seed"] for m in members),
             "top1": [m["top1"] for m in members], "top5": [m["top5"] for m in members],
-            "params_m": params, "gmacs": gmacs, "latency_ms": _latency_ms(spec, cache),
+            "params_m": params, "gmacs": gmacs, "latency_ms": _latency_ms(spec, cache, profile),
             "paper_hacs_top1": PAPER_TABLE2_MTNET32.get((r, g)),
         })
     return rows
 
 
-def cost_rows(cache: Path) -> list[dict[str, Any]]:
+def cost_rows(cache: Path, profile: LatencyProfile = LATENCY_PROFILE) -> list[dict[str, Any]]:
     rows = []
     for depth in (32, 64):
         for g in (1, 8):
             spec = MTNetSpec(depth=depth, ratio=0.875, substreams=g)
             params, gmacs = full_costs(spec)
             rows.append({"depth": depth, "substreams": g, "params_m": params, "gmacs": gmacs,
-                         "latency_ms": _latency_ms(spec, cache), "paper": PAPER_TABLE3.get((depth, g))})
+                         "latency_ms": _latency_ms(spec, cache, profile), "paper": PAPER_TABLE3.get((depth, g))})
     return rows
 
 
-def _markdown(ablation: list[dict], costs: list[dict], settings: str) -> str:
+def _markdown(ablation: list[dict], costs: list[dict], settings: str, profile: LatencyProfile) -> str:
     lines = ["# nas bench mtnet: the MTNet paper's ablations at proxy scale", "", settings, "",
              "## Ratio ablation (MTNet-32; paper Table 2)", "",
              "Top-1 / top-5: validation clips, mean ± std over seeds (%). Params (M) and GMACs at full width, "
-             f"1 x 3 x 16 x 224 x 224, 400 classes. Latency: `{LATENCY_PROFILE}` (batch 1, 8 x 112 x 112, one "
-             "thread, forward, median, ms) on this shared machine. Paper: HACS top-1 (%), trained from scratch.", ""]
+             f"1 x 3 x 16 x 224 x 224, 400 classes. Latency: `{profile.name}` (batch 1, "
+             f"{'x'.join(map(str, profile.shape))}, one thread, forward, median, ms) on this shared machine. Paper: HACS top-1 (%), trained from scratch.", ""]
     table = [[r["ratio"], r["substreams"], fmt_mean_std(r["top1"]), fmt_mean_std(r["top5"]), f"{r['params_m']:.2f}",
               f"{r['gmacs']:.2f}", f"{r['latency_ms']:.1f}",
               "-" if r["paper_hacs_top1"] is None else f"{r['paper_hacs_top1']:.1f}"] for r in ablation]
@@ -131,12 +139,13 @@ def run_mtnet_benchmark(
                         threads=1)
     records = run_trials(_trials(proxy, train, val, seeds), out_dir, workers=workers, description="mtnet ablation")
     cache = out_dir / "latency-cache"
-    ablation = ablation_rows(records, cache)
-    costs = cost_rows(cache)
+    profile = SMOKE_LATENCY_PROFILE if quick else LATENCY_PROFILE
+    ablation = ablation_rows(records, cache, profile)
+    costs = cost_rows(cache, profile)
     settings = (f"Proxy: synthetic data (12 classes), {train} train / {val} validation clips, 8 frames x 32 x 32 px, "
                 f"width 0.25, SGD lr 0.1 batch {proxy.batch_size}, {epochs} epochs; seeds {list(seeds)}; "
                 f"{workers} worker processes x 1 thread on {platform.processor() or platform.machine()}; GRU cells.")
-    write_report(out_dir, "mtnet", _markdown(ablation, costs, settings))
+    write_report(out_dir, "mtnet", _markdown(ablation, costs, settings, profile))
     (out_dir / "mtnet.json").write_text(json.dumps(
         {"settings": settings, "shape": PAPER_SHAPE, "ablation": ablation, "costs": costs}, indent=1, default=str))
     return {"rows": len(ablation), "trials": len(records), "report": str(out_dir / "mtnet.md")}
