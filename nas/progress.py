@@ -44,6 +44,10 @@ class SearchProgress(Callback):
         self.enabled = enabled
         self.budget_hit = False
         self.console = console or Console(stderr=True)
+        # Piped (not a terminal): no live bar, which a file would receive cut to 80 columns, but one plain,
+        # complete line per change of the count or status, so a log or CI output still shows progress.
+        self.plain = enabled and not self.console.is_terminal
+        self._last_plain = ""
         self._progress = Progress(
             TextColumn("[bold]search[/bold]"),
             BarColumn(),
@@ -52,7 +56,7 @@ class SearchProgress(Callback):
             TimeElapsedColumn(),
             TextColumn("{task.fields[eta]}"),
             console=self.console,
-            disable=not enabled,
+            disable=not enabled or self.plain,
             transient=False,
         )
         self._task = self._progress.add_task("trials", total=config.trials, status="starting", eta="ETA: after the first trial")
@@ -114,7 +118,17 @@ class SearchProgress(Callback):
             return
         self._last = now
         trained = self.searcher.counted()
-        self._progress.update(self._task, completed=trained, status=self.status_line(), eta=self.eta_text(trained, now))
+        status, eta = self.status_line(), self.eta_text(trained, now)
+        self._progress.update(self._task, completed=trained, status=status, eta=eta)
+        if self.plain:
+            self._print_plain(f"search: {trained}/{self.config.trials} trained · {status} · {eta}")
+
+    def _print_plain(self, line: str) -> None:
+        """Write ``line`` whole (no wrapping, no markup) unless it repeats the previous one."""
+        if line != self._last_plain:
+            self._last_plain = line
+            self.console.file.write(line + "\n")
+            self.console.file.flush()
 
     # ----------------------------------------------------------------------------------------
     # What the line says

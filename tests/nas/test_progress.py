@@ -83,3 +83,18 @@ def test_log_lines_go_through_the_view_and_trial_info_is_silenced(tmp_path):
     text = view.console.file.getvalue()
     assert "worker lost" in text and "sampler fell back" in text and "Trial 3 finished" not in text
     assert (list(optuna_logger.handlers), list(ray_logger.handlers), optuna_logger.level) == before
+
+
+def test_piped_the_view_prints_whole_plain_lines_instead_of_a_cut_bar(tmp_path):
+    config = tiny_config(tmp_path, objectives=("accuracy", "latency"), trials=10)
+    sink = io.StringIO()
+    study = _study([("COMPLETE", [0.5, 20.0]), ("DUPLICATE", [0.5, 20.0])])
+    view = SearchProgress(config, _Searcher(study, 1), scheduler=None, bounds=BOUNDS,
+                          console=Console(file=sink, width=80))  # a file: not a terminal
+    with view:
+        view.refresh(force=True)
+        view.refresh(force=True)  # nothing changed: no second line
+    lines = sink.getvalue().splitlines()
+    assert len(lines) == 1 and "\x1b" not in lines[0]
+    assert lines[0].startswith("search: 1/10 trained · running 1") and "DUPLICATE 1" in lines[0]
+    assert "…" not in lines[0] and len(lines[0]) > 80  # whole, not cut to the console's width
