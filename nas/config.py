@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nas.objectives import CONSTRAINTS, OBJECTIVES
@@ -19,8 +20,9 @@ SCHEDULERS = ("moasha", "asha", "fifo")
 class SearchConfig:
     """What ``nas search`` was asked to do. Frozen; ``to_dict()`` is what ``search.yaml`` stores."""
 
-    name: str = "search"
+    name: str = "search"  # the run directory's folder under runs_dir
     runs_dir: str = "runs"
+    study_name: str | None = None  # the Optuna study's name, fixed at creation (None: ``name``); a renamed run keeps it
     space: str = "joint"
     trials: int = 20
     time_budget_s: float | None = None
@@ -114,6 +116,11 @@ class SearchConfig:
         return {k: float(v) for k, v in limits.items() if v is not None and k in CONSTRAINTS}
 
     @property
+    def study(self) -> str:
+        """The Optuna study's name: chosen once when the run is created, never taken from the folder again."""
+        return self.study_name or self.name
+
+    @property
     def needs_latency(self) -> bool:
         return "latency" in self.objectives or self.max_latency_ms is not None
 
@@ -149,3 +156,69 @@ class SearchConfig:
 
     def replace(self, **changes: Any) -> "SearchConfig":
         return dataclasses.replace(self, **changes)
+
+
+# ---- resuming ----------------------------------------------------------------------------------
+
+
+def load_run_config(run_dir: Path) -> SearchConfig:
+    """The config a run was started with (``nas search --resume``), wherever its folder now is.
+
+    The folder may have been moved or renamed: the run's name is its folder's, but the study keeps the name
+    it was created with (``study_name``; runs older than that field: ``search.yaml``'s ``name``).
+    """
+    from nas.runmodel import RunDir
+
+    stored = RunDir(run_dir).read_search()
+    config = stored.get("config")
+    if not isinstance(config, dict):
+        raise UserInputError(f"{run_dir / 'search.yaml'} has no config mapping; it was not written by `nas search`")
+    study_name = config.get("study_name") or stored.get("name") or config.get("name")
+    return SearchConfig.from_dict({**config, "runs_dir": str(run_dir.parent), "name": run_dir.name,
+                                   "study_name": str(study_name) if study_name else None})
+
+
+# What may change between attempts of one run: how many trials, for how long, where and how wide they run.
+# Everything else defines *what* is searched (the space, the objectives, the proxy, the data, the seed...):
+# changing it mid-run would mix two searches in one study, so it is refused, never silently ignored.
+RESUME_CHANGEABLE = ("trials", "time_budget_s", "address", "max_concurrent", "retries", "cpus_per_trial",
+                     "gpus_per_trial")
+_PATH_FIELDS = ("runs_dir", "space", "root", "cache")
+
+
+def flag_of(field_name: str) -> str:
+    """The ``nas search`` flag that sets a config field."""
+    return "--time-budget" if field_name == "time_budget_s" else "--" + field_name.replace("_", "-")
+
+
+def resumed_config(stored: SearchConfig, given: dict[str, Any]) -> SearchConfig:
+    """The stored config with the changes ``given`` on a resume's command line; a fixed field that differs is refused.
+
+    A fixed flag given with the run's own value is accepted (a user repeating the whole command line).
+    """
+    refused = [f for f, value in given.items()
+               if f not in RESUME_CHANGEABLE and not _same_value(f, value, getattr(stored, f))]
+    if refused:
+        changes = ", ".join(f"{flag_of(f)} {_shown(given[f])} (the run has {_shown(getattr(stored, f))})"
+                            for f in refused)
+        raise UserInputError(
+            f"cannot change {changes} on resume; only {', '.join(flag_of(f) for f in RESUME_CHANGEABLE)} may change "
+            f"(start a new run with another --name to search differently)"
+        )
+    return stored.replace(**{f: v for f, v in given.items() if f in RESUME_CHANGEABLE})
+
+
+def _same_value(field_name: str, a: Any, b: Any) -> bool:
+    if field_name in _PATH_FIELDS and a is not None and b is not None:
+        return str(a) == str(b) or Path(a).resolve() == Path(b).resolve()
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return tuple(a or ()) == tuple(b or ())
+    return a == b
+
+
+def _shown(value: Any) -> str:
+    """A value as it is typed: ``accuracy,gmacs``, ``16x112x112``."""
+    if isinstance(value, (list, tuple)):
+        separator = "x" if value and all(isinstance(v, int) for v in value) else ","
+        return separator.join(map(str, value))
+    return str(value)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -10,12 +12,13 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import SearchConfig
-from nas.runmodel import baseline_trial_id, constraint_column, trials_table
+from nas.runmodel import RunDir, baseline_trial_id, constraint_column, trials_table
 from runners.costs import shape_label
+from space.errors import UserInputError
 
 _STATE_STATUS = {
     TrialState.RUNNING: "RUNNING",
-    TrialState.WAITING: "RUNNING",
+    TrialState.WAITING: "QUEUED",
     TrialState.COMPLETE: "COMPLETE",
     TrialState.PRUNED: "PRUNED",
     TrialState.FAIL: "FAIL",
@@ -24,7 +27,9 @@ _STATE_STATUS = {
 
 def trial_status(trial: FrozenTrial) -> str:
     status = trial.user_attrs.get("status")
-    if trial.state in (TrialState.RUNNING, TrialState.WAITING):
+    if trial.state == TrialState.WAITING:
+        return "QUEUED"
+    if trial.state == TrialState.RUNNING:
         return "RUNNING" if status != "DUPLICATE" else "DUPLICATE"
     return status or _STATE_STATUS[trial.state]
 
@@ -73,3 +78,45 @@ def trials_frame(config: SearchConfig, study: optuna.Study, baseline_study: optu
         for t in baseline_study.get_trials(deepcopy=False):
             rows.append(_row(t, config, trial_id=baseline_trial_id(t.number), baseline=t.user_attrs.get("baseline")))
     return trials_table(rows, config.constraints)
+
+
+def refresh_trials(run_dir: Path) -> str:
+    """Rebuild ``RUN/trials.parquet`` from the study when it is missing or differs from it (a driver killed
+    between telling the study and writing the table, a deleted file). Returns what happened, in words.
+
+    The study is the source of truth, but a study that cannot be read (corrupt, locked, unreachable) never
+    stops a reader: the table is then left as it is. A run whose driver holds its lock is left alone too
+    (that driver rewrites the table after every trial).
+    """
+    from nas.config import load_run_config
+    from nas.rundir import held_by_a_driver
+    from nas.study import BASELINE_SUFFIX
+
+    run = RunDir(run_dir)
+    try:
+        config = load_run_config(run_dir)
+    except UserInputError:
+        return "not a run directory"
+    if not config.storage and not run.study_file.is_file():
+        return "no study to rebuild from"
+    if held_by_a_driver(run):
+        return "a driver is writing it"
+    try:
+        storage = optuna.storages.RDBStorage(run.storage_url(config.storage), skip_table_creation=True)
+        study = optuna.load_study(study_name=config.study, storage=storage)
+        try:
+            baselines = optuna.load_study(study_name=config.study + BASELINE_SUFFIX, storage=storage)
+        except KeyError:
+            baselines = None
+        frame = trials_frame(config, study, baselines)
+    except Exception as exc:  # noqa: BLE001 - any storage failure: keep the table we have
+        return f"study unreadable ({type(exc).__name__}); trials.parquet kept as it is"
+    fresh = pd.read_parquet(io.BytesIO(frame.to_parquet(index=False)))
+    if run.trials_file.is_file():
+        try:
+            if pd.read_parquet(run.trials_file).equals(fresh):
+                return "up to date"
+        except (OSError, ValueError):
+            pass  # unreadable: rebuilt below
+    run.write_trials(frame)
+    return f"rebuilt from the study ({len(frame)} rows)"

@@ -28,7 +28,7 @@ from nas.config import SearchConfig
 from nas.objectives import OBJECTIVES
 from nas.pareto import hypervolume, normalize, pareto_mask
 
-SHOWN_STATUSES = ("COMPLETE", "PRUNED", "FAIL", "INFEASIBLE", "DUPLICATE", "INVALID")
+SHOWN_STATUSES = ("COMPLETE", "PRUNED", "FAIL", "INFEASIBLE", "DUPLICATE", "INVALID", "INTERRUPTED")
 ROUTED_LOGGERS = ("optuna", "ray")
 
 

@@ -58,6 +58,21 @@ class RunLock:
         self.release()
 
 
+def held_by_a_driver(run: RunDir) -> bool:
+    """Whether a driver holds the run's lock now (probed with a shared lock; nothing is written)."""
+    if not run.lock_file.exists():
+        return False
+    fd = os.open(run.lock_file, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def environment() -> dict[str, Any]:
     """Versions and hardware recorded with every run (reproducibility, cost-figure provenance)."""
     import optuna

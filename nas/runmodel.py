@@ -30,6 +30,7 @@ from space.files import atomic_write
 
 SEARCH_FILE = "search.yaml"
 TRIALS_FILE = "trials.parquet"
+STATE_FILE = "state.yaml"  # how the last driver left the run: running, finished or interrupted
 STUDY_FILE = "study.db"
 LOCK_FILE = ".lock"
 RETRAIN_DIR = "retrain"
@@ -38,7 +39,9 @@ RETRAIN_DIR = "retrain"
 
 TRAINED_STATUSES = ("COMPLETE", "PRUNED", "FAIL")  # what `--trials N` counts
 SKIPPED_STATUSES = ("INFEASIBLE", "INVALID", "DUPLICATE")  # settled without training
-STATUSES = (*TRAINED_STATUSES, *SKIPPED_STATUSES, "RUNNING")
+# INTERRUPTED: running when the search was interrupted (Ctrl-C, a killed driver); never counted, its
+# parameters are queued again. QUEUED: enqueued (an interrupted trial, a retry) and not started yet.
+STATUSES = (*TRAINED_STATUSES, *SKIPPED_STATUSES, "INTERRUPTED", "RUNNING", "QUEUED")
 
 # ---- trials.parquet -----------------------------------------------------------------------------
 
@@ -173,6 +176,10 @@ class RunDir:
         return self.path / TRIALS_FILE
 
     @property
+    def state_file(self) -> Path:
+        return self.path / STATE_FILE
+
+    @property
     def study_file(self) -> Path:
         return self.path / STUDY_FILE
 
@@ -204,6 +211,11 @@ class RunDir:
 
     def read_search(self) -> dict[str, Any]:
         if not self.search_file.is_file():
+            if self.search_file.exists():
+                raise UserInputError(f"{self.search_file} is not a file")
+            if self.study_file.exists():  # the driver stopped before the run's config was written
+                raise UserInputError(f"{self.path} has no {SEARCH_FILE}: a search that stopped while starting; "
+                                     f"`nas search --name {self.path.name}` starts it again")
             raise UserInputError(f"{self.path} is not a run directory (no {SEARCH_FILE}); see `nas runs`")
         try:
             content = yaml.safe_load(self.search_file.read_text()) or {}
@@ -220,6 +232,22 @@ class RunDir:
 
     def write_search(self, content: dict[str, Any]) -> None:
         atomic_write(self.search_file, yaml.safe_dump(content, sort_keys=False))
+
+    def read_state(self) -> dict[str, Any] | None:
+        """How the last driver left the run (``state.yaml``), or None for a run written before it existed.
+
+        ``state: running`` with no driver holding the lock means that driver died (SIGKILL, power loss).
+        """
+        if not self.state_file.is_file():
+            return None
+        try:
+            content = yaml.safe_load(self.state_file.read_text())
+        except (yaml.YAMLError, ValueError) as exc:
+            raise UserInputError(f"{self.state_file} is not valid YAML: {exc}".split("\n")[0]) from None
+        return content if isinstance(content, dict) else None
+
+    def write_state(self, content: dict[str, Any]) -> None:
+        atomic_write(self.state_file, yaml.safe_dump(content, sort_keys=False))
 
     def read_trials(self) -> pd.DataFrame:
         if not self.trials_file.exists():  # no trial finished yet

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from nas.objectives import OBJECTIVES
 from nas.pareto import pareto_mask, to_minimization
+from nas.rundir import held_by_a_driver
 from nas.runmodel import (
     SKIPPED_STATUSES,
     TRAINED_STATUSES,
@@ -32,6 +33,7 @@ class RunSummary:
     best_accuracy: float | None
     locked: bool
     unreadable: str | None = None  # why its files cannot be read (the other runs are still listed)
+    left_as: str | None = None  # state.yaml's ``state``: how the last driver left it (None: an older run)
 
 
 def list_runs(runs_dir: Path) -> list[RunSummary]:
@@ -39,13 +41,19 @@ def list_runs(runs_dir: Path) -> list[RunSummary]:
     if not runs_dir.is_dir():
         raise UserInputError(f"{runs_dir} does not exist; runs are created by `nas search --runs-dir {runs_dir}`")
     summaries = []
-    for path in sorted(p for p in runs_dir.iterdir() if RunDir(p).exists()):
+    for path in sorted(p for p in runs_dir.iterdir() if _looks_like_a_run(p)):
         try:
             summaries.append(_summary(path))
-        except (UserInputError, KeyError, TypeError, ValueError, AttributeError) as exc:  # one bad run, not all
+        except (UserInputError, OSError, KeyError, TypeError, ValueError, AttributeError) as exc:  # one bad run, not all
             reason = str(exc) if isinstance(exc, UserInputError) else f"unexpected content ({type(exc).__name__}: {exc})"
             summaries.append(RunSummary(path, "?", 0, {}, None, _is_locked(path), unreadable=reason))
     return summaries
+
+
+def _looks_like_a_run(path: Path) -> bool:
+    """A folder holding a run's files, readable or not (a damaged ``search.yaml`` is listed as unreadable)."""
+    run = RunDir(path)
+    return path.is_dir() and (run.search_file.exists() or run.study_file.exists())
 
 
 def _summary(path: Path) -> RunSummary:
@@ -57,25 +65,16 @@ def _summary(path: Path) -> RunSummary:
     counts = frame["status"].value_counts().to_dict() if len(frame) else {}
     done = frame[frame["status"] == "COMPLETE"]
     best = float(done["accuracy"].max()) if len(done) else None
-    return RunSummary(path, str(config.get("space")), int(config.get("trials", 0)), counts, best, _is_locked(path))
+    state = run.read_state() or {}
+    left_as = state.get("state") if isinstance(state.get("state"), str) else None
+    if left_as is None and counts.get("RUNNING"):  # an older run whose driver died with trials running
+        left_as = "running"
+    return RunSummary(path, str(config.get("space")), int(config.get("trials", 0)), counts, best, _is_locked(path),
+                      left_as=left_as)
 
 
 def _is_locked(path: Path) -> bool:
-    import fcntl
-    import os
-
-    lock = RunDir(path).lock_file
-    if not lock.exists():
-        return False
-    fd = os.open(lock, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return held_by_a_driver(RunDir(path))
 
 
 def run_record(run: RunSummary) -> dict:
@@ -87,13 +86,20 @@ def run_record(run: RunSummary) -> dict:
 
 
 def _state(run: RunSummary) -> str:
+    """running (a driver holds the lock), finished, interrupted (Ctrl-C, or a driver that died), or idle
+    (a run written before ``state.yaml`` existed)."""
     if run.unreadable:
         return "unreadable"
-    return "running" if run.locked else "idle"
+    if run.locked:
+        return "running"
+    if run.left_as in ("running", "interrupted"):  # "running" with no lock holder: the driver died
+        return "interrupted"
+    return run.left_as or "idle"
 
 
 def runs_table(runs: list[RunSummary]) -> Table:
-    table = Table(title="runs", caption="trained = COMPLETE + PRUNED + FAIL; skipped = never trained")
+    table = Table(title="runs", caption="trained = COMPLETE + PRUNED + FAIL; skipped = never trained; "
+                                        "resume an interrupted run with `nas search --resume RUN`")
     for column in ("run", "space", "trained", "done", "pruned", "failed", "skipped", "best acc", "state"):
         table.add_column(column, no_wrap=True)
     for run in runs:

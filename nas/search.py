@@ -1,36 +1,47 @@
 """``run_search``: one search from config to a finished run directory (what ``nas search`` calls; the CLI builds the report).
 
-The order of events: lock the run, open (or resume) the study, fix the normalisation bounds, build the
-proxy data once, start Ray and the latency measurer, run a Ray Tune ``Tuner`` driven by our
+The order of events: check every user input (no run directory yet), start Ray and check its resources,
+lock the run, open (or resume) the study, start the latency measurer, fix the normalisation bounds, build
+the proxy data once, run a Ray Tune ``Tuner`` driven by our
 :class:`~nas.searcher.StudySearcher` (the adapter of the Ray-free :class:`~nas.core.search.SearchCore`),
 export ``trials.parquet`` after every trial. The report is the caller's (the CLI builds it after a search).
 On resume the study is the single source of truth: trials a dead driver left RUNNING are marked FAIL
-(``interrupted``) and their parameters re-enqueued; Ray's old experiment state is ignored.
+(``interrupted``) and their parameters re-enqueued; Ray's old experiment state is ignored. Ctrl-C and the
+other interruptions: :mod:`nas.interruption`; a start that fails leaves nothing behind: :mod:`nas.runstart`.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 import ray
-from optuna.trial import TrialState
 from ray import tune
 
 from nas.affinity import measurer_cores
-from nas.config import SearchConfig
+from nas.config import SearchConfig, load_run_config  # noqa: F401  (load_run_config: re-exported)
 from nas.export import trials_frame
 from nas.measurer import LatencyMeasurer, measurer_resources
 from nas.moasha import make_scheduler
 from nas.objectives import OBJECTIVES
 from nas.progress import SearchProgress
-from nas.raylocal import init_local_ray, ray_init_kwargs
+from nas.interruption import (
+    INTERRUPTED_BY_DEATH,
+    INTERRUPTED_BY_USER,
+    SearchInterrupted,
+    graceful_sigint,
+    resume_command,
+    settle_running_trials,
+)
 from nas.proxydata import build_proxy_data
+from nas.raylocal import init_local_ray, ray_init_kwargs
 from nas.rundir import RunLock, environment
+from nas.runstart import check_before_creating, discard_unstarted, take_over_leftover
 from nas.runmodel import RunDir
 from nas.core.search import SearchCore, StaticCosts
 from nas.searcher import StudySearcher
@@ -39,7 +50,7 @@ from nas.trial import TrialSettings, run_trial
 from runners.costs import model_costs
 from space import ArchSpec, catalog_spec
 from space.errors import UserInputError
-from space.searchspace import SearchSpace, load_space
+from space.searchspace import SearchSpace
 
 REFERENCE_POINT = 1.0  # in normalised objective space (0 = best bound, 1 = worst bound)
 BOUND_SAMPLE = 12
@@ -103,25 +114,6 @@ def fix_bounds(config: SearchConfig, space: SearchSpace, costs, measure_latency)
     return bounds, note
 
 
-def _requeue_interrupted(study: optuna.Study, baseline_study: optuna.Study | None) -> int:
-    """Trials a dead driver left RUNNING: FAIL ``interrupted``, not counted, parameters enqueued again."""
-    requeued = 0
-    for s in (study, baseline_study):
-        if s is None:
-            continue
-        for trial in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            was_training = trial.user_attrs.get("status") == "RUNNING"
-            s._storage.set_trial_user_attr(trial._trial_id, "status", "FAIL")
-            s._storage.set_trial_user_attr(trial._trial_id, "error", "interrupted (the driver died); re-run on resume")
-            s._storage.set_trial_user_attr(trial._trial_id, "counted", False)
-            s._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            if was_training and s is study:
-                attrs = {"attempt": trial.user_attrs.get("attempt", 0), "retry_of": trial.number}
-                study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
-                requeued += 1
-    return requeued
-
-
 def _start_ray(config: SearchConfig) -> bool:
     """Join ``--address`` or start local Ray (dashboard off unless asked, docs/ray.md). Returns whether we started it."""
     if ray.is_initialized():
@@ -157,7 +149,7 @@ def _measurer_cores(config: SearchConfig) -> list[int]:
 
 def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any]:
     return {
-        "name": config.name,
+        "name": config.study,
         "objectives": [{"name": o, "direction": OBJECTIVES[o].direction} for o in config.objectives],
         "bounds": bounds,
         "bounds_note": note,
@@ -167,54 +159,111 @@ def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any
     }
 
 
-def load_run_config(run_dir: Path) -> SearchConfig:
-    """The config a run was started with (``nas search --resume``)."""
-    stored = RunDir(run_dir).read_search()
-    return SearchConfig.from_dict({**stored["config"], "runs_dir": str(run_dir.parent), "name": run_dir.name})
-
-
 def run_search(config: SearchConfig, *, resume: bool = False, show_progress: bool = True) -> SearchOutcome:
     """Run (or resume) the search ``config`` describes; returns when it is done or its budget is spent.
 
     It writes the run directory, not the report: the caller (``nas search``, ``nas demo``) builds it after.
+    Every user error is raised before a fresh run's directory exists (:mod:`nas.runstart`); a fresh run that
+    fails or is interrupted before its first trial leaves nothing behind. Ctrl-C raises
+    :class:`~nas.interruption.SearchInterrupted` once the run is settled (docs/reliability.md).
     """
     run = RunDir(Path(config.runs_dir) / config.name)
-    if resume and not run.exists():
-        raise UserInputError(f"cannot resume {run.path}: not a run directory (no search.yaml)")
-    if not resume and run.path.exists() and any(p.name != ".lock" for p in run.path.iterdir()):
-        raise UserInputError(f"run {run.path} already exists; resume it with --resume {run.path} or pick another --name")
-    space = load_space(config.space)
-    for name in config.baselines:
-        catalog_spec(name)
-    lock = RunLock(run).acquire()
-    started_ray = False
-    measurer = None
+    space = check_before_creating(config, run, resume=resume)
+    if not resume:
+        config = config.replace(study_name=config.study)  # fixed now, stored in search.yaml: a renamed run keeps it
+    started_ray = _start_ray(config)
     try:
-        storage = run.storage_url(config.storage)
-        study = open_study(config, storage, num_params=len(space.parameters()), create=not resume)
-        baseline_study = open_baseline_study(config, storage) if config.baselines else None
-        if resume:
-            _requeue_interrupted(study, baseline_study)
-        started_ray = _start_ray(config)
-        measurer_name = None
         resources = measurer_resources(config.latency_profile) if config.needs_latency else {}
         _check_resources(config, resources)
+        created_dir = not run.path.exists()
+        with RunLock(run):
+            attempt = _Attempt(config, run, space, resources, resume=resume, show_progress=show_progress)
+            try:
+                return attempt.run()
+            except BaseException as exc:
+                if not resume and not attempt.trials_started:
+                    discard_unstarted(config, run, created_dir=created_dir)
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise SearchInterrupted(run.path, kept=False) from None
+                raise
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+class _Attempt:
+    """One driver's attempt at a run, holding its lock: set up, run the trials, settle how it ended."""
+
+    def __init__(self, config: SearchConfig, run: RunDir, space: SearchSpace, resources: dict[str, float], *,
+                 resume: bool, show_progress: bool) -> None:
+        self.config, self.run_dir, self.space, self.resources = config, run, space, resources
+        self.resume, self.show_progress = resume, show_progress
+        self.trials_started = False  # a fresh run is discarded on failure until this is set
+        self.study: optuna.Study | None = None
+        self.baseline_study: optuna.Study | None = None
+        self.measurer = None
+
+    def run(self) -> SearchOutcome:
+        try:
+            return self._run()
+        except KeyboardInterrupt:
+            if not self.resume and not self.trials_started:
+                raise  # nothing worth keeping: the caller discards the fresh run
+            if self.study is None:
+                raise SearchInterrupted(self.run_dir.path, kept=True) from None
+            return self._interrupted(INTERRUPTED_BY_USER)
+        finally:
+            if self.measurer is not None:
+                ray.kill(self.measurer)
+
+    def _run(self) -> SearchOutcome:
+        config, run = self.config, self.run_dir
+        if not self.resume:
+            take_over_leftover(config, run)
+        storage = run.storage_url(config.storage)
+        self.study = open_study(config, storage, num_params=len(self.space.parameters()), create=not self.resume)
+        self.baseline_study = open_baseline_study(config, storage) if config.baselines else None
+        if self.resume:
+            settle_running_trials(self.study, self.baseline_study, reason=INTERRUPTED_BY_DEATH)
+        measurer_name = None
         if config.needs_latency:
             measurer_name = f"videonas-measurer-{run.path.resolve()}"
-            measurer = LatencyMeasurer.options(name=measurer_name, **resources).remote(
+            self.measurer = LatencyMeasurer.options(name=measurer_name, **self.resources).remote(
                 config.latency_profile, str(run.costs_dir.resolve())
             )
         static_costs = _static_costs(config)
-        if resume:
+        if self.resume:
             stored = run.read_search()
             bounds = stored["bounds"]
+            if stored.get("config") != config.to_dict():  # --trials and the other flags that may change
+                run.write_search({**stored, "name": config.study, "config": config.to_dict()})
         else:
             bounds, note = fix_bounds(
-                config, space, static_costs,
-                lambda spec: ray.get(measurer.measure.remote(spec.to_dict())),
+                config, self.space, static_costs,
+                lambda spec: ray.get(self.measurer.measure.remote(spec.to_dict())),
             )
             run.write_search(_search_yaml(config, bounds, note))
         data = build_proxy_data(config)
+        core = SearchCore(
+            config=config, study=self.study, baseline_study=self.baseline_study, space=self.space,
+            static_costs=static_costs, bounds={k: tuple(v) for k, v in bounds.items()}, on_change=self.export,
+        )
+        self.export()  # a missing or stale trials.parquet is rebuilt from the study before anything runs
+        self._write_state("running", core)
+        tuner, progress = self._tuner(core, data, bounds, measurer_name)
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our live view replaces Ray's console output
+        self.trials_started = True
+        with graceful_sigint(on_first=core.stop) as interrupted, progress:
+            tuner.fit()
+        if interrupted():
+            return self._interrupted(INTERRUPTED_BY_USER)
+        core.close_pending()
+        self.export()
+        self._write_state("finished", core, message=core.exhausted_message)
+        return SearchOutcome(run.path, core.counted(), core.exhausted_message)
+
+    def _tuner(self, core: SearchCore, data, bounds: dict, measurer_name: str | None):
+        config, run = self.config, self.run_dir
         scheduler = make_scheduler(
             config.scheduler,
             [(OBJECTIVES[o].column, "max" if OBJECTIVES[o].direction == "maximize" else "min") for o in config.objectives],
@@ -222,15 +271,6 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
             config.reduction_factor,
             config.proxy_epochs,
             time_attr="epoch",
-        )
-
-        def export() -> None:
-            run.write_trials(trials_frame(config, study, baseline_study))
-
-        core = SearchCore(
-            config=config, study=study, baseline_study=baseline_study, space=space, static_costs=static_costs,
-            bounds={k: tuple(v) for k, v in bounds.items()},
-            on_change=export,
         )
         settings = TrialSettings(
             epochs=config.proxy_epochs, batch_size=config.proxy_batch_size, lr=config.proxy_lr,
@@ -244,7 +284,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
             tune.with_parameters(run_trial, data=data, settings=settings),
             {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
         )
-        progress = SearchProgress(config, core, scheduler, bounds, enabled=show_progress)
+        progress = SearchProgress(config, core, scheduler, bounds, enabled=self.show_progress)
         attempt = sum(1 for p in run.ray_dir.glob("attempt-*")) if run.ray_dir.exists() else 0
         tuner = tune.Tuner(
             trainable,
@@ -257,15 +297,25 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
                 callbacks=[progress], log_to_file=True,
             ),
         )
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our live view replaces Ray's console output
-        with progress:
-            tuner.fit()
-        core.close_pending()
-        export()
-        return SearchOutcome(run.path, core.counted(), core.exhausted_message)
-    finally:
-        if measurer is not None:
-            ray.kill(measurer)
-        if started_ray:
-            ray.shutdown()
-        lock.release()
+        return tuner, progress
+
+    def export(self) -> None:
+        self.run_dir.write_trials(trials_frame(self.config, self.study, self.baseline_study))
+
+    def counted(self) -> int:
+        return sum(1 for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("counted"))
+
+    def _write_state(self, state: str, core: SearchCore | None = None, message: str | None = None) -> None:
+        """``state.yaml``: how this driver leaves the run (``running`` until it ends; a SIGKILL leaves that)."""
+        self.run_dir.write_state({
+            "state": state, "counted": self.counted(), "trials": self.config.trials, "message": message,
+            "pid": os.getpid(), "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "resume": resume_command(self.run_dir.path) if state != "finished" else None,
+        })
+
+    def _interrupted(self, reason: str) -> SearchOutcome:
+        """Ctrl-C: the trials that were running become FAIL ``interrupted`` (re-enqueued), the table is written."""
+        settle_running_trials(self.study, self.baseline_study, reason=reason)
+        self.export()
+        self._write_state("interrupted", message=reason)
+        raise SearchInterrupted(self.run_dir.path, kept=True, counted=self.counted(), wanted=self.config.trials)

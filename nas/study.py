@@ -76,21 +76,21 @@ def make_sampler(config: SearchConfig, num_params: int) -> BaseSampler:
 
 
 def open_study(config: SearchConfig, storage_url: str, *, num_params: int, create: bool) -> optuna.Study:
-    """Create (new run) or load (resume) the study named after the run."""
+    """Create (new run) or load (resume) the run's study (``config.study``: named once, at creation)."""
     sampler = make_sampler(config, num_params)
     if create:
         study = optuna.create_study(
-            study_name=config.name, storage=storage_url, sampler=sampler, directions=config.directions
+            study_name=config.study, storage=storage_url, sampler=sampler, directions=config.directions
         )
     else:
-        study = optuna.load_study(study_name=config.name, storage=storage_url, sampler=sampler)
+        study = optuna.load_study(study_name=config.study, storage=storage_url, sampler=sampler)
     return _name_metrics(study, config)
 
 
 def open_baseline_study(config: SearchConfig, storage_url: str) -> optuna.Study:
     """Baselines live in their own study: they are not samples of the space and must not steer the sampler."""
     study = optuna.create_study(
-        study_name=config.name + BASELINE_SUFFIX,
+        study_name=config.study + BASELINE_SUFFIX,
         storage=storage_url,
         directions=config.directions,
         load_if_exists=True,

@@ -37,7 +37,9 @@ STATUS_MEANING = {
     "INFEASIBLE": "violates a constraint; never trained",
     "DUPLICATE": "an architecture already evaluated; given the earlier result, not re-trained",
     "INVALID": "not a buildable architecture (SpecError); never trained",
+    "INTERRUPTED": "running when the search was interrupted; not counted, re-run on resume",
     "RUNNING": "still training",
+    "QUEUED": "queued again (an interrupted trial or a retry); not started yet",
 }
 
 

@@ -242,11 +242,13 @@ def _failures_section(run: RunData, findings: Findings, figures: dict[str, Named
     )
     trials = run.trials
     parts = [f"<p>{len(trials)} trial(s) recorded.</p>", counts]
-    for status, detail in (("FAIL", "error"), ("INFEASIBLE", "error"), ("INVALID", "error"), ("DUPLICATE", "duplicate_of")):
+    for status, detail in (("FAIL", "error"), ("INTERRUPTED", "error"), ("INFEASIBLE", "error"), ("INVALID", "error"),
+                           ("DUPLICATE", "duplicate_of")):
         group = trials[trials["status"] == status]
         if group.empty:
             continue
-        heading = {"FAIL": "Failed", "INFEASIBLE": "Infeasible", "INVALID": "Invalid", "DUPLICATE": "Duplicates"}[status]
+        heading = {"FAIL": "Failed", "INTERRUPTED": "Interrupted", "INFEASIBLE": "Infeasible", "INVALID": "Invalid",
+                   "DUPLICATE": "Duplicates"}[status]
         header = "copy of trial" if detail == "duplicate_of" else "reason"
         rows = [[int(r.trial_id), spec_summary(r.spec), _fmt(getattr(r, detail))] for r in group.itertuples()]
         parts.append(f"<h3>{heading} ({len(group)})</h3>")

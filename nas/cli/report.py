@@ -15,6 +15,21 @@ import typer
 from space.errors import UserInputError
 
 
+def _trials_from_the_study(run_dir: Path, out: Optional[Path]) -> None:
+    """Rebuild a missing or stale ``trials.parquet`` from the study; never replace a report with an empty one."""
+    from nas.export import refresh_trials
+    from nas.runmodel import RunDir
+
+    run = RunDir(run_dir)
+    if not run.exists():
+        return  # build_report names the problem
+    outcome = refresh_trials(run_dir)
+    existing = (out or run.report_dir) / "index.html"
+    if not run.trials_file.exists() and existing.exists():
+        raise UserInputError(f"{run.trials_file} is missing and cannot be rebuilt ({outcome}); "
+                             f"the report in {existing.parent} is kept")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_command(
@@ -37,6 +52,8 @@ def register(app: typer.Typer) -> None:
             if open_:
                 webbrowser.open(page.resolve().as_uri())
             return
+        for run_dir in run_dirs:
+            _trials_from_the_study(run_dir, out)
         if len(run_dirs) > 1 and out is None:
             raise UserInputError(f"comparing {len(run_dirs)} runs needs --out DIR (where the comparison is written)")
         if len(run_dirs) > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -10,7 +11,8 @@ import typer
 from nas.cli.output import console as output_console
 from nas.cli.output import print_json, print_table
 
-from nas.config import SearchConfig
+from nas.config import SearchConfig, resumed_config
+from nas.interruption import INTERRUPT_EXIT_CODE, SearchInterrupted
 from nas.runs import list_runs, pareto_table, run_record, runs_table, select_trials, trials_table
 from nas.search import load_run_config, run_search
 from reports.build import build_report
@@ -20,6 +22,20 @@ from space.errors import UserInputError
 
 def _csv(text: str | None) -> tuple[str, ...]:
     return tuple(p.strip() for p in (text or "").split(",") if p.strip())
+
+
+_FIELD_OF_PARAM = {"time_budget": "time_budget_s"}  # CLI parameter -> SearchConfig field, where they differ
+
+
+def _given_on_command_line(ctx: typer.Context) -> list[str]:
+    """The parameters the user typed (not defaults): on resume, exactly these are compared with the run."""
+    try:  # typer >= 0.20 vendors click
+        from typer._click.core import ParameterSource
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click.core import ParameterSource
+
+    return [p.name for p in ctx.command.params
+            if ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE]
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +49,7 @@ DEFAULTS = SearchConfig()  # the CLI's defaults are the dataclass's, never resta
 def register_search(app: typer.Typer) -> None:
     @app.command("search")
     def search_command(
+        ctx: typer.Context,
         space: str = typer.Option(DEFAULTS.space, help="Search space: a preset (srtg, mtnet, joint, demo) or a YAML file."),
         name: Optional[str] = typer.Option(None, help="Run name: the folder under --runs-dir (default: the space name)."),
         runs_dir: Path = typer.Option(Path(DEFAULTS.runs_dir), help="Where run directories live."),
@@ -70,30 +87,39 @@ def register_search(app: typer.Typer) -> None:
         no_report: bool = typer.Option(False, "--no-report", help="Do not write the report at the end."),
         quiet: bool = typer.Option(False, "--quiet", help="No live progress view."),
     ) -> None:
-        """Search the space for the best accuracy / cost trade-offs (Optuna on Ray Tune)."""
+        """Search the space for the best accuracy / cost trade-offs (Optuna on Ray Tune).
+
+        Ctrl-C stops it (exit 130) and prints the `--resume` command. On `--resume RUN` only --trials,
+        --time-budget, --address, --max-concurrent, --retries, --cpus-per-trial, --gpus-per-trial may change.
+        """
+        fields = dict(
+            name=name or Path(space).stem, runs_dir=str(runs_dir), space=space, trials=trials,
+            time_budget_s=time_budget, objectives=_csv(objectives), sampler=sampler, scheduler=scheduler,
+            seed=seed, data=data, root=str(root) if root else None, cache=str(cache) if cache else None,
+            num_clips=num_clips, proxy_epochs=proxy_epochs, proxy_width=proxy_width, proxy_frames=proxy_frames,
+            proxy_size=proxy_size, proxy_batch_size=proxy_batch_size, proxy_lr=proxy_lr,
+            deploy_shape=parse_shape(deploy_shape), latency_profile=latency_profile,
+            max_gmacs=max_gmacs, max_params=max_params, max_latency_ms=max_latency_ms,
+            baselines=_csv(baselines), grace_period=grace_period, reduction_factor=reduction_factor,
+            address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+            max_concurrent=max_concurrent, storage=storage, retries=retries,
+        )
         if resume is not None:
-            config = load_run_config(resume)
-            if address is not None:  # where to run may change between attempts; what to search may not
-                config = config.replace(address=address)
+            given = {_FIELD_OF_PARAM.get(p, p): fields[_FIELD_OF_PARAM.get(p, p)] for p in _given_on_command_line(ctx)
+                     if _FIELD_OF_PARAM.get(p, p) in fields}
+            config = resumed_config(load_run_config(resume), given)
         else:
             if root is not None and cache is None:
                 raise UserInputError(
                     f"--root {root}: proxy trials read a prepared cache, never videos; run "
                     f"`nas data prepare --data {data} --root {root} --out CACHE` and pass --cache CACHE"
                 )
-            config = SearchConfig(
-                name=name or Path(space).stem, runs_dir=str(runs_dir), space=space, trials=trials,
-                time_budget_s=time_budget, objectives=_csv(objectives), sampler=sampler, scheduler=scheduler,
-                seed=seed, data=data, root=str(root) if root else None, cache=str(cache) if cache else None,
-                num_clips=num_clips, proxy_epochs=proxy_epochs, proxy_width=proxy_width, proxy_frames=proxy_frames,
-                proxy_size=proxy_size, proxy_batch_size=proxy_batch_size, proxy_lr=proxy_lr,
-                deploy_shape=parse_shape(deploy_shape), latency_profile=latency_profile,
-                max_gmacs=max_gmacs, max_params=max_params, max_latency_ms=max_latency_ms,
-                baselines=_csv(baselines), grace_period=grace_period, reduction_factor=reduction_factor,
-                address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                max_concurrent=max_concurrent, storage=storage, retries=retries,
-            )
-        outcome = run_search(config, resume=resume is not None, show_progress=not quiet)
+            config = SearchConfig(**fields)
+        try:
+            outcome = run_search(config, resume=resume is not None, show_progress=not quiet)
+        except SearchInterrupted as stopped:
+            print(f"{stopped}", file=sys.stderr, flush=True)
+            sys.exit(INTERRUPT_EXIT_CODE)
         if not no_report:
             build_report(outcome.run_dir)
         console = output_console()

@@ -104,6 +104,7 @@ class SearchCore:
         self.live: dict[str, LiveTrial] = {}
         self.deadline = time.time() + config.time_budget_s if config.time_budget_s else None
         self.exhausted_message: str | None = None
+        self.stopping = False  # Ctrl-C: start nothing more (see :meth:`stop`)
         self.evaluated: dict[str, optuna.trial.FrozenTrial] = {}
         self.waiting_duplicates: dict[str, list[optuna.Trial]] = {}
         for trial in study.get_trials(deepcopy=False):
@@ -138,7 +139,15 @@ class SearchCore:
 
     # ---- what an executor calls ---------------------------------------------------------------
 
+    def stop(self) -> None:
+        """The user interrupted the search: start nothing more, and leave the trials the executor now tears
+        down RUNNING (an error reported for one of them is the teardown, not the trial's own failure);
+        the driver then settles them FAIL ``interrupted`` and re-enqueues them."""
+        self.stopping = True
+
     def suggest(self, trial_id: str) -> dict | None | str:
+        if self.stopping:
+            return FINISHED if not self.live else None
         if self.baseline_queue and not self.out_of_budget():
             return self._start_baseline(trial_id, self.baseline_queue.pop(0))
         if self.exhausted_message or self.out_of_budget():
@@ -174,7 +183,7 @@ class SearchCore:
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         live = self.live.pop(trial_id, None)
-        if live is None:
+        if live is None or (error and self.stopping):
             return
         result = result or {}
         self._record_epoch(live, result)

@@ -1,0 +1,104 @@
+"""What a search does when it is interrupted, and what the next attempt finds (docs/reliability.md).
+
+* **Ctrl-C (SIGINT)** during the trials: the first one asks Ray Tune to stop its running trials (Tune's own
+  graceful stop, reached through the ``SIGUSR1`` it always listens to; its SIGINT handler is turned off so
+  ours sees the signal). The trials that were running are settled INTERRUPTED, not counted, their
+  parameters enqueued again; ``trials.parquet`` is written; :class:`SearchInterrupted` carries the exact
+  ``--resume`` command, and the CLI exits 130. A second Ctrl-C quits at once (the same settling follows).
+* **A driver that died** (SIGKILL, power loss) left its trials RUNNING: the next attempt settles them the
+  same way before it starts (:func:`settle_running_trials`).
+
+Either way the study stays the single source of truth and no finished trial is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Callable, Iterator
+
+import optuna
+from optuna.trial import TrialState
+
+INTERRUPT_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C'd command
+
+INTERRUPTED_BY_USER = "interrupted (Ctrl-C); re-run on resume"
+INTERRUPTED_BY_DEATH = "interrupted (the driver died); re-run on resume"
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"nas search --resume {shlex.quote(str(run_dir))}"
+
+
+class SearchInterrupted(Exception):
+    """Ctrl-C stopped a search. ``kept``: the run directory stays and resumes; else nothing had started."""
+
+    def __init__(self, run_dir: Path, *, kept: bool, counted: int | None = None, wanted: int | None = None) -> None:
+        self.run_dir, self.kept, self.counted, self.wanted = run_dir, kept, counted, wanted
+        if kept:
+            progress = f" has {counted} of {wanted} trials counted;" if counted is not None else ""
+            message = f"interrupted: {run_dir}{progress} resume with: {resume_command(run_dir)}"
+        else:
+            message = f"interrupted before the first trial started; nothing was kept ({run_dir} removed)"
+        super().__init__(message)
+
+
+@contextlib.contextmanager
+def graceful_sigint(on_first: Callable[[], None] = lambda: None) -> Iterator[Callable[[], bool]]:
+    """Around ``Tuner.fit()``: the first SIGINT calls ``on_first`` and stops Tune gracefully; the second raises
+    ``KeyboardInterrupt``. Yields a function telling whether a SIGINT came. Outside the main thread (where
+    signals cannot be caught) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    received: list[int] = []
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        print("interrupting: stopping the running trials (Ctrl-C again to quit at once)", file=sys.stderr,
+              flush=True)
+        on_first()
+        os.kill(os.getpid(), signal.SIGUSR1)  # Ray Tune: end the run, stop the trials, return from fit()
+
+    previous_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # read by Tune when fit() starts: leave SIGINT to us
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield lambda: bool(received)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if previous_env is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env
+
+
+def settle_running_trials(study: optuna.Study, baseline_study: optuna.Study | None, *, reason: str) -> int:
+    """Trials left RUNNING: INTERRUPTED (Optuna state FAIL) with ``reason``, not counted, a training one's
+    parameters enqueued again (QUEUED until a trial takes them).
+
+    Returns how many were enqueued. Only the driver holding the run's lock calls this, so no trial it
+    settles is still running anywhere.
+    """
+    requeued = 0
+    for s in (study, baseline_study):
+        if s is None:
+            continue
+        for trial in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            was_training = trial.user_attrs.get("status") == "RUNNING"
+            s._storage.set_trial_user_attr(trial._trial_id, "status", "INTERRUPTED")
+            s._storage.set_trial_user_attr(trial._trial_id, "error", reason)
+            s._storage.set_trial_user_attr(trial._trial_id, "counted", False)
+            s._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            if was_training and s is study:
+                attrs = {"attempt": trial.user_attrs.get("attempt", 0), "retry_of": trial.number}
+                study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
+                requeued += 1
+    return requeued
