@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -93,6 +92,8 @@ def refresh_trials(run_dir: Path) -> str:
     from nas.study import BASELINE_SUFFIX
 
     run = RunDir(run_dir)
+    if run.trials_file.exists() and not run.trials_file.is_file():
+        return "trials.parquet is not a file; left for the reader to report"
     try:
         config = load_run_config(run_dir)
     except UserInputError:
@@ -111,12 +112,25 @@ def refresh_trials(run_dir: Path) -> str:
         frame = trials_frame(config, study, baselines)
     except Exception as exc:  # noqa: BLE001 - any storage failure: keep the table we have
         return f"study unreadable ({type(exc).__name__}); trials.parquet kept as it is"
-    fresh = pd.read_parquet(io.BytesIO(frame.to_parquet(index=False)))
     if run.trials_file.is_file():
         try:
-            if pd.read_parquet(run.trials_file).equals(fresh):
-                return "up to date"
-        except (OSError, ValueError):
-            pass  # unreadable: rebuilt below
+            table = pd.read_parquet(run.trials_file)
+        except (OSError, ValueError):  # damaged, not stale: the reader names it (docs/reliability.md)
+            return "trials.parquet unreadable; left for the reader to report"
+        if not _behind(table, frame):
+            return "up to date"
     run.write_trials(frame)
     return f"rebuilt from the study ({len(frame)} rows)"
+
+
+_UNSETTLED = ("RUNNING", "QUEUED")
+
+
+def _behind(table: pd.DataFrame, study_frame: pd.DataFrame) -> bool:
+    """Whether the table misses what the study knows: a trial it lacks, or one it shows unsettled that the
+    study has settled since (what a driver killed between telling the study and writing the table leaves)."""
+    shown = dict(zip(table["trial_id"].astype(int), table["status"]))
+    for trial_id, status in zip(study_frame["trial_id"].astype(int), study_frame["status"]):
+        if trial_id not in shown or (shown[trial_id] in _UNSETTLED and status not in _UNSETTLED):
+            return True
+    return False

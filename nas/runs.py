@@ -67,8 +67,6 @@ def _summary(path: Path) -> RunSummary:
     best = float(done["accuracy"].max()) if len(done) else None
     state = run.read_state() or {}
     left_as = state.get("state") if isinstance(state.get("state"), str) else None
-    if left_as is None and counts.get("RUNNING"):  # an older run whose driver died with trials running
-        left_as = "running"
     return RunSummary(path, str(config.get("space")), int(config.get("trials", 0)), counts, best, _is_locked(path),
                       left_as=left_as)
 
