@@ -44,7 +44,7 @@ class SearchInterrupted(Exception):
             progress = f" has {counted} of {wanted} trials counted;" if counted is not None else ""
             message = f"interrupted: {run_dir}{progress} resume with: {resume_command(run_dir)}"
         else:
-            message = f"interrupted before the first trial started; nothing was kept ({run_dir} removed)"
+            message = f"interrupted before the first trial started; nothing was kept (no {run_dir})"
         super().__init__(message)
 
 

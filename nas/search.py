@@ -171,8 +171,9 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
     space = check_before_creating(config, run, resume=resume)
     if not resume:
         config = config.replace(study_name=config.study)  # fixed now, stored in search.yaml: a renamed run keeps it
-    started_ray = _start_ray(config)
+    started_ray = False
     try:
+        started_ray = _start_ray(config)
         resources = measurer_resources(config.latency_profile) if config.needs_latency else {}
         _check_resources(config, resources)
         created_dir = not run.path.exists()
@@ -186,6 +187,8 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
                     if isinstance(exc, KeyboardInterrupt):
                         raise SearchInterrupted(run.path, kept=False) from None
                 raise
+    except KeyboardInterrupt:  # before the run was locked: nothing was written
+        raise SearchInterrupted(run.path, kept=resume) from None
     finally:
         if started_ray:
             ray.shutdown()

@@ -1,0 +1,317 @@
+"""Interrupted searches lose nothing (issue 17): real ``nas search`` drivers on the session's Ray head, a real
+SQLite study, real signals.
+
+* Ctrl-C: exit 130, the exact ``--resume`` command, ``nas runs`` says interrupted; the run then moved and
+  renamed resumes and ``--trials N`` extends it; a deleted or stale ``trials.parquet`` is rebuilt.
+* The interruption loop: one search interrupted at seeded random points (SIGINT and SIGKILL of the driver,
+  SIGKILL of the Ray worker running a trial, SIGKILL while the report is written) and resumed each time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from nas.config import load_run_config
+from nas.export import trials_frame
+from nas.runmodel import RunDir
+from tests.nas.cli_helpers import REPO, run_nas
+from tests.nas.search_helpers import load_study, tiny_config
+
+pytestmark = pytest.mark.slow  # real searches on Ray
+
+LOOP_SEED = 1717  # the random interruption points
+COUNTED = ("COMPLETE", "PRUNED", "FAIL")
+
+
+def _search_args(config, address: str) -> list[str]:
+    return [
+        "--space", config.space, "--runs-dir", config.runs_dir, "--name", config.name, "--trials", str(config.trials),
+        "--objectives", ",".join(config.objectives), "--sampler", config.sampler, "--scheduler", config.scheduler,
+        "--num-clips", str(config.num_clips), "--proxy-epochs", str(config.proxy_epochs),
+        "--proxy-width", str(config.proxy_width), "--proxy-frames", str(config.proxy_frames),
+        "--proxy-size", str(config.proxy_size), "--proxy-batch-size", str(config.proxy_batch_size),
+        "--deploy-shape", "x".join(map(str, config.deploy_shape)), "--retries", str(config.retries),
+        "--address", address, "--quiet",
+    ]
+
+
+def _driver(args: list[str]) -> subprocess.Popen:
+    driver = subprocess.Popen([sys.executable, "-m", "nas", "search", *args], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    driver.started_at = time.time()
+    return driver
+
+
+def _running_since(run_dir: Path, since: float) -> bool:
+    """A trial RUNNING in a table this driver wrote (a killed driver's table still shows its trials RUNNING)."""
+    path = run_dir / "trials.parquet"
+    return path.exists() and path.stat().st_mtime >= since and (_table(run_dir)["status"] == "RUNNING").any()
+
+
+def _table(run_dir: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(run_dir / "trials.parquet")
+    except (OSError, ValueError):  # not written yet
+        return pd.DataFrame(columns=["trial_id", "status", "baseline"])
+
+
+def _wait_for(condition, driver: subprocess.Popen, timeout: float = 240) -> bool:
+    """Poll ``condition`` until it holds (True) or the driver exits (False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if driver.poll() is not None:
+            return False
+        if condition():
+            return True
+        time.sleep(0.2)
+    raise AssertionError("the driver neither got there nor exited")
+
+
+def _counted(study) -> list:
+    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("counted")]
+
+
+def _assert_parquet_equals_the_study(run_dir: Path) -> None:
+    config = load_run_config(run_dir)
+    study = load_study(run_dir, config.study)
+    expected = trials_frame(config, study, None)
+    table = pd.read_parquet(run_dir / "trials.parquet")
+    pd.testing.assert_frame_equal(table, pd.read_parquet(_roundtrip(expected, run_dir)), check_like=False)
+
+
+def _roundtrip(frame: pd.DataFrame, run_dir: Path) -> Path:
+    path = run_dir.parent / f".expected-{run_dir.name}.parquet"
+    frame.to_parquet(path, index=False)
+    return path
+
+
+# ---- Ctrl-C, then move, rename, extend, rebuild --------------------------------------------------
+
+
+def test_ctrl_c_exits_130_and_the_moved_run_resumes_and_extends_with_trials_n(ray_address, tmp_path):
+    config = tiny_config(tmp_path, name="first", trials=3, proxy_epochs=3)
+    run_dir = Path(config.runs_dir) / "first"
+    driver = _driver([*_search_args(config, ray_address), "--no-report"])
+
+    def one_done_one_running() -> bool:
+        table = _table(run_dir)
+        return (table["status"] == "COMPLETE").any() and (table["status"] == "RUNNING").any()
+
+    assert _wait_for(one_done_one_running, driver), driver.communicate()[1]
+    finished = _table(run_dir).query("status == 'COMPLETE'")[["trial_id", "spec_key", "accuracy"]]
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130, err
+    assert f"resume with: nas search --resume {run_dir}" in err.strip().splitlines()[-1]
+    assert "Traceback" not in err
+    runs = json.loads(run_nas("runs", config.runs_dir, "--json").stdout)
+    assert [r["state"] for r in runs] == ["interrupted"]
+    study = load_study(run_dir, "first")
+    assert not study.get_trials(states=(TrialState.RUNNING,))  # settled at once, not left for the next attempt
+    interrupted = [t for t in study.trials if t.user_attrs.get("status") == "INTERRUPTED"]
+    assert interrupted and all(not t.user_attrs["counted"] for t in interrupted)
+    _assert_parquet_equals_the_study(run_dir)
+
+    moved = tmp_path / "elsewhere" / "second"  # another folder, another name
+    moved.parent.mkdir()
+    run_dir.rename(moved)
+    result = run_nas("search", "--resume", str(moved), "--trials", "5", "--address", ray_address, "--quiet",
+                     "--no-report")
+    assert result.returncode == 0, result.stderr
+    study = load_study(moved, "first")  # the study kept its name
+    assert len(_counted(study)) == 5
+    assert yaml_trials(moved) == 5
+    table = pd.read_parquet(moved / "trials.parquet").set_index("trial_id")
+    for row in finished.itertuples():  # nothing finished before Ctrl-C was lost or re-run
+        assert table.loc[row.trial_id, "spec_key"] == row.spec_key and table.loc[row.trial_id, "accuracy"] == row.accuracy
+    assert table[table["status"].isin(COUNTED)]["spec_key"].is_unique
+    runs = json.loads(run_nas("runs", str(moved.parent), "--json").stdout)
+    assert [(r["name"], r["state"], r["trained"]) for r in runs] == [("second", "finished", 5)]
+
+    # a deleted, then a stale trials.parquet: `nas report` rebuilds it from the study, never an empty report
+    good = pd.read_parquet(moved / "trials.parquet")
+    (moved / "trials.parquet").unlink()
+    assert run_nas("report", str(moved)).returncode == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(moved / "trials.parquet"), good)
+    assert f"{len(good)} trial(s) recorded" in (moved / "report" / "index.html").read_text()
+    RunDir(moved).write_trials(good.iloc[:1])  # what a driver killed between the study and the table leaves
+    assert run_nas("report", str(moved)).returncode == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(moved / "trials.parquet"), good)
+
+
+def yaml_trials(run_dir: Path) -> int:
+    return int(RunDir(run_dir).read_search()["config"]["trials"])
+
+
+# ---- the interruption loop -----------------------------------------------------------------------
+
+LOOP_SPACE = """\
+name: loop
+description: ten tiny depth-18 networks, for the interruption loop
+families:
+  resnet3d:
+    conv: [r3d, r2plus1d]
+    depth: 18
+    srtg:
+      placement: [none, final, mid]
+      recurrent: [gru, lstm]
+      gate: [inactive]
+"""
+
+# SIGINT and SIGKILL of the driver, SIGKILL of a trial's Ray worker, SIGKILL while the report is written
+PLAN = ("sigint", "sigkill", "worker", "sigkill", "sigint", "report")
+
+
+def _live_trial_pids(run_dir: Path) -> dict[int, int]:
+    """Ray worker pid of each trial of the newest attempt that has reported an epoch and not finished (from
+    Ray's result.json), kept only while that pid is still a Ray worker (never another process's)."""
+    attempts = sorted(run_dir.glob("ray/attempt-*"), key=lambda p: int(p.name.split("-")[1]))
+    if not attempts:
+        return {}
+    pids = {}
+    for result in attempts[-1].glob("run_trial_*/result.json"):
+        lines = result.read_text().strip().splitlines()
+        if not lines:
+            continue
+        try:
+            last = json.loads(lines[-1])
+        except ValueError:  # being written
+            continue
+        if not last.get("done") and _is_a_ray_worker(int(last["pid"])):
+            pids[int(last["config"]["trial_number"])] = int(last["pid"])
+    return pids
+
+
+def _is_a_ray_worker(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::")
+    except OSError:
+        return False
+
+
+def test_a_search_interrupted_again_and_again_loses_nothing(ray_address, tmp_path):
+    (tmp_path / "loop.yaml").write_text(LOOP_SPACE)
+    config = tiny_config(tmp_path, name="loop", space=str(tmp_path / "loop.yaml"), trials=6, retries=1)
+    run_dir = Path(config.runs_dir) / "loop"
+    rng = random.Random(LOOP_SEED)
+    survived: list[str] = []
+    finished: dict[int, tuple] = {}  # trial number -> what it was when a driver died
+    worker_victims: list[int] = []
+    fresh = True
+
+    def start() -> subprocess.Popen:
+        nonlocal fresh
+        args = _search_args(config, ray_address) if fresh else ["--resume", str(run_dir), "--address", ray_address,
+                                                                "--quiet"]
+        fresh = False
+        return _driver(args)
+
+    def remember_finished() -> None:
+        for trial in load_study(run_dir).get_trials(deepcopy=False):
+            if trial.user_attrs.get("status") in ("COMPLETE", "PRUNED", "INFEASIBLE") or trial.user_attrs.get("counted"):
+                finished.setdefault(trial.number, (trial.user_attrs.get("status"), trial.user_attrs.get("spec_key"),
+                                                   trial.user_attrs.get("accuracy"), trial.values))
+
+    driver = start()
+    for kind in PLAN:
+        if kind == "report":
+            landed = _interrupt_the_report(run_dir, driver, rng)
+        elif kind == "worker":
+            landed = _kill_a_worker(run_dir, driver, rng, worker_victims)
+        else:
+            landed = _interrupt_the_driver(run_dir, driver, rng, kind)
+        if landed:
+            survived.append(kind)
+        if driver.poll() is not None:  # interrupted (or finished): check, then resume
+            remember_finished()
+            driver = start()
+    _, err = driver.communicate(timeout=300)
+    assert driver.returncode == 0, err
+    print(f"interruptions survived: {len(survived)} ({', '.join(survived)}); seed {LOOP_SEED}")
+    assert len(survived) >= 5, survived
+
+    study = load_study(run_dir)
+    trials = study.get_trials(deepcopy=False)
+    counted = _counted(study)
+    assert len(counted) == config.trials  # exactly the requested trials, none counted twice
+    assert len({t.user_attrs["spec_key"] for t in counted}) == len(counted)
+    trained = [t for t in trials if t.user_attrs.get("status") in ("COMPLETE", "PRUNED")]
+    assert len({t.user_attrs["spec_key"] for t in trained}) == len(trained)  # no finished trial re-run
+    for number, before in finished.items():  # no finished trial lost or changed
+        t = trials[number]
+        assert (t.user_attrs.get("status"), t.user_attrs.get("spec_key"), t.user_attrs.get("accuracy"), t.values) == before
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    for number in worker_victims:  # a killed worker's trial FAILs with its message and is retried
+        victim = trials[number]
+        assert victim.user_attrs["status"] == "FAIL" and "process died" in victim.user_attrs["error"]
+        if not victim.user_attrs["counted"]:
+            assert any(t.user_attrs.get("retry_of") == number for t in trials)
+    _assert_parquet_equals_the_study(run_dir)
+    assert (run_dir / "report" / "index.html").is_file()
+
+
+def _interrupt_the_driver(run_dir: Path, driver: subprocess.Popen, rng: random.Random, kind: str) -> bool:
+    """Once this driver runs a trial, wait a random while, then SIGINT or SIGKILL it. Returns whether it landed."""
+    if not _wait_for(lambda: _running_since(run_dir, driver.started_at), driver):
+        return False
+    time.sleep(rng.uniform(0.5, 5.0))
+    if driver.poll() is not None:
+        return False
+    driver.send_signal(signal.SIGINT if kind == "sigint" else signal.SIGKILL)
+    _, err = driver.communicate(timeout=120)
+    if kind == "sigint":
+        assert driver.returncode == 130, err
+        assert "nas search --resume" in err
+    else:
+        assert driver.returncode == -signal.SIGKILL
+    return True
+
+
+def _kill_a_worker(run_dir: Path, driver: subprocess.Popen, rng: random.Random, victims: list[int]) -> bool:
+    """SIGKILL the Ray worker of a trial between its epochs; the driver must go on."""
+    if not _wait_for(lambda: bool(_live_trial_pids(run_dir)), driver):
+        return False
+    time.sleep(rng.uniform(0.0, 0.5))
+    live = _live_trial_pids(run_dir)
+    if not live or driver.poll() is not None:
+        return False
+    number = sorted(live)[0]
+    try:
+        os.kill(live[number], signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    victims.append(number)
+    assert _wait_for(lambda: _status(run_dir, number) not in (None, "RUNNING"), driver) or driver.returncode == 0
+    return True
+
+
+def _status(run_dir: Path, number: int) -> str | None:
+    table = _table(run_dir)
+    rows = table[(table["trial_id"] == number) & table["baseline"].isna()]
+    return None if rows.empty else str(rows.iloc[0]["status"])
+
+
+def _interrupt_the_report(run_dir: Path, driver: subprocess.Popen, rng: random.Random) -> bool:
+    """Once the search is done and the report is being written, SIGKILL the driver."""
+    report = run_dir / "report"
+    started = time.time()
+    if not _wait_for(lambda: report.is_dir() and any(p.stat().st_mtime >= started for p in report.iterdir()),
+                     driver, timeout=400):
+        return False
+    time.sleep(rng.uniform(0.0, 0.2))
+    if driver.poll() is not None:
+        return False
+    driver.send_signal(signal.SIGKILL)
+    driver.communicate(timeout=60)
+    return True
