@@ -173,9 +173,9 @@ families:
 PLAN = ("sigint", "sigkill", "worker", "sigkill", "sigint", "report")
 
 
-def _live_trial_pids(run_dir: Path) -> dict[int, int]:
-    """Ray worker pid of each trial of the newest attempt that has reported an epoch and not finished (from
-    Ray's result.json), kept only while that pid is still a Ray worker (never another process's)."""
+def _live_trial_pids(run_dir: Path, running: set[int]) -> dict[int, int]:
+    """Ray worker pid of each ``running`` trial of the newest attempt that has reported an epoch (from Ray's
+    result.json), kept only while that pid is still a Ray worker (never another process's)."""
     attempts = sorted(run_dir.glob("ray/attempt-*"), key=lambda p: int(p.name.split("-")[1]))
     if not attempts:
         return {}
@@ -188,8 +188,9 @@ def _live_trial_pids(run_dir: Path) -> dict[int, int]:
             last = json.loads(lines[-1])
         except ValueError:  # being written
             continue
-        if not last.get("done") and _is_a_ray_worker(int(last["pid"])):
-            pids[int(last["config"]["trial_number"])] = int(last["pid"])
+        number = int(last["config"]["trial_number"])
+        if number in running and _is_a_ray_worker(int(last["pid"])):
+            pids[number] = int(last["pid"])
     return pids
 
 
@@ -218,7 +219,7 @@ def test_a_search_interrupted_again_and_again_loses_nothing(ray_address, tmp_pat
         return _driver(args)
 
     def remember_finished() -> None:
-        for trial in load_study(run_dir).get_trials(deepcopy=False):
+        for trial in load_study(run_dir, "loop").get_trials(deepcopy=False):
             if trial.user_attrs.get("status") in ("COMPLETE", "PRUNED", "INFEASIBLE") or trial.user_attrs.get("counted"):
                 finished.setdefault(trial.number, (trial.user_attrs.get("status"), trial.user_attrs.get("spec_key"),
                                                    trial.user_attrs.get("accuracy"), trial.values))
@@ -241,7 +242,7 @@ def test_a_search_interrupted_again_and_again_loses_nothing(ray_address, tmp_pat
     print(f"interruptions survived: {len(survived)} ({', '.join(survived)}); seed {LOOP_SEED}")
     assert len(survived) >= 5, survived
 
-    study = load_study(run_dir)
+    study = load_study(run_dir, "loop")
     trials = study.get_trials(deepcopy=False)
     counted = _counted(study)
     assert len(counted) == config.trials  # exactly the requested trials, none counted twice
@@ -279,27 +280,39 @@ def _interrupt_the_driver(run_dir: Path, driver: subprocess.Popen, rng: random.R
 
 
 def _kill_a_worker(run_dir: Path, driver: subprocess.Popen, rng: random.Random, victims: list[int]) -> bool:
-    """SIGKILL the Ray worker of a trial between its epochs; the driver must go on."""
-    if not _wait_for(lambda: bool(_live_trial_pids(run_dir)), driver):
+    """SIGKILL the Ray worker of a trial that has trained an epoch and not finished; the driver must go on.
+
+    The trial that died is read back from the table (a reused worker may have moved on to the next trial)."""
+    if not _wait_for(lambda: bool(_live_trial_pids(run_dir, _running(run_dir))), driver):
         return False
     time.sleep(rng.uniform(0.0, 0.5))
-    live = _live_trial_pids(run_dir)
+    live = _live_trial_pids(run_dir, _running(run_dir))
     if not live or driver.poll() is not None:
         return False
-    number = sorted(live)[0]
+    died_before = _died(run_dir)
     try:
-        os.kill(live[number], signal.SIGKILL)
+        os.kill(live[min(live)], signal.SIGKILL)
     except ProcessLookupError:
         return False
-    victims.append(number)
-    assert _wait_for(lambda: _status(run_dir, number) not in (None, "RUNNING"), driver) or driver.returncode == 0
+    if not _wait_for(lambda: _died(run_dir) - died_before, driver, timeout=120):
+        return False
+    victims.extend(sorted(_died(run_dir) - died_before))
+    assert driver.poll() is None  # the search goes on
     return True
 
 
-def _status(run_dir: Path, number: int) -> str | None:
+def _running(run_dir: Path) -> set[int]:
     table = _table(run_dir)
-    rows = table[(table["trial_id"] == number) & table["baseline"].isna()]
-    return None if rows.empty else str(rows.iloc[0]["status"])
+    return {int(t) for t in table[table["status"] == "RUNNING"]["trial_id"]}
+
+
+def _died(run_dir: Path) -> set[int]:
+    """Trials the table shows FAIL because their process died."""
+    table = _table(run_dir)
+    if "error" not in table:
+        return set()
+    died = table["error"].map(lambda e: isinstance(e, str) and "process died" in e)
+    return {int(t) for t in table[died]["trial_id"]}
 
 
 def _interrupt_the_report(run_dir: Path, driver: subprocess.Popen, rng: random.Random) -> bool:
