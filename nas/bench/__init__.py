@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.bench import costs, data, exports, mtnet, overhead, proxy, record, retrain, srtg, srtg_gate, throughput
+from nas.bench import costs, data, exports, mtnet, overhead, proxy, record, retrain, search, srtg, srtg_gate, throughput
 
 Benchmark = Callable[..., dict[str, Any]]
 
@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "proxy": proxy.run_proxy_benchmark,
     "record": record.run_record_benchmark,
     "retrain": retrain.run_retrain_benchmark,
+    "search": search.run_search_benchmark,
     "srtg": srtg.run_srtg_benchmark,
     "srtg-gate": srtg_gate.run_srtg_gate_benchmark,
     "throughput": throughput.run_throughput_benchmark,
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Benchmark] = {
 # The options beyond ``--quick`` a benchmark takes (``nas bench record SPACE --seeds 2 --workers 1``).
 EXTRA_OPTIONS: dict[str, tuple[str, ...]] = {
     "record": ("space", "seeds", "workers"),
+    "search": ("table", "seeds", "workers"),
 }
 
 

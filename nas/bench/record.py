@@ -1,8 +1,8 @@
 """``nas bench record SPACE``: the recorded table of a space at the demo's proxy settings (:mod:`nas.sim.record`).
 
 The settings are the demo search's (:func:`nas.demo.demo_config`), never restated: a table recorded here
-is exactly what ``nas demo`` would train. ``--quick`` records a smoke-size table instead (one epoch, 240
-clips); its manifest says so, and the simulator refuses it for the demo's settings.
+is exactly what ``nas demo`` would train. ``--quick`` records a smoke-size table instead (two epochs, 240
+clips, 2 epochs: one rung); its manifest says so, and the simulator refuses it for the demo's settings.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-QUICK_OVERRIDES: dict[str, Any] = {"proxy_epochs": 1, "num_clips": 240}
+QUICK_OVERRIDES: dict[str, Any] = {"proxy_epochs": 2, "num_clips": 240}
 
 
 def record_config(space: str, *, quick: bool):

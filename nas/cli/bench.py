@@ -22,11 +22,13 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, help="Output folder (default bench-out/NAME)."),
         space: Optional[str] = typer.Argument(None, help="record: the space to record (a preset or a YAML file)."),
         quick: bool = typer.Option(False, "--quick", help="A smaller, faster version (for smoke tests)."),
-        seeds: Optional[int] = typer.Option(None, help="record: seeds per architecture (default 2)."),
-        workers: Optional[int] = typer.Option(None, help="record: trials trained at once (default 1)."),
+        seeds: Optional[int] = typer.Option(None, help="record: seeds per architecture (default 2); search: seeds per strategy (default 10, --quick 3)."),
+        workers: Optional[int] = typer.Option(None, help="record: trials trained at once; search: simulated workers (default 1)."),
+        table: Optional[str] = typer.Option(None, help="search: a recorded table (`nas bench record`'s table.parquet or its folder)."),
     ) -> None:
         """Run a benchmark and write its report (`nas bench record SPACE`: record a space's table)."""
         out_dir = out or Path("bench-out") / name
-        figures = run_benchmark(name, out_dir, quick=quick, space=space, seeds=seeds, workers=workers)
+        figures = run_benchmark(name, out_dir, quick=quick, space=space, seeds=seeds, workers=workers,
+                                table=table)
         Console().print_json(json.dumps(figures, default=str))
         Console().print(f"report: {out_dir}")
