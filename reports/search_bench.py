@@ -127,3 +127,65 @@ def render_html(results: dict) -> str:
 <script type="text/javascript">{RENDER_SCRIPT}</script>
 </body></html>
 """
+
+
+# ---- simulator fidelity (``nas bench fidelity``) ------------------------------------------------
+
+
+def fidelity_figure(result: dict) -> NamedFigure:
+    """The real run's and the simulation's hypervolume against seconds since the first trial started."""
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=result["times"], y=result["real_curve"], mode="lines", name="real run",
+                                line={"color": "#1f77b4", "shape": "hv"}, meta={"kind": "real"}))
+    figure.add_trace(go.Scatter(x=result["times"], y=result["sim_curve"], mode="lines", name="simulated from the table",
+                                line={"color": "#d62728", "dash": "dash", "shape": "hv"}, meta={"kind": "sim"}))
+    figure.update_layout(title="Real search vs its simulation (same seed and settings)",
+                         xaxis_title="wall-clock since the first trial started (s)", yaxis_title=Y_LABEL, height=420)
+    return NamedFigure("fidelity", "Real search vs its simulation", figure)
+
+
+def fidelity_rows(figures: dict) -> list[list[Any]]:
+    return [["final hypervolume", figures["real_final_hv"], figures["sim_final_hv"],
+             f"{figures['final_hv_gap']:+.4f} ({100 * figures['final_hv_gap_relative']:+.1f}%)"],
+            ["time to its final hypervolume (s)", figures["real_time_to_final_s"], figures["sim_time_to_final_s"],
+             f"{figures['sim_time_to_final_s'] - figures['real_time_to_final_s']:+.1f} s"],
+            ["elapsed (s)", figures["real_elapsed_s"], figures["sim_elapsed_s"],
+             f"{figures['sim_elapsed_s'] - figures['real_elapsed_s']:+.1f} s"],
+            ["trials trained", figures["real_trained"], figures["sim_trained"],
+             f"{figures['sim_trained'] - figures['real_trained']:+d}"]]
+
+
+def _fidelity_method(figures: dict) -> str:
+    return (f"Run `{figures['run']}` ({figures['sampler']} + {figures['scheduler']}, seed {figures['seed']}, "
+            f"{figures['workers']} trial(s) at once) and its simulation from the table "
+            f"(seed {'replayed' if figures['table_seed_replayed'] else 'not recorded: seeds drawn'}). The first "
+            f"{figures['same_leading_architectures']} trained trials are the same architectures in the same order.")
+
+
+def render_fidelity_markdown(result: dict) -> str:
+    figures = result["figures"]
+    rows = [[r[0], _num(r[1]), _num(r[2]), r[3]] for r in fidelity_rows(figures)]
+    return "\n".join(["# Simulator fidelity", "", _fidelity_method(figures), "",
+                      md_table(["", "real", "simulated", "gap (sim - real)"], rows), "",
+                      "Hypervolume of COMPLETE feasible trials at their own accuracy, on the run's bounds, "
+                      "reference point 1. Curves: `fidelity.html`.", ""])
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def render_fidelity_html(result: dict) -> str:
+    figures = result["figures"]
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>videonas simulator fidelity</title>
+<style>{CSS}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body>
+<h1>Simulator fidelity</h1>
+<p>{_e(_fidelity_method(figures))}</p>
+{table(["", "real", "simulated", "gap (sim - real)"], fidelity_rows(figures), table_id="fidelity")}
+{figure_html(fidelity_figure(result))}
+<script type="text/javascript">{RENDER_SCRIPT}</script>
+</body></html>
+"""
