@@ -50,7 +50,8 @@ class SearchOutcome:
     message: str | None
 
 
-def _static_costs(config: SearchConfig):
+def static_cost_fn(config: SearchConfig):
+    """Static costs of the deployment model (cached by spec key): what SearchCore and `nas bench record` use."""
     cache: dict[str, StaticCosts] = {}
 
     def costs(spec: ArchSpec) -> StaticCosts:
@@ -101,7 +102,7 @@ def fix_bounds(config: SearchConfig, space: SearchSpace, costs, measure_latency)
     return bounds, note
 
 
-def _start_ray(config: SearchConfig) -> bool:
+def start_ray(config: SearchConfig) -> bool:
     """Join ``--address`` or start local Ray (dashboard off unless asked, docs/ray.md). Returns whether we started it."""
     if ray.is_initialized():
         return False
@@ -112,7 +113,7 @@ def _start_ray(config: SearchConfig) -> bool:
     return True
 
 
-def _check_resources(config: SearchConfig, measurer: dict[str, float]) -> None:
+def check_resources(config: SearchConfig, measurer: dict[str, float]) -> None:
     available = ray.cluster_resources()
     cpus, gpus = available.get("CPU", 0), available.get("GPU", 0)
     need_cpu = config.cpus_per_trial + measurer.get("num_cpus", 0)
@@ -132,6 +133,18 @@ def _measurer_cores(config: SearchConfig) -> list[int]:
 
     profile = get_profile(config.latency_profile)
     return [] if profile.device.startswith("cuda") else measurer_cores(int(profile.threads or 1))
+
+
+def trial_settings(config: SearchConfig, *, measurer_name: str | None) -> TrialSettings:
+    """What every trial of ``config`` trains with (the search and `nas bench record` share it)."""
+    return TrialSettings(
+        epochs=config.proxy_epochs, batch_size=config.proxy_batch_size, lr=config.proxy_lr,
+        width_mult=config.proxy_width, cpus_per_trial=config.cpus_per_trial,
+        gpus_per_trial=config.gpus_per_trial, measurer_name=measurer_name,
+        latency_profile=config.latency_profile, max_latency_ms=config.max_latency_ms,
+        faults=dict(config.extra.get("faults", {})),
+        measurer_cores=tuple(_measurer_cores(config)),
+    )
 
 
 def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any]:
@@ -174,16 +187,16 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
         baseline_study = open_baseline_study(config, storage) if config.baselines else None
         if resume:
             requeue_interrupted(study, baseline_study)
-        started_ray = _start_ray(config)
+        started_ray = start_ray(config)
         measurer_name = None
         resources = measurer_resources(config.latency_profile) if config.needs_latency else {}
-        _check_resources(config, resources)
+        check_resources(config, resources)
         if config.needs_latency:
             measurer_name = f"videonas-measurer-{run.path.resolve()}"
             measurer = LatencyMeasurer.options(name=measurer_name, **resources).remote(
                 config.latency_profile, str(run.costs_dir.resolve())
             )
-        static_costs = _static_costs(config)
+        static_costs = static_cost_fn(config)
         if resume:
             stored = run.read_search()
             bounds = stored["bounds"]
@@ -211,14 +224,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
             bounds={k: tuple(v) for k, v in bounds.items()},
             on_change=export,
         )
-        settings = TrialSettings(
-            epochs=config.proxy_epochs, batch_size=config.proxy_batch_size, lr=config.proxy_lr,
-            width_mult=config.proxy_width, cpus_per_trial=config.cpus_per_trial,
-            gpus_per_trial=config.gpus_per_trial, measurer_name=measurer_name,
-            latency_profile=config.latency_profile, max_latency_ms=config.max_latency_ms,
-            faults=dict(config.extra.get("faults", {})),
-            measurer_cores=tuple(_measurer_cores(config)),
-        )
+        settings = trial_settings(config, measurer_name=measurer_name)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, data=data, settings=settings),
             {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
