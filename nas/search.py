@@ -53,8 +53,9 @@ class SearchOutcome:
 DEPLOY_NUM_CLASSES = 400  # costs are reported for the deployment model at the papers' 400 classes
 
 
-def _static_costs(problem: Problem):
-    """Costs of the deployment model at ``problem.deploy_shape``, computed once per architecture."""
+def static_cost_fn(problem: Problem):
+    """Static costs of the deployment model at ``problem.deploy_shape`` (cached by spec key): what SearchCore
+    and `nas bench record` use."""
     cache: dict[str, StaticCosts] = {}
 
     def costs(spec: ArchSpec) -> StaticCosts:
@@ -101,7 +102,7 @@ def fix_bounds(problem: Problem, space: SearchSpace, costs, measure_latency, *, 
     return bounds, note
 
 
-def _start_ray(execution: Execution) -> bool:
+def start_ray(execution: Execution) -> bool:
     """Join ``--address`` or start local Ray (dashboard off unless asked, docs/ray.md). Returns whether we started it."""
     if ray.is_initialized():
         return False
@@ -112,7 +113,7 @@ def _start_ray(execution: Execution) -> bool:
     return True
 
 
-def _check_resources(execution: Execution, measurer: dict[str, float]) -> None:
+def check_resources(execution: Execution, measurer: dict[str, float]) -> None:
     available = ray.cluster_resources()
     cpus, gpus = available.get("CPU", 0), available.get("GPU", 0)
     need_cpu = execution.cpus_per_trial + measurer.get("num_cpus", 0)
@@ -132,6 +133,17 @@ def _measurer_cores(problem: Problem, execution: Execution) -> list[int]:
 
     profile = get_profile(problem.latency_profile)
     return [] if profile.device.startswith("cuda") else measurer_cores(int(profile.threads or 1))
+
+
+def trial_settings(config: SearchConfig, *, measurer_name: str | None) -> TrialSettings:
+    """What every trial of ``config`` trains with (the search and `nas bench record` share it)."""
+    return TrialSettings(
+        proxy=config.proxy, cpus_per_trial=config.execution.cpus_per_trial,
+        gpus_per_trial=config.execution.gpus_per_trial, measurer_name=measurer_name,
+        latency_profile=config.problem.latency_profile, max_latency_ms=config.problem.max_latency_ms,
+        faults=dict(config.extra.get("faults", {})),
+        measurer_cores=tuple(_measurer_cores(config.problem, config.execution)),
+    )
 
 
 def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any]:
@@ -174,16 +186,16 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
         baseline_study = open_baseline_study(config, storage) if config.problem.baselines else None
         if resume:
             requeue_interrupted(study, baseline_study)
-        started_ray = _start_ray(config.execution)
+        started_ray = start_ray(config.execution)
         measurer_name = None
         resources = measurer_resources(config.problem.latency_profile) if config.problem.needs_latency else {}
-        _check_resources(config.execution, resources)
+        check_resources(config.execution, resources)
         if config.problem.needs_latency:
             measurer_name = f"videonas-measurer-{run.path.resolve()}"
             measurer = LatencyMeasurer.options(name=measurer_name, **resources).remote(
                 config.problem.latency_profile, str(run.costs_dir.resolve())
             )
-        static_costs = _static_costs(config.problem)
+        static_costs = static_cost_fn(config.problem)
         if resume:
             stored = run.read_search()
             bounds = stored["bounds"]
@@ -211,13 +223,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
             bounds={k: tuple(v) for k, v in bounds.items()},
             on_change=export,
         )
-        settings = TrialSettings(
-            proxy=config.proxy, cpus_per_trial=config.execution.cpus_per_trial,
-            gpus_per_trial=config.execution.gpus_per_trial, measurer_name=measurer_name,
-            latency_profile=config.problem.latency_profile, max_latency_ms=config.problem.max_latency_ms,
-            faults=dict(config.extra.get("faults", {})),
-            measurer_cores=tuple(_measurer_cores(config.problem, config.execution)),
-        )
+        settings = trial_settings(config, measurer_name=measurer_name)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, data=data, settings=settings),
             {"cpu": config.execution.cpus_per_trial, "gpu": config.execution.gpus_per_trial},
