@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 import ray
-from optuna.trial import TrialState
 from ray import tune
 
 from nas.affinity import measurer_cores
@@ -34,7 +32,7 @@ from nas.rundir import RunLock, environment
 from nas.runmodel import RunDir
 from nas.core.search import SearchCore, StaticCosts
 from nas.searcher import StudySearcher
-from nas.study import open_baseline_study, open_study
+from nas.study import open_baseline_study, open_study, requeue_interrupted
 from nas.trial import TrialSettings, run_trial
 from runners.costs import model_costs
 from space import ArchSpec, catalog_spec
@@ -102,25 +100,6 @@ def fix_bounds(config: SearchConfig, space: SearchSpace, costs, measure_latency)
         f"largest of {len(specs)} architectures sampled from the space with seed {config.seed}"
     )
     return bounds, note
-
-
-def _requeue_interrupted(study: optuna.Study, baseline_study: optuna.Study | None) -> int:
-    """Trials a dead driver left RUNNING: FAIL ``interrupted``, not counted, parameters enqueued again."""
-    requeued = 0
-    for s in (study, baseline_study):
-        if s is None:
-            continue
-        for trial in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            was_training = trial.user_attrs.get("status") == "RUNNING"
-            s._storage.set_trial_user_attr(trial._trial_id, "status", "FAIL")
-            s._storage.set_trial_user_attr(trial._trial_id, "error", "interrupted (the driver died); re-run on resume")
-            s._storage.set_trial_user_attr(trial._trial_id, "counted", False)
-            s._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            if was_training and s is study:
-                attrs = {"attempt": trial.user_attrs.get("attempt", 0), "retry_of": trial.number}
-                study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
-                requeued += 1
-    return requeued
 
 
 def start_ray(config: SearchConfig) -> bool:
@@ -207,7 +186,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
         study = open_study(config, storage, num_params=len(space.parameters()), create=not resume)
         baseline_study = open_baseline_study(config, storage) if config.baselines else None
         if resume:
-            _requeue_interrupted(study, baseline_study)
+            requeue_interrupted(study, baseline_study)
         started_ray = start_ray(config)
         measurer_name = None
         resources = measurer_resources(config.latency_profile) if config.needs_latency else {}
