@@ -10,7 +10,7 @@ FIFO (no trial is ever stopped). A trial trains with the seed a search with seed
 Resumable: the table is rewritten (atomically) after every trial; a second run with the same ``--out``
 reads it, refuses it if it was recorded with other settings, and trains only the pairs not in it yet.
 Order: seed by seed (every architecture of seed 0, then of seed 1, ...), so a half-done recording is
-already a complete one-seed table.
+already a complete one-seed table. This module imports Ray (the simulator never imports it).
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ray.tune import Callback
+from ray.tune.search import Searcher
 
 from nas.config import SearchConfig
 from nas.sim.table import TABLE_FILE, TABLE_VERSION, Table, check_compatible, read_table, recorded_settings, \
@@ -255,7 +258,7 @@ def _run_seed(config, jobs, data, measurer_name, static_costs, out_dir, writer, 
     attempt = len(list((out_dir / "ray").glob("attempt-*"))) if (out_dir / "ray").exists() else 0
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=_list_searcher(configs), num_samples=-1,
+        tune_config=tune.TuneConfig(search_alg=_ListSearcher(configs), num_samples=-1,
                                     max_concurrent_trials=config.execution.max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(name=f"attempt-{attempt}", storage_path=str((out_dir / "ray").resolve()),
                                   verbose=0, callbacks=[callback], log_to_file=True),
@@ -263,34 +266,24 @@ def _run_seed(config, jobs, data, measurer_name, static_costs, out_dir, writer, 
     tuner.fit()
 
 
-def _list_searcher(configs: list[dict]):
+class _ListSearcher(Searcher):
     """A Ray Tune ``Searcher`` that hands out ``configs`` in order, then finishes."""
-    from ray.tune.search import Searcher
 
-    class _ListSearcher(Searcher):
-        def __init__(self) -> None:
-            super().__init__(metric=None, mode=None)
-            self.queue = list(configs)
+    def __init__(self, configs: list[dict]) -> None:
+        super().__init__(metric=None, mode=None)
+        self.queue = list(configs)
 
-        def set_search_properties(self, metric, mode, config, **spec) -> bool:
-            return True
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True
 
-        def suggest(self, trial_id: str):
-            return self.queue.pop(0) if self.queue else Searcher.FINISHED
+    def suggest(self, trial_id: str):
+        return self.queue.pop(0) if self.queue else Searcher.FINISHED
 
-        def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
-            pass
-
-    return _ListSearcher()
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        pass
 
 
-def _record_callback_base():
-    from ray.tune import Callback
-
-    return Callback
-
-
-class _RecordCallback(_record_callback_base()):  # type: ignore[misc]
+class _RecordCallback(Callback):
     """Turns each trial's reports into table rows; writes them when the trial ends."""
 
     def __init__(self, writer: _TableWriter, progress: RecordProgress, measurer_log: Path) -> None:

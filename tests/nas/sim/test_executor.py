@@ -195,3 +195,14 @@ def test_the_simulator_imports_no_ray():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("column, value", [("seconds", float("nan")), ("seconds", float("inf")), ("accuracy", 1.5)])
+def test_a_table_with_impossible_numbers_is_refused(tmp_path, column, value):
+    config = hand_config(tmp_path)
+    table = hand_table(config)
+    rows = table.rows.copy()
+    rows.loc[3, column] = value
+    write_table(tmp_path / "bad.parquet", Table(rows, table.manifest))
+    with pytest.raises(UserInputError, match=f"column {column} holds"):
+        read_table(tmp_path / "bad.parquet")
