@@ -10,8 +10,9 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.config import SearchConfig
+from nas.config import Problem
 from nas.runmodel import RunDir, baseline_trial_id, constraint_column, trials_table
+from nas.study import interrupted_trials
 from runners.costs import shape_label
 from space.errors import UserInputError
 
@@ -25,17 +26,27 @@ _STATE_STATUS = {
 
 
 def trial_status(trial: FrozenTrial) -> str:
+    """Our status of a trial (``nas.study``'s table): its ``status`` attribute, else what its Optuna state says.
+
+    A finished trial still marked RUNNING is one a dead driver left and a resume told FAIL (interrupted).
+    """
     status = trial.user_attrs.get("status")
     if trial.state == TrialState.WAITING:
-        return "QUEUED"
+        return "QUEUED"  # enqueued again (an interrupted trial, a retry), not started yet
     if trial.state == TrialState.RUNNING:
         return "RUNNING" if status != "DUPLICATE" else "DUPLICATE"
-    return status or _STATE_STATUS[trial.state]
+    if status in (None, "RUNNING"):
+        return _STATE_STATUS[trial.state]
+    return status
 
 
-def _row(trial: FrozenTrial, config: SearchConfig, *, trial_id: int, baseline: str | None) -> dict[str, Any]:
+def _row(
+    trial: FrozenTrial, problem: Problem, max_fidelity: int, *, trial_id: int, baseline: str | None,
+    interrupted: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """One ``trials.parquet`` row; ``interrupted``: the message when a resume told this trial FAIL."""
     attrs = trial.user_attrs
-    status = trial_status(trial)
+    status = "INTERRUPTED" if interrupted is not None else trial_status(trial)
     constraints = attrs.get("constraints") or [0.0]
     feasible = attrs.get("feasible")
     if feasible is None:
@@ -54,29 +65,36 @@ def _row(trial: FrozenTrial, config: SearchConfig, *, trial_id: int, baseline: s
         "recurrent_params": attrs.get("recurrent_params"),
         "feasible": bool(feasible),
         "fidelity": attrs.get("fidelity", 0),
-        "max_fidelity": config.proxy_epochs,
+        "max_fidelity": max_fidelity,
         "started_at": attrs.get("started_at", trial.datetime_start.timestamp() if trial.datetime_start else None),
         "finished_at": attrs.get("finished_at"),
         "train_seconds": attrs.get("train_seconds"),
-        "error": attrs.get("error"),
+        "error": interrupted or attrs.get("error"),
         "duplicate_of": attrs.get("duplicate_of"),
         "gate_open_rates": json.dumps(attrs.get("gate_open_rates") or {}),
         "params_json": json.dumps(trial.params, sort_keys=True),
-        "latency_profile": attrs.get("latency_profile") or (config.latency_profile if config.needs_latency else None),
-        "deploy_shape": shape_label(config.deploy_shape),
+        "latency_profile": attrs.get("latency_profile") or (problem.latency_profile if problem.needs_latency else None),
+        "deploy_shape": shape_label(problem.deploy_shape),
         "history": json.dumps(attrs.get("history") or []),
     }
-    for flag in config.constraints:
+    for flag in problem.constraints:
         row[constraint_column(flag)] = attrs.get(f"constraint_{flag}")
     return row
 
 
-def trials_frame(config: SearchConfig, study: optuna.Study, baseline_study: optuna.Study | None) -> pd.DataFrame:
-    rows = [_row(t, config, trial_id=t.number, baseline=None) for t in study.get_trials(deepcopy=False)]
+def trials_frame(
+    problem: Problem, max_fidelity: int, study: optuna.Study, baseline_study: optuna.Study | None,
+) -> pd.DataFrame:  # fmt: skip
+    """Every trial of the study (and the baselines') as ``trials.parquet`` rows; ``max_fidelity``: the proxy epochs."""
+    interrupted = interrupted_trials(study)
+    rows = [_row(t, problem, max_fidelity, trial_id=t.number, baseline=None, interrupted=interrupted.get(t.number))
+            for t in study.get_trials(deepcopy=False)]
     if baseline_study is not None:
+        interrupted = interrupted_trials(baseline_study)
         for t in baseline_study.get_trials(deepcopy=False):
-            rows.append(_row(t, config, trial_id=baseline_trial_id(t.number), baseline=t.user_attrs.get("baseline")))
-    return trials_table(rows, config.constraints)
+            rows.append(_row(t, problem, max_fidelity, trial_id=baseline_trial_id(t.number), baseline=t.user_attrs.get("baseline"),
+                             interrupted=interrupted.get(t.number)))
+    return trials_table(rows, problem.constraints)
 
 
 def refresh_trials(run_dir: Path) -> str:
@@ -98,18 +116,18 @@ def refresh_trials(run_dir: Path) -> str:
         config = load_run_config(run_dir)
     except UserInputError:
         return "not a run directory"
-    if not config.storage and not run.study_file.is_file():
+    if not config.execution.storage and not run.study_file.is_file():
         return "no study to rebuild from"
     if held_by_a_driver(run):
         return "a driver is writing it"
     try:
-        storage = optuna.storages.RDBStorage(run.storage_url(config.storage), skip_table_creation=True)
+        storage = optuna.storages.RDBStorage(run.storage_url(config.execution.storage), skip_table_creation=True)
         study = optuna.load_study(study_name=config.study, storage=storage)
         try:
             baselines = optuna.load_study(study_name=config.study + BASELINE_SUFFIX, storage=storage)
         except KeyError:
             baselines = None
-        frame = trials_frame(config, study, baselines)
+        frame = trials_frame(config.problem, config.proxy.epochs, study, baselines)
     except Exception as exc:  # noqa: BLE001 - any storage failure: keep the table we have
         return f"study unreadable ({type(exc).__name__}); trials.parquet kept as it is"
     if run.trials_file.is_file():

@@ -2,11 +2,11 @@
 
 * **Ctrl-C (SIGINT)** during the trials: the first one asks Ray Tune to stop its running trials (Tune's own
   graceful stop, reached through the ``SIGUSR1`` it always listens to; its SIGINT handler is turned off so
-  ours sees the signal). The trials that were running are settled INTERRUPTED, not counted, their
-  parameters enqueued again; ``trials.parquet`` is written; :class:`SearchInterrupted` carries the exact
+  ours sees the signal). The trials that were running are settled INTERRUPTED (:func:`nas.study.requeue_interrupted`:
+  Optuna state FAIL, never counted, their parameters enqueued again); ``trials.parquet`` is written; :class:`SearchInterrupted` carries the exact
   ``--resume`` command, and the CLI exits 130. A second Ctrl-C quits at once (the same settling follows).
 * **A driver that died** (SIGKILL, power loss) left its trials RUNNING: the next attempt settles them the
-  same way before it starts (:func:`settle_running_trials`).
+  same way before it starts.
 
 Either way the study stays the single source of truth and no finished trial is touched.
 """
@@ -22,13 +22,12 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
-import optuna
-from optuna.trial import TrialState
+from nas.study import INTERRUPTED_MESSAGE
 
 INTERRUPT_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C'd command
 
 INTERRUPTED_BY_USER = "interrupted (Ctrl-C); re-run on resume"
-INTERRUPTED_BY_DEATH = "interrupted (the driver died); re-run on resume"
+INTERRUPTED_BY_DEATH = INTERRUPTED_MESSAGE  # "interrupted (the driver died); re-run on resume"
 
 
 def resume_command(run_dir: Path) -> str:
@@ -78,27 +77,3 @@ def graceful_sigint(on_first: Callable[[], None] = lambda: None) -> Iterator[Cal
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         else:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env
-
-
-def settle_running_trials(study: optuna.Study, baseline_study: optuna.Study | None, *, reason: str) -> int:
-    """Trials left RUNNING: INTERRUPTED (Optuna state FAIL) with ``reason``, not counted, a training one's
-    parameters enqueued again (QUEUED until a trial takes them).
-
-    Returns how many were enqueued. Only the driver holding the run's lock calls this, so no trial it
-    settles is still running anywhere.
-    """
-    requeued = 0
-    for s in (study, baseline_study):
-        if s is None:
-            continue
-        for trial in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            was_training = trial.user_attrs.get("status") == "RUNNING"
-            s._storage.set_trial_user_attr(trial._trial_id, "status", "INTERRUPTED")
-            s._storage.set_trial_user_attr(trial._trial_id, "error", reason)
-            s._storage.set_trial_user_attr(trial._trial_id, "counted", False)
-            s._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            if was_training and s is study:
-                attrs = {"attempt": trial.user_attrs.get("attempt", 0), "retry_of": trial.number}
-                study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
-                requeued += 1
-    return requeued

@@ -25,6 +25,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nas.config import SearchConfig
+from nas.export import trial_status
 from nas.objectives import OBJECTIVES
 from nas.pareto import hypervolume, normalize, pareto_mask
 
@@ -167,15 +168,15 @@ class SearchProgress(Callback):
         counts: dict[str, int] = {}
         points = []
         for trial in self.searcher.study.get_trials(deepcopy=False):
-            status = trial.user_attrs.get("status", "RUNNING")
+            status = trial_status(trial)
             counts[status] = counts.get(status, 0) + 1
             if status == "COMPLETE" and trial.user_attrs.get("feasible", True) and trial.values:
                 points.append(trial.values)
         if not points:
             return counts, 0, 0.0, ""
         values = np.asarray(points, dtype=float)
-        directions = [OBJECTIVES[o].direction for o in self.config.objectives]
-        bounds = [self.bounds[o] for o in self.config.objectives]
+        directions = [OBJECTIVES[o].direction for o in self.config.problem.objectives]
+        bounds = [self.bounds[o] for o in self.config.problem.objectives]
         normalised = normalize(values, directions, bounds)
         hv = float(hypervolume(normalised, [1.0] * len(directions)))
         return counts, int(pareto_mask(normalised).sum()), hv, self._outside(normalised) if hv == 0.0 else ""
@@ -186,7 +187,7 @@ class SearchProgress(Callback):
         if not n:
             return ""
         reasons = []
-        for k, name in enumerate(self.config.objectives):
+        for k, name in enumerate(self.config.problem.objectives):
             if beyond[:, k].any():
                 low, high = self.bounds[name]
                 worst = f"> {high:.4g}" if OBJECTIVES[name].direction == "minimize" else f"< {low:.4g}"

@@ -38,20 +38,20 @@ def check_before_creating(config: SearchConfig, run: RunDir, *, resume: bool) ->
     if not resume and run.path.exists() and not _is_leftover(run.path):
         raise UserInputError(f"run {run.path} already exists; resume it with --resume {run.path} or pick another --name")
     space = load_space(config.space)
-    for name in config.baselines:
+    for name in config.problem.baselines:
         catalog_spec(name)
-    if config.needs_latency:
+    if config.problem.needs_latency:
         from runners.latency import get_profile
 
-        get_profile(config.latency_profile)
-    check_data(config)
-    if config.gpus_per_trial > 0 and not config.address:
+        get_profile(config.problem.latency_profile)
+    check_data(config.data)
+    if config.execution.gpus_per_trial > 0 and not config.execution.address:
         import torch
 
         if torch.cuda.device_count() == 0:
-            raise UserInputError(f"--gpus-per-trial {config.gpus_per_trial:g}: this machine has no GPU "
+            raise UserInputError(f"--gpus-per-trial {config.execution.gpus_per_trial:g}: this machine has no GPU "
                                  "(use 0, or --address a Ray cluster with GPUs)")
-    if not resume and config.storage:
+    if not resume and config.execution.storage:
         _check_study_name_free(config)
     return space
 
@@ -66,7 +66,7 @@ def _check_study_name_free(config: SearchConfig) -> None:
     """Shared storage: a new run must not adopt a study someone else's run already holds."""
     for name in (config.study, config.study + BASELINE_SUFFIX):
         try:
-            trials = optuna.load_study(study_name=name, storage=config.storage).get_trials(deepcopy=False)
+            trials = optuna.load_study(study_name=name, storage=config.execution.storage).get_trials(deepcopy=False)
         except KeyError:
             continue
         if trials:
@@ -97,12 +97,12 @@ def discard_unstarted(config: SearchConfig, run: RunDir, *, created_dir: bool) -
 
 def _delete_studies(config: SearchConfig) -> None:
     """A study in shared storage (``--storage``) that never got a trial; the SQLite file went with the folder."""
-    if not config.storage:
+    if not config.execution.storage:
         return
     for name in (config.study, config.study + BASELINE_SUFFIX):
         try:
-            if not optuna.load_study(study_name=name, storage=config.storage).get_trials(deepcopy=False):
-                optuna.delete_study(study_name=name, storage=config.storage)
+            if not optuna.load_study(study_name=name, storage=config.execution.storage).get_trials(deepcopy=False):
+                optuna.delete_study(study_name=name, storage=config.execution.storage)
         except KeyError:
             continue
 

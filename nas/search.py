@@ -1,8 +1,7 @@
 """``run_search``: one search from config to a finished run directory (what ``nas search`` calls; the CLI builds the report).
 
-The order of events: check every user input (no run directory yet), start Ray and check its resources,
-lock the run, open (or resume) the study, start the latency measurer, fix the normalisation bounds, build
-the proxy data once, run a Ray Tune ``Tuner`` driven by our
+The order of events: lock the run, open (or resume) the study, fix the normalisation bounds, build the
+proxy data once, start Ray and the latency measurer, run a Ray Tune ``Tuner`` driven by our
 :class:`~nas.searcher.StudySearcher` (the adapter of the Ray-free :class:`~nas.core.search.SearchCore`),
 export ``trials.parquet`` after every trial. The report is the caller's (the CLI builds it after a search).
 On resume the study is the single source of truth: trials a dead driver left RUNNING are marked FAIL
@@ -24,28 +23,27 @@ import ray
 from ray import tune
 
 from nas.affinity import measurer_cores
-from nas.config import SearchConfig, load_run_config  # noqa: F401  (load_run_config: re-exported)
-from nas.export import trials_frame
-from nas.measurer import LatencyMeasurer, measurer_resources
-from nas.moasha import make_scheduler
-from nas.objectives import OBJECTIVES
-from nas.progress import SearchProgress
+from nas.config import Execution, Problem, SearchConfig, load_run_config  # noqa: F401  (re-exported)
 from nas.interruption import (
     INTERRUPTED_BY_DEATH,
     INTERRUPTED_BY_USER,
     SearchInterrupted,
     graceful_sigint,
     resume_command,
-    settle_running_trials,
 )
-from nas.proxydata import build_proxy_data
+from nas.export import trials_frame
+from nas.measurer import LatencyMeasurer, measurer_resources
+from nas.moasha import make_scheduler
+from nas.objectives import OBJECTIVES
+from nas.progress import SearchProgress
 from nas.raylocal import init_local_ray, ray_init_kwargs
+from nas.proxydata import build_proxy_data
 from nas.rundir import RunLock, environment
 from nas.runstart import check_before_creating, discard_unstarted, take_over_leftover
 from nas.runmodel import RunDir
 from nas.core.search import SearchCore, StaticCosts
 from nas.searcher import StudySearcher
-from nas.study import open_baseline_study, open_study
+from nas.study import open_baseline_study, open_study, requeue_interrupted
 from nas.trial import TrialSettings, run_trial
 from runners.costs import model_costs
 from space import ArchSpec, catalog_spec
@@ -63,21 +61,22 @@ class SearchOutcome:
     message: str | None
 
 
-def _static_costs(config: SearchConfig):
+DEPLOY_NUM_CLASSES = 400  # costs are reported for the deployment model at the papers' 400 classes
+
+
+def static_cost_fn(problem: Problem):
+    """Static costs of the deployment model at ``problem.deploy_shape`` (cached by spec key): what SearchCore
+    and `nas bench record` use."""
     cache: dict[str, StaticCosts] = {}
 
     def costs(spec: ArchSpec) -> StaticCosts:
         key = spec.key()
         if key not in cache:
-            c = model_costs(spec, shape=config.deploy_shape, num_classes=_num_classes(config))
+            c = model_costs(spec, shape=problem.deploy_shape, num_classes=DEPLOY_NUM_CLASSES)
             cache[key] = StaticCosts(gmacs=c.gmacs, params=c.params, recurrent_params=c.recurrent_params)
         return cache[key]
 
     return costs
-
-
-def _num_classes(config: SearchConfig) -> int:
-    return 400  # costs are reported for the deployment model at the papers' 400 classes
 
 
 def _sample_specs(space: SearchSpace, seed: int, count: int) -> list[ArchSpec]:
@@ -92,68 +91,79 @@ def _sample_specs(space: SearchSpace, seed: int, count: int) -> list[ArchSpec]:
     return list(specs.values())
 
 
-def fix_bounds(config: SearchConfig, space: SearchSpace, costs, measure_latency) -> tuple[dict, str]:
+def fix_bounds(problem: Problem, space: SearchSpace, costs, measure_latency, *, seed: int) -> tuple[dict, str]:
     """Normalisation bounds fixed at the start of the run (stored in search.yaml, never moved)."""
-    specs = _sample_specs(space, config.seed, BOUND_SAMPLE) + [catalog_spec(b) for b in config.baselines]
+    specs = _sample_specs(space, seed, BOUND_SAMPLE) + [catalog_spec(b) for b in problem.baselines]
     sampled = [costs(s) for s in specs]
     largest = max(specs, key=lambda s: costs(s).gmacs)
     upper = {
-        "gmacs": config.max_gmacs or 1.25 * max(c.gmacs for c in sampled),
-        "params": (config.max_params or 1.25 * max(c.params for c in sampled) / 1e6) * 1e6,
+        "gmacs": problem.max_gmacs or 1.25 * max(c.gmacs for c in sampled),
+        "params": (problem.max_params or 1.25 * max(c.params for c in sampled) / 1e6) * 1e6,
     }
-    if config.needs_latency:
-        upper["latency"] = config.max_latency_ms or 1.25 * measure_latency(largest)
+    if problem.needs_latency:
+        upper["latency"] = problem.max_latency_ms or 1.25 * measure_latency(largest)
     bounds = {"accuracy": [0.0, 1.0]}
-    for name in config.objectives:
+    for name in problem.objectives:
         if name != "accuracy":
             bounds[name] = [0.0, float(upper[name])]
     note = (
         f"accuracy in [0, 1]; cost objectives from 0 to their constraint when one is set, else to 1.25 x the "
-        f"largest of {len(specs)} architectures sampled from the space with seed {config.seed}"
+        f"largest of {len(specs)} architectures sampled from the space with seed {seed}"
     )
     return bounds, note
 
 
-def _start_ray(config: SearchConfig) -> bool:
+def start_ray(execution: Execution) -> bool:
     """Join ``--address`` or start local Ray (dashboard off unless asked, docs/ray.md). Returns whether we started it."""
     if ray.is_initialized():
         return False
-    if config.address:
-        ray.init(address=config.address, **ray_init_kwargs(joining=True))
+    if execution.address:
+        ray.init(address=execution.address, **ray_init_kwargs(joining=True))
     else:
         init_local_ray(**ray_init_kwargs(joining=False))
     return True
 
 
-def _check_resources(config: SearchConfig, measurer: dict[str, float]) -> None:
+def check_resources(execution: Execution, measurer: dict[str, float]) -> None:
     available = ray.cluster_resources()
     cpus, gpus = available.get("CPU", 0), available.get("GPU", 0)
-    need_cpu = config.cpus_per_trial + measurer.get("num_cpus", 0)
-    need_gpu = config.gpus_per_trial + measurer.get("num_gpus", 0)
+    need_cpu = execution.cpus_per_trial + measurer.get("num_cpus", 0)
+    need_gpu = execution.gpus_per_trial + measurer.get("num_gpus", 0)
     if need_cpu > cpus or need_gpu > gpus:
         raise UserInputError(
-            f"one trial ({config.cpus_per_trial} CPU, {config.gpus_per_trial} GPU) plus the latency measurer "
+            f"one trial ({execution.cpus_per_trial} CPU, {execution.gpus_per_trial} GPU) plus the latency measurer "
             f"({measurer}) needs more than the cluster has ({cpus:g} CPU, {gpus:g} GPU); lower --cpus-per-trial"
         )
 
 
-def _measurer_cores(config: SearchConfig) -> list[int]:
+def _measurer_cores(problem: Problem, execution: Execution) -> list[int]:
     """On a local CPU search the measurer pins itself to these cores and trials stay off them."""
-    if not config.needs_latency or config.address:
+    if not problem.needs_latency or execution.address:
         return []
     from runners.latency import get_profile
 
-    profile = get_profile(config.latency_profile)
+    profile = get_profile(problem.latency_profile)
     return [] if profile.device.startswith("cuda") else measurer_cores(int(profile.threads or 1))
+
+
+def trial_settings(config: SearchConfig, *, measurer_name: str | None) -> TrialSettings:
+    """What every trial of ``config`` trains with (the search and `nas bench record` share it)."""
+    return TrialSettings(
+        proxy=config.proxy, cpus_per_trial=config.execution.cpus_per_trial,
+        gpus_per_trial=config.execution.gpus_per_trial, measurer_name=measurer_name,
+        latency_profile=config.problem.latency_profile, max_latency_ms=config.problem.max_latency_ms,
+        faults=dict(config.extra.get("faults", {})),
+        measurer_cores=tuple(_measurer_cores(config.problem, config.execution)),
+    )
 
 
 def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any]:
     return {
-        "name": config.study,
-        "objectives": [{"name": o, "direction": OBJECTIVES[o].direction} for o in config.objectives],
+        "name": config.name,
+        "objectives": [{"name": o, "direction": OBJECTIVES[o].direction} for o in config.problem.objectives],
         "bounds": bounds,
         "bounds_note": note,
-        "reference_point": [REFERENCE_POINT] * len(config.objectives),
+        "reference_point": [REFERENCE_POINT] * len(config.problem.objectives),
         "config": config.to_dict(),
         "environment": environment(),
     }
@@ -173,9 +183,9 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
         config = config.replace(study_name=config.study)  # fixed now, stored in search.yaml: a renamed run keeps it
     started_ray = False
     try:
-        started_ray = _start_ray(config)
-        resources = measurer_resources(config.latency_profile) if config.needs_latency else {}
-        _check_resources(config, resources)
+        started_ray = start_ray(config.execution)
+        resources = measurer_resources(config.problem.latency_profile) if config.problem.needs_latency else {}
+        check_resources(config.execution, resources)
         created_dir = not run.path.exists()
         with RunLock(run):
             attempt = _Attempt(config, run, space, resources, resume=resume, show_progress=show_progress)
@@ -223,18 +233,18 @@ class _Attempt:
         config, run = self.config, self.run_dir
         if not self.resume:
             take_over_leftover(config, run)
-        storage = run.storage_url(config.storage)
+        storage = run.storage_url(config.execution.storage)
         self.study = open_study(config, storage, num_params=len(self.space.parameters()), create=not self.resume)
-        self.baseline_study = open_baseline_study(config, storage) if config.baselines else None
+        self.baseline_study = open_baseline_study(config, storage) if config.problem.baselines else None
         if self.resume:
-            settle_running_trials(self.study, self.baseline_study, reason=INTERRUPTED_BY_DEATH)
+            requeue_interrupted(self.study, self.baseline_study, INTERRUPTED_BY_DEATH)
         measurer_name = None
-        if config.needs_latency:
+        if config.problem.needs_latency:
             measurer_name = f"videonas-measurer-{run.path.resolve()}"
             self.measurer = LatencyMeasurer.options(name=measurer_name, **self.resources).remote(
-                config.latency_profile, str(run.costs_dir.resolve())
+                config.problem.latency_profile, str(run.costs_dir.resolve())
             )
-        static_costs = _static_costs(config)
+        static_costs = static_cost_fn(config.problem)
         if self.resume:
             stored = run.read_search()
             bounds = stored["bounds"]
@@ -242,17 +252,17 @@ class _Attempt:
                 run.write_search({**stored, "name": config.study, "config": config.to_dict()})
         else:
             bounds, note = fix_bounds(
-                config, self.space, static_costs,
-                lambda spec: ray.get(self.measurer.measure.remote(spec.to_dict())),
+                config.problem, self.space, static_costs,
+                lambda spec: ray.get(self.measurer.measure.remote(spec.to_dict())), seed=config.seed,
             )
             run.write_search(_search_yaml(config, bounds, note))
-        data = build_proxy_data(config)
+        data = build_proxy_data(config.data, frames=config.proxy.frames, size=config.proxy.size, seed=config.seed)
         core = SearchCore(
             config=config, study=self.study, baseline_study=self.baseline_study, space=self.space,
             static_costs=static_costs, bounds={k: tuple(v) for k, v in bounds.items()}, on_change=self.export,
         )
         self.export()  # a missing or stale trials.parquet is rebuilt from the study before anything runs
-        self._write_state("running", core)
+        self._write_state("running")
         tuner, progress = self._tuner(core, data, bounds, measurer_name)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our live view replaces Ray's console output
         self.trials_started = True
@@ -262,30 +272,23 @@ class _Attempt:
             return self._interrupted(INTERRUPTED_BY_USER)
         core.close_pending()
         self.export()
-        self._write_state("finished", core, message=core.exhausted_message)
+        self._write_state("finished", message=core.exhausted_message)
         return SearchOutcome(run.path, core.counted(), core.exhausted_message)
 
     def _tuner(self, core: SearchCore, data, bounds: dict, measurer_name: str | None):
         config, run = self.config, self.run_dir
         scheduler = make_scheduler(
-            config.scheduler,
-            [(OBJECTIVES[o].column, "max" if OBJECTIVES[o].direction == "maximize" else "min") for o in config.objectives],
-            config.grace_period,
-            config.reduction_factor,
-            config.proxy_epochs,
+            config.scheduler.name,
+            [(OBJECTIVES[o].column, "max" if OBJECTIVES[o].direction == "maximize" else "min") for o in config.problem.objectives],
+            config.scheduler.grace_period,
+            config.scheduler.reduction_factor,
+            config.proxy.epochs,
             time_attr="epoch",
         )
-        settings = TrialSettings(
-            epochs=config.proxy_epochs, batch_size=config.proxy_batch_size, lr=config.proxy_lr,
-            width_mult=config.proxy_width, cpus_per_trial=config.cpus_per_trial,
-            gpus_per_trial=config.gpus_per_trial, measurer_name=measurer_name,
-            latency_profile=config.latency_profile, max_latency_ms=config.max_latency_ms,
-            faults=dict(config.extra.get("faults", {})),
-            measurer_cores=tuple(_measurer_cores(config)),
-        )
+        settings = trial_settings(config, measurer_name=measurer_name)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, data=data, settings=settings),
-            {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
+            {"cpu": config.execution.cpus_per_trial, "gpu": config.execution.gpus_per_trial},
         )
         progress = SearchProgress(config, core, scheduler, bounds, enabled=self.show_progress)
         attempt = sum(1 for p in run.ray_dir.glob("attempt-*")) if run.ray_dir.exists() else 0
@@ -293,7 +296,7 @@ class _Attempt:
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=StudySearcher(core), scheduler=scheduler, num_samples=-1,
-                max_concurrent_trials=config.max_concurrent, reuse_actors=True,
+                max_concurrent_trials=config.execution.max_concurrent, reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=f"attempt-{attempt}", storage_path=str(run.ray_dir.resolve()), verbose=0,
@@ -303,12 +306,13 @@ class _Attempt:
         return tuner, progress
 
     def export(self) -> None:
-        self.run_dir.write_trials(trials_frame(self.config, self.study, self.baseline_study))
+        self.run_dir.write_trials(trials_frame(self.config.problem, self.config.proxy.epochs, self.study,
+                                               self.baseline_study))
 
     def counted(self) -> int:
         return sum(1 for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("counted"))
 
-    def _write_state(self, state: str, core: SearchCore | None = None, message: str | None = None) -> None:
+    def _write_state(self, state: str, message: str | None = None) -> None:
         """``state.yaml``: how this driver leaves the run (``running`` until it ends; a SIGKILL leaves that)."""
         self.run_dir.write_state({
             "state": state, "counted": self.counted(), "trials": self.config.trials, "message": message,
@@ -317,8 +321,8 @@ class _Attempt:
         })
 
     def _interrupted(self, reason: str) -> SearchOutcome:
-        """Ctrl-C: the trials that were running become FAIL ``interrupted`` (re-enqueued), the table is written."""
-        settle_running_trials(self.study, self.baseline_study, reason=reason)
+        """Ctrl-C: the trials that were running become INTERRUPTED (re-enqueued), the table is written."""
+        requeue_interrupted(self.study, self.baseline_study, reason)
         self.export()
         self._write_state("interrupted", message=reason)
         raise SearchInterrupted(self.run_dir.path, kept=True, counted=self.counted(), wanted=self.config.trials)

@@ -18,6 +18,11 @@ Every told trial carries its constraint values (``invalid``, then ``value - limi
 feasible iff all <= 0), set with ``Trial.set_constraint`` (Optuna >= 5), so constrained TPE / NSGA-II / GP
 learn from infeasible and invalid samples without them ever being trained. The same list is kept in the
 ``constraints`` user attribute for the reports.
+
+Trials a dead driver left RUNNING are told FAIL on resume (:func:`requeue_interrupted`). A new driver holds no
+``optuna.Trial`` for them, and Optuna's public API writes a trial's user attributes only through one, so the
+interruption is recorded on the study instead (user attribute ``interrupted_trials``: trial number -> message)
+and the export reads it from there (:func:`interrupted_trials`).
 """
 
 from __future__ import annotations
@@ -26,31 +31,32 @@ import warnings
 
 import optuna
 from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
 
-from nas.config import SearchConfig
+from nas.config import Problem, SearchConfig
 from runners.costs import shape_label
 
 BASELINE_SUFFIX = "-baselines"
 
 
-def metric_names(config: SearchConfig) -> list[str]:
+def metric_names(problem: Problem) -> list[str]:
     """What each told value is, in its unit, so optuna-dashboard labels its axes (``Study.set_metric_names``)."""
-    shape = shape_label(config.deploy_shape)
+    shape = shape_label(problem.deploy_shape)
     names = {
         "accuracy": "accuracy (proxy val top-1, fraction)",
         "gmacs": f"GMACs @ {shape}",
-        "latency": f"latency ms (median, profile {config.latency_profile})",
+        "latency": f"latency ms (median, profile {problem.latency_profile})",
         "params": "parameters (count)",
     }
-    return [names[o] for o in config.objectives]
+    return [names[o] for o in problem.objectives]
 
 
-def _name_metrics(study: optuna.Study, config: SearchConfig) -> optuna.Study:
+def _name_metrics(study: optuna.Study, problem: Problem) -> optuna.Study:
     """Name the objectives once (runs created before names existed get them on resume)."""
     if study.metric_names is None:
         with warnings.catch_warnings():  # set_metric_names is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(metric_names(config))
+            study.set_metric_names(metric_names(problem))
     return study
 
 
@@ -76,15 +82,15 @@ def make_sampler(config: SearchConfig, num_params: int) -> BaseSampler:
 
 
 def open_study(config: SearchConfig, storage_url: str, *, num_params: int, create: bool) -> optuna.Study:
-    """Create (new run) or load (resume) the run's study (``config.study``: named once, at creation)."""
+    """Create (new run) or load (resume) the study named after the run."""
     sampler = make_sampler(config, num_params)
     if create:
         study = optuna.create_study(
-            study_name=config.study, storage=storage_url, sampler=sampler, directions=config.directions
+            study_name=config.study, storage=storage_url, sampler=sampler, directions=config.problem.directions
         )
     else:
         study = optuna.load_study(study_name=config.study, storage=storage_url, sampler=sampler)
-    return _name_metrics(study, config)
+    return _name_metrics(study, config.problem)
 
 
 def open_baseline_study(config: SearchConfig, storage_url: str) -> optuna.Study:
@@ -92,7 +98,50 @@ def open_baseline_study(config: SearchConfig, storage_url: str) -> optuna.Study:
     study = optuna.create_study(
         study_name=config.study + BASELINE_SUFFIX,
         storage=storage_url,
-        directions=config.directions,
+        directions=config.problem.directions,
         load_if_exists=True,
     )
-    return _name_metrics(study, config)
+    return _name_metrics(study, config.problem)
+
+
+INTERRUPTED_ATTR = "interrupted_trials"  # study user attribute: trial number (as text) -> message
+INTERRUPTED_MESSAGE = "interrupted (the driver died); re-run on resume"
+
+
+def interrupted_trials(study: optuna.Study) -> dict[int, str]:
+    """Trial number -> message, for the trials a dead driver left RUNNING and a resume told FAIL."""
+    return {int(number): message for number, message in study.user_attrs.get(INTERRUPTED_ATTR, {}).items()}
+
+
+def fail_interrupted(study: optuna.Study, message: str = INTERRUPTED_MESSAGE) -> list[FrozenTrial]:
+    """Tell FAIL every trial left RUNNING, marked interrupted on the study first; returns those trials.
+
+    Marked before told: a driver that dies in between leaves them RUNNING and marked, and the next resume
+    finishes the job. Interrupted trials are never counted (the core counts ``counted`` user attributes).
+    """
+    left = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not left:
+        return []
+    marks = {**study.user_attrs.get(INTERRUPTED_ATTR, {}), **{str(t.number): message for t in left}}
+    study.set_user_attr(INTERRUPTED_ATTR, marks)
+    for trial in left:
+        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    return left
+
+
+def requeue_interrupted(study: optuna.Study, baseline_study: optuna.Study | None,
+                        message: str = INTERRUPTED_MESSAGE) -> int:
+    """On resume: interrupted trials FAIL, and those that were training enqueued again with their parameters.
+
+    Returns how many were enqueued. Baselines are not enqueued: the core re-runs every baseline without a
+    finished trial anyway. A trial that was not training yet (no ``status`` RUNNING) is not re-run.
+    """
+    if baseline_study is not None:
+        fail_interrupted(baseline_study, message)
+    requeued = 0
+    for trial in fail_interrupted(study, message):
+        if trial.user_attrs.get("status") == "RUNNING":
+            attrs = {"attempt": trial.user_attrs.get("attempt", 0), "retry_of": trial.number}
+            study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
+            requeued += 1
+    return requeued

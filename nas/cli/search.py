@@ -55,30 +55,30 @@ def register_search(app: typer.Typer) -> None:
         runs_dir: Path = typer.Option(Path(DEFAULTS.runs_dir), help="Where run directories live."),
         trials: int = typer.Option(DEFAULTS.trials, help="Trials that train (COMPLETE, PRUNED, FAIL after retries)."),
         time_budget: Optional[float] = typer.Option(None, help="Seconds: no trial starts after it; running ones stop at their next rung."),
-        objectives: str = typer.Option(",".join(DEFAULTS.objectives), help="2-4 of accuracy, gmacs, latency, params."),
+        objectives: str = typer.Option(",".join(DEFAULTS.problem.objectives), help="2-4 of accuracy, gmacs, latency, params."),
         sampler: str = typer.Option(DEFAULTS.sampler, help="tpe, nsga2, gp or random."),
-        scheduler: str = typer.Option(DEFAULTS.scheduler, help="moasha, asha or fifo."),
-        data: str = typer.Option(DEFAULTS.data, help="Dataset: synthetic (embedded) or a prepared real dataset."),
+        scheduler: str = typer.Option(DEFAULTS.scheduler.name, help="moasha, asha or fifo."),
+        data: str = typer.Option(DEFAULTS.data.dataset, help="Dataset: synthetic (embedded) or a prepared real dataset."),
         root: Optional[Path] = typer.Option(None, help="Root folder of a real dataset (prepare it with `nas data prepare`)."),
         cache: Optional[Path] = typer.Option(None, help="A cache written by `nas data prepare`."),
-        num_clips: int = typer.Option(DEFAULTS.num_clips, help="Synthetic clips (train + validation)."),
-        proxy_epochs: int = typer.Option(DEFAULTS.proxy_epochs, help="Proxy training budget in epochs (the highest fidelity)."),
-        proxy_width: float = typer.Option(DEFAULTS.proxy_width, help="Channel multiplier of the proxy models."),
-        proxy_frames: int = typer.Option(DEFAULTS.proxy_frames, help="Frames per proxy clip."),
-        proxy_size: int = typer.Option(DEFAULTS.proxy_size, help="Proxy clip height and width in pixels."),
-        proxy_batch_size: int = typer.Option(DEFAULTS.proxy_batch_size, help="Proxy batch size."),
-        proxy_lr: float = typer.Option(DEFAULTS.proxy_lr, help="Proxy learning rate."),
-        deploy_shape: str = typer.Option("x".join(map(str, DEFAULTS.deploy_shape)), help="TxHxW of the deployment clip, for GMACs."),
-        latency_profile: str = typer.Option(DEFAULTS.latency_profile, help="Latency profile (see `nas profile --help`)."),
+        num_clips: int = typer.Option(DEFAULTS.data.num_clips, help="Synthetic clips (train + validation)."),
+        proxy_epochs: int = typer.Option(DEFAULTS.proxy.epochs, help="Proxy training budget in epochs (the highest fidelity)."),
+        proxy_width: float = typer.Option(DEFAULTS.proxy.width_mult, help="Channel multiplier of the proxy models."),
+        proxy_frames: int = typer.Option(DEFAULTS.proxy.frames, help="Frames per proxy clip."),
+        proxy_size: int = typer.Option(DEFAULTS.proxy.size, help="Proxy clip height and width in pixels."),
+        proxy_batch_size: int = typer.Option(DEFAULTS.proxy.batch_size, help="Proxy batch size."),
+        proxy_lr: float = typer.Option(DEFAULTS.proxy.lr, help="Proxy learning rate."),
+        deploy_shape: str = typer.Option("x".join(map(str, DEFAULTS.problem.deploy_shape)), help="TxHxW of the deployment clip, for GMACs."),
+        latency_profile: str = typer.Option(DEFAULTS.problem.latency_profile, help="Latency profile (see `nas profile --help`)."),
         max_gmacs: Optional[float] = typer.Option(None, help="Constraint: GMACs at the deployment shape."),
         max_params: Optional[float] = typer.Option(None, help="Constraint: parameters, in millions."),
         max_latency_ms: Optional[float] = typer.Option(None, help="Constraint: median latency in ms."),
         baselines: Optional[str] = typer.Option(None, help="Comma-separated catalog names evaluated under the same proxy."),
-        grace_period: int = typer.Option(DEFAULTS.grace_period, help="Scheduler: first rung, in epochs."),
-        reduction_factor: int = typer.Option(DEFAULTS.reduction_factor, help="Scheduler: eta (keep the top 1/eta at each rung)."),
+        grace_period: int = typer.Option(DEFAULTS.scheduler.grace_period, help="Scheduler: first rung, in epochs."),
+        reduction_factor: int = typer.Option(DEFAULTS.scheduler.reduction_factor, help="Scheduler: eta (keep the top 1/eta at each rung)."),
         address: Optional[str] = typer.Option(None, help="Join an existing Ray cluster (e.g. 127.0.0.1:6379)."),
-        cpus_per_trial: float = typer.Option(DEFAULTS.cpus_per_trial, help="CPUs per trial (also its torch threads)."),
-        gpus_per_trial: float = typer.Option(DEFAULTS.gpus_per_trial, help="GPUs per trial (fractional allowed; AMP on GPU)."),
+        cpus_per_trial: float = typer.Option(DEFAULTS.execution.cpus_per_trial, help="CPUs per trial (also its torch threads)."),
+        gpus_per_trial: float = typer.Option(DEFAULTS.execution.gpus_per_trial, help="GPUs per trial (fractional allowed; AMP on GPU)."),
         max_concurrent: Optional[int] = typer.Option(None, help="Trials running at once (default: as resources allow)."),
         storage: Optional[str] = typer.Option(None, help="Optuna storage URL (e.g. postgresql://...); default RUN/study.db."),
         seed: int = typer.Option(DEFAULTS.seed, help="Seed of the sampler, the data and the proxies."),
@@ -92,7 +92,7 @@ def register_search(app: typer.Typer) -> None:
         Ctrl-C stops it (exit 130) and prints the `--resume` command. On `--resume RUN` only --trials,
         --time-budget, --address, --max-concurrent, --retries, --cpus-per-trial, --gpus-per-trial may change.
         """
-        fields = dict(
+        flags = dict(
             name=name or Path(space).stem, runs_dir=str(runs_dir), space=space, trials=trials,
             time_budget_s=time_budget, objectives=_csv(objectives), sampler=sampler, scheduler=scheduler,
             seed=seed, data=data, root=str(root) if root else None, cache=str(cache) if cache else None,
@@ -105,8 +105,8 @@ def register_search(app: typer.Typer) -> None:
             max_concurrent=max_concurrent, storage=storage, retries=retries,
         )
         if resume is not None:
-            given = {_FIELD_OF_PARAM.get(p, p): fields[_FIELD_OF_PARAM.get(p, p)] for p in _given_on_command_line(ctx)
-                     if _FIELD_OF_PARAM.get(p, p) in fields}
+            given = {_FIELD_OF_PARAM.get(p, p): flags[_FIELD_OF_PARAM.get(p, p)] for p in _given_on_command_line(ctx)
+                     if _FIELD_OF_PARAM.get(p, p) in flags}
             config = resumed_config(load_run_config(resume), given)
         else:
             if root is not None and cache is None:
@@ -114,7 +114,7 @@ def register_search(app: typer.Typer) -> None:
                     f"--root {root}: proxy trials read a prepared cache, never videos; run "
                     f"`nas data prepare --data {data} --root {root} --out CACHE` and pass --cache CACHE"
                 )
-            config = SearchConfig(**fields)
+            config = SearchConfig.from_flags(**flags)
         try:
             outcome = run_search(config, resume=resume is not None, show_progress=not quiet)
         except SearchInterrupted as stopped:

@@ -61,7 +61,7 @@ def test_a_mistake_found_after_the_run_directory_used_to_exist_leaves_none(tmp_p
 def test_a_folder_left_by_a_killed_start_is_taken_over_and_anything_else_is_kept(tmp_path):
     """A driver killed while starting leaves .lock, study.db and costs/ but no search.yaml: the next start
     with that name clears them (the folder is not a run yet); a folder with any other file is refused."""
-    config = SearchConfig(name="left", runs_dir=str(tmp_path / "runs"), space=str(write_tiny_space(tmp_path)),
+    config = SearchConfig.from_flags(name="left", runs_dir=str(tmp_path / "runs"), space=str(write_tiny_space(tmp_path)),
                           objectives=("accuracy", "gmacs"))
     run = RunDir(tmp_path / "runs" / "left")
     (run.path / "costs").mkdir(parents=True)
@@ -107,7 +107,7 @@ def finished_run(tmp_path) -> Path:
     run = tmp_path / "runs" / "done"
     write_run(run)
     content = yaml.safe_load((run / "search.yaml").read_text())
-    content["config"] = SearchConfig(name="done", runs_dir=str(run.parent), space=str(write_tiny_space(tmp_path)),
+    content["config"] = SearchConfig.from_flags(name="done", runs_dir=str(run.parent), space=str(write_tiny_space(tmp_path)),
                                      objectives=("accuracy", "gmacs", "latency"), trials=4).to_dict()
     (run / "search.yaml").write_text(yaml.safe_dump(content, sort_keys=False))
     return run
@@ -133,7 +133,7 @@ def test_resume_takes_the_changeable_flags_and_accepts_the_run_s_own_values(fini
     resumed = resumed_config(stored, {"trials": 9, "time_budget_s": 60.0, "max_concurrent": 1,
                                       "objectives": ("accuracy", "gmacs", "latency"), "space": stored.space,
                                       "name": "done", "runs_dir": str(finished_run.parent / ".")})
-    assert (resumed.trials, resumed.time_budget_s, resumed.max_concurrent) == (9, 60.0, 1)
+    assert (resumed.trials, resumed.time_budget_s, resumed.execution.max_concurrent) == (9, 60.0, 1)
     assert resumed.replace(trials=4, time_budget_s=None, max_concurrent=None) == stored
 
 

@@ -35,15 +35,14 @@ COUNTED = ("COMPLETE", "PRUNED", "FAIL")
 
 
 def _search_args(config, address: str) -> list[str]:
-    return [
-        "--space", config.space, "--runs-dir", config.runs_dir, "--name", config.name, "--trials", str(config.trials),
-        "--objectives", ",".join(config.objectives), "--sampler", config.sampler, "--scheduler", config.scheduler,
-        "--num-clips", str(config.num_clips), "--proxy-epochs", str(config.proxy_epochs),
-        "--proxy-width", str(config.proxy_width), "--proxy-frames", str(config.proxy_frames),
-        "--proxy-size", str(config.proxy_size), "--proxy-batch-size", str(config.proxy_batch_size),
-        "--deploy-shape", "x".join(map(str, config.deploy_shape)), "--retries", str(config.retries),
-        "--address", address, "--quiet",
-    ]
+    flags = config.flags()
+    args = ["--space", config.space, "--runs-dir", config.runs_dir, "--name", config.name,
+            "--objectives", ",".join(flags["objectives"]), "--deploy-shape", "x".join(map(str, flags["deploy_shape"])),
+            "--address", address, "--quiet"]
+    for flag in ("trials", "sampler", "scheduler", "num_clips", "proxy_epochs", "proxy_width", "proxy_frames",
+                 "proxy_size", "proxy_batch_size", "retries"):
+        args += ["--" + flag.replace("_", "-"), str(flags[flag])]
+    return args
 
 
 def _driver(args: list[str]) -> subprocess.Popen:
@@ -85,7 +84,7 @@ def _counted(study) -> list:
 def _assert_parquet_equals_the_study(run_dir: Path) -> None:
     config = load_run_config(run_dir)
     study = load_study(run_dir, config.study)
-    expected = trials_frame(config, study, None)
+    expected = trials_frame(config.problem, config.proxy.epochs, study, None)
     table = pd.read_parquet(run_dir / "trials.parquet")
     pd.testing.assert_frame_equal(table, pd.read_parquet(_roundtrip(expected, run_dir)), check_like=False)
 

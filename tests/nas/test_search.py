@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from nas.rundir import RunLock
 from nas.runmodel import RunDir
 from nas.search import run_search
+from nas.study import interrupted_trials
 from space import spec_from_dict
 from tests.nas.cli_helpers import REPO, assert_one_line_error, run_nas
 from tests.nas.search_helpers import load_study, postgres_server, tiny_config
@@ -182,11 +183,11 @@ def test_existing_run_without_resume_is_refused(ray_address, small_run):
 def _cli_args(config, address):
     return [
         "--space", config.space, "--runs-dir", config.runs_dir, "--name", config.name, "--trials", str(config.trials),
-        "--objectives", ",".join(config.objectives), "--sampler", config.sampler, "--scheduler", config.scheduler,
-        "--num-clips", str(config.num_clips), "--proxy-epochs", str(config.proxy_epochs),
-        "--proxy-width", str(config.proxy_width), "--proxy-frames", str(config.proxy_frames),
-        "--proxy-size", str(config.proxy_size), "--proxy-batch-size", str(config.proxy_batch_size),
-        "--deploy-shape", "x".join(map(str, config.deploy_shape)), "--max-concurrent", "1",
+        "--objectives", ",".join(config.problem.objectives), "--sampler", config.sampler, "--scheduler", config.scheduler.name,
+        "--num-clips", str(config.data.num_clips), "--proxy-epochs", str(config.proxy.epochs),
+        "--proxy-width", str(config.proxy.width_mult), "--proxy-frames", str(config.proxy.frames),
+        "--proxy-size", str(config.proxy.size), "--proxy-batch-size", str(config.proxy.batch_size),
+        "--deploy-shape", "x".join(map(str, config.problem.deploy_shape)), "--max-concurrent", "1",
         "--address", address, "--quiet", "--no-report",
     ]
 
@@ -220,10 +221,12 @@ def test_sigkill_then_resume_keeps_finished_trials_and_reruns_interrupted(ray_ad
     for trial_id, (key, accuracy) in kept.items():  # every finished trial kept, with its values
         assert frame.loc[trial_id, "spec_key"] == key and frame.loc[trial_id, "accuracy"] == accuracy
     study = load_study(run_dir)
+    marked = interrupted_trials(study)
     for trial in interrupted:
         assert study.trials[trial.number].state == TrialState.FAIL
-        assert "interrupted" in study.trials[trial.number].user_attrs["error"]
-        assert study.trials[trial.number].user_attrs["counted"] is False
+        assert "interrupted" in marked[trial.number]
+        assert frame.loc[trial.number, "status"] == "FAIL" and "interrupted" in frame.loc[trial.number, "error"]
+        assert not study.trials[trial.number].user_attrs.get("counted")
     rerun = [t for t in study.trials if t.user_attrs.get("retry_of") is not None]
     assert [t.params for t in rerun[: len(interrupted_params)]] == interrupted_params
     assert sum(1 for t in study.trials if t.user_attrs.get("counted")) == 4
