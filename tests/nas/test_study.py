@@ -65,7 +65,7 @@ def test_a_resume_fails_what_a_dead_driver_left_running_and_requeues_what_was_tr
     assert [t.state for t in baselines.get_trials()] == [TrialState.FAIL]
 
     frame = trials_frame(config.problem, config.proxy.epochs, study, baselines).set_index("trial_id")
-    assert list(frame["status"]) == ["COMPLETE", "FAIL", "FAIL", "RUNNING", "FAIL"]  # baseline last, id -1
+    assert list(frame["status"]) == ["COMPLETE", "INTERRUPTED", "INTERRUPTED", "QUEUED", "INTERRUPTED"]  # baseline last, id -1
     assert pd.isna(frame.loc[0, "error"])
     assert all("interrupted" in frame.loc[i, "error"] for i in (1, 2, -1))
     assert requeue_interrupted(study, baselines) == 0  # a second resume finds nothing left RUNNING
