@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 from nas.config import load_run_config
 from nas.export import trials_frame
 from nas.runmodel import RunDir
+from nas.study import interrupted_trials
 from tests.nas.cli_helpers import REPO, run_nas
 from tests.nas.search_helpers import load_study, tiny_config
 
@@ -118,8 +119,11 @@ def test_ctrl_c_exits_130_and_the_moved_run_resumes_and_extends_with_trials_n(ra
     assert [r["state"] for r in runs] == ["interrupted"]
     study = load_study(run_dir, "first")
     assert not study.get_trials(states=(TrialState.RUNNING,))  # settled at once, not left for the next attempt
-    interrupted = [t for t in study.trials if t.user_attrs.get("status") == "INTERRUPTED"]
-    assert interrupted and all(not t.user_attrs["counted"] for t in interrupted)
+    interrupted = interrupted_trials(study)
+    assert interrupted and all("Ctrl-C" in message for message in interrupted.values())
+    assert not any(study.trials[n].user_attrs.get("counted") for n in interrupted)
+    table = _table(run_dir).set_index("trial_id")
+    assert all(table.loc[n, "status"] == "INTERRUPTED" for n in interrupted)
     _assert_parquet_equals_the_study(run_dir)
 
     moved = tmp_path / "elsewhere" / "second"  # another folder, another name
