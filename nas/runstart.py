@@ -20,6 +20,7 @@ import optuna
 
 from nas.config import SearchConfig
 from nas.proxydata import check_data
+from nas.rundir import RunLockedError, held_by_a_driver
 from nas.runmodel import LOCK_FILE, RunDir, STATE_FILE, STUDY_FILE, SEARCH_FILE, TRIALS_FILE
 from nas.study import BASELINE_SUFFIX
 from space import catalog_spec
@@ -37,6 +38,9 @@ def check_before_creating(config: SearchConfig, run: RunDir, *, resume: bool) ->
         raise UserInputError(f"cannot resume {run.path}: not a run directory (no search.yaml)")
     if not resume and run.path.exists() and not _is_leftover(run.path):
         raise UserInputError(f"run {run.path} already exists; resume it with --resume {run.path} or pick another --name")
+    if held_by_a_driver(run):  # before Ray starts (the lock itself is taken after, and checked again)
+        holder = run.lock_file.read_text(errors="replace").strip() or "another process"
+        raise RunLockedError(f"run {run.path} is locked by {holder}; one driver per run")
     space = load_space(config.space)
     for name in config.problem.baselines:
         catalog_spec(name)

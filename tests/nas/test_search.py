@@ -225,7 +225,7 @@ def test_sigkill_then_resume_keeps_finished_trials_and_reruns_interrupted(ray_ad
     for trial in interrupted:
         assert study.trials[trial.number].state == TrialState.FAIL
         assert "interrupted" in marked[trial.number]
-        assert frame.loc[trial.number, "status"] == "FAIL" and "interrupted" in frame.loc[trial.number, "error"]
+        assert frame.loc[trial.number, "status"] == "INTERRUPTED" and "interrupted" in frame.loc[trial.number, "error"]
         assert not study.trials[trial.number].user_attrs.get("counted")
     rerun = [t for t in study.trials if t.user_attrs.get("retry_of") is not None]
     assert [t.params for t in rerun[: len(interrupted_params)]] == interrupted_params
