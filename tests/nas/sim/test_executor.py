@@ -124,17 +124,19 @@ def test_a_simulation_is_deterministic_for_a_seed():
 
 
 def test_the_time_budget_ends_the_search_at_the_next_rung(tmp_path):
-    """The first trial ends inside the budget; the second reaches rung 1 past it and is stopped there."""
+    """The first trial ends inside the budget; the second reaches rung 1 past it and is stopped there. With Ray's
+    one trial suggested ahead (the default), that third trial was already suggested: it too trains to rung 1."""
     config = hand_config(tmp_path, scheduler="fifo")
     table = hand_table(config)
-    unlimited = run(config, table, workers=1, overheads=Overheads.none())
+    unlimited = run(config, table, workers=1, overheads=Overheads.none(), pending=0)
     first_end = min(t.user_attrs["finished_at"] for t in unlimited.study.get_trials() if t.user_attrs.get("fidelity"))
     config = config.replace(time_budget_s=first_end + 1.0)
-    outcome = run(config, table, workers=1, overheads=Overheads.none())
-    rows = [t.user_attrs for t in outcome.study.get_trials() if t.user_attrs.get("status") in ("COMPLETE", "PRUNED")]
-    assert [(r["status"], r["fidelity"]) for r in rows] == [("COMPLETE", 3), ("PRUNED", 1)]
-    assert rows[0]["finished_at"] < config.time_budget_s < rows[1]["finished_at"] == outcome.elapsed_s
-    assert outcome.core.counted() == 2
+    for pending, expected in ((0, [("COMPLETE", 3), ("PRUNED", 1)]), (1, [("COMPLETE", 3), ("PRUNED", 1), ("PRUNED", 1)])):
+        outcome = run(config, table, workers=1, overheads=Overheads.none(), pending=pending)
+        rows = [t.user_attrs for t in outcome.study.get_trials() if t.user_attrs.get("status") in ("COMPLETE", "PRUNED")]
+        assert [(r["status"], r["fidelity"]) for r in rows] == expected
+        assert rows[0]["finished_at"] < config.time_budget_s < rows[1]["finished_at"] <= rows[-1]["finished_at"] == outcome.elapsed_s
+        assert outcome.core.counted() == len(expected)
 
 
 def test_a_recorded_failure_is_told_fail_and_counted(tmp_path):
