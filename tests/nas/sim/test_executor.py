@@ -28,7 +28,7 @@ def hand_config(tmp_path, **overrides) -> SearchConfig:
                     objectives=("accuracy", "gmacs", "latency"), sampler="random", scheduler="moasha",
                     proxy_epochs=3, grace_period=1, reduction_factor=2, seed=0, num_clips=96)
     settings.update(overrides)
-    return SearchConfig(**settings)
+    return SearchConfig.from_flags(**settings)
 
 
 def hand_table(config: SearchConfig, seeds=(0,)) -> Table:
@@ -37,7 +37,7 @@ def hand_table(config: SearchConfig, seeds=(0,)) -> Table:
     rows = []
     for index, spec in enumerate(space.enumerate()):
         for seed in seeds:
-            for epoch in range(1, config.proxy_epochs + 1):
+            for epoch in range(1, config.proxy.epochs + 1):
                 rows.append({
                     "spec_key": spec.key(), "spec": json.dumps(spec.to_dict()), "family": spec.family, "baseline": None,
                     "gmacs": 10.0 + 5 * ((index * 7) % 6), "params": 1_000_000 + index, "recurrent_params": 0,
