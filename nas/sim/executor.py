@@ -127,7 +127,10 @@ def check_table(table: Table, *, config: SearchConfig, space: SearchSpace) -> No
     """Refuse a table recorded with another version, space or settings, and baselines it lacks."""
     check_compatible(table.manifest, config=config, digest=space_digest(s.key() for s in space.enumerate()),
                      what="the table")
-    missing = [b for b in config.problem.baselines if b not in set(table.rows["baseline"].dropna())]
+    from space import catalog_spec
+
+    recorded = set(table.rows["spec_key"])
+    missing = [b for b in config.problem.baselines if catalog_spec(b).key() not in recorded]
     if missing:
         raise UserInputError(f"the table has no baseline(s) {', '.join(missing)}; simulate with baselines=() "
                              "or record them")
