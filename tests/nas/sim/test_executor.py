@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from nas.config import SearchConfig
@@ -208,3 +209,12 @@ def test_a_table_with_impossible_numbers_is_refused(tmp_path, column, value):
     write_table(tmp_path / "bad.parquet", Table(rows, table.manifest))
     with pytest.raises(UserInputError, match=f"column {column} holds"):
         read_table(tmp_path / "bad.parquet")
+
+
+def test_a_table_with_a_repeated_row_is_refused(tmp_path):
+    config = hand_config(tmp_path)
+    table = hand_table(config)
+    rows = pd.concat([table.rows, table.rows.iloc[[0]]], ignore_index=True)
+    write_table(tmp_path / "twice.parquet", Table(rows, table.manifest))
+    with pytest.raises(UserInputError, match="recorded twice"):
+        read_table(tmp_path / "twice.parquet")
