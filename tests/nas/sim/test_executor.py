@@ -218,3 +218,19 @@ def test_a_table_with_a_repeated_row_is_refused(tmp_path):
     write_table(tmp_path / "twice.parquet", Table(rows, table.manifest))
     with pytest.raises(UserInputError, match="recorded twice"):
         read_table(tmp_path / "twice.parquet")
+
+
+def test_parallel_simulations_give_the_same_runs():
+    from nas.bench.search import bench_config
+    from nas.sim.compare import run_strategies, table_bounds
+
+    table = read_table(SMALL_TABLE)
+    config = bench_config(table.manifest, trials=8).replace(max_resamples=5)
+    options = dict(config=config, table=table, space=parse_space(table.manifest["space_yaml"]), seeds=2, workers=1,
+                   budget_s=150.0, bounds=table_bounds(table, config.problem.objectives), samplers=("tpe",),
+                   schedulers=("moasha",))
+    one = run_strategies(**options)
+    two = run_strategies(**options, processes=2)
+    assert [(r.seed, r.trained, r.elapsed_s) for r in one] == [(r.seed, r.trained, r.elapsed_s) for r in two]
+    assert all(a.frame[["status", "spec_key", "finished_at"]].equals(b.frame[["status", "spec_key", "finished_at"]])
+               for a, b in zip(one, two))
