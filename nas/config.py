@@ -58,6 +58,7 @@ class SearchConfig:
     max_concurrent: int | None = None
     storage: str | None = None
     retries: int = 0
+    heartbeat_interval_s: int = 10  # the driver's beat for its RUNNING trials; stale after 3 missed (nas.settle)
     max_resamples: int = 200
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -85,6 +86,9 @@ class SearchConfig:
             raise UserInputError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise UserInputError(f"--max-concurrent {self.max_concurrent} is not allowed; allowed: >= 1")
+        if not isinstance(self.heartbeat_interval_s, int) or self.heartbeat_interval_s < 1:
+            raise UserInputError(
+                f"--heartbeat-interval {self.heartbeat_interval_s} is not allowed; allowed: an integer >= 1 (seconds)")
         if self.retries < 0:
             raise UserInputError(f"--retries {self.retries} is not allowed; allowed: >= 0")
         if self.time_budget_s is not None and self.time_budget_s <= 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from nas.rundir import RunLock, environment
 from nas.runmodel import RunDir
 from nas.core.search import SearchCore, StaticCosts
 from nas.searcher import StudySearcher
+from nas.settle import Heartbeat, await_orphans, settle_orphan
 from nas.study import open_baseline_study, open_study
 from nas.trial import TrialSettings, run_trial
 from runners.costs import model_costs
@@ -110,16 +112,18 @@ def _requeue_interrupted(study: optuna.Study, baseline_study: optuna.Study | Non
         if s is None:
             continue
         for trial in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            was_training = trial.user_attrs.get("status") == "RUNNING"
-            s._storage.set_trial_user_attr(trial._trial_id, "status", "FAIL")
-            s._storage.set_trial_user_attr(trial._trial_id, "error", "interrupted (the driver died); re-run on resume")
-            s._storage.set_trial_user_attr(trial._trial_id, "counted", False)
-            s._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            if was_training and s is study:
-                attrs = {"attempt": trial.user_attrs.get("attempt", 0), "retry_of": trial.number}
-                study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
-                requeued += 1
+            settle_orphan(s, trial, requeue=s is study)
+            requeued += int(s is study and trial.user_attrs.get("status") == "RUNNING")
     return requeued
+
+
+def _settle_orphans(config: SearchConfig, study: optuna.Study, baseline_study: optuna.Study | None) -> None:
+    """On resume. The run's own study.db: our flock proves every RUNNING trial an orphan. A shared
+    ``--storage``: a driver elsewhere may be alive, so wait for the heartbeats to go stale (nas.settle)."""
+    if config.storage:
+        await_orphans([study, baseline_study], config.heartbeat_interval_s, main=study,
+                      say=lambda text: print(text, file=sys.stderr))
+    _requeue_interrupted(study, baseline_study)
 
 
 def _start_ray(config: SearchConfig) -> bool:
@@ -194,7 +198,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
         study = open_study(config, storage, num_params=len(space.parameters()), create=not resume)
         baseline_study = open_baseline_study(config, storage) if config.baselines else None
         if resume:
-            _requeue_interrupted(study, baseline_study)
+            _settle_orphans(config, study, baseline_study)
         started_ray = _start_ray(config)
         measurer_name = None
         resources = measurer_resources(config.latency_profile) if config.needs_latency else {}
@@ -258,7 +262,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
             ),
         )
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our live view replaces Ray's console output
-        with progress:
+        with progress, Heartbeat([study, baseline_study], config.heartbeat_interval_s):
             tuner.fit()
         core.close_pending()
         export()

@@ -103,7 +103,7 @@ class RunningTrial:
 def running_trials(study: optuna.Study) -> list[RunningTrial]:
     """Every RUNNING trial of ``study`` with the age of its last sign of life (the storage's clock for beats)."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    beats = _last_beats(study, [t._trial_id for t in running])
+    beats = last_beats(study, [t._trial_id for t in running])
     out = []
     for trial in running:
         if trial._trial_id in beats:
@@ -114,7 +114,7 @@ def running_trials(study: optuna.Study) -> list[RunningTrial]:
     return out
 
 
-def _last_beats(study: optuna.Study, trial_ids: list[int]) -> dict[int, float]:
+def last_beats(study: optuna.Study, trial_ids: list[int]) -> dict[int, float]:
     """trial id -> seconds since its last heartbeat, both times read from the storage's own clock."""
     backend = _backend(study)
     if backend is None or not trial_ids:

@@ -1,0 +1,128 @@
+"""A search driver killed with SIGKILL leaves no zombie trial (issue 17, shared storage without zombies).
+
+Real ``nas search`` subprocesses on the session's Ray head, real Optuna storage (PostgreSQL: CI's server or a
+throwaway cluster; and the run's own SQLite), real SIGKILL. After the kill, ``nas settle`` (a second process
+watching the study) or ``nas search --resume`` must leave no trial RUNNING, and the resumed search must count
+exactly the requested trials. The heartbeat interval is 1 s here (grace 3 s), so each wait is seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from nas.settle import last_beats
+from tests.nas.cli_helpers import REPO, run_nas
+from tests.nas.search_helpers import postgres_server, tiny_config
+
+pytestmark = pytest.mark.slow  # two real searches each
+
+
+def _search_args(config, address: str) -> list[str]:
+    args = [
+        "--space", config.space, "--runs-dir", config.runs_dir, "--name", config.name, "--trials", str(config.trials),
+        "--objectives", ",".join(config.objectives), "--sampler", config.sampler, "--scheduler", config.scheduler,
+        "--num-clips", str(config.num_clips), "--proxy-epochs", str(config.proxy_epochs),
+        "--proxy-width", str(config.proxy_width), "--proxy-frames", str(config.proxy_frames),
+        "--proxy-size", str(config.proxy_size), "--proxy-batch-size", str(config.proxy_batch_size),
+        "--deploy-shape", "x".join(map(str, config.deploy_shape)), "--max-concurrent", "1",
+        "--heartbeat-interval", "1", "--address", address, "--quiet", "--no-report",
+    ]
+    return args + (["--storage", config.storage] if config.storage else [])
+
+
+def _kill_mid_trial(config, address: str) -> list[int]:
+    """Start a driver, SIGKILL it once a trial finished and another is training; returns the kept trial ids."""
+    run_dir = Path(config.runs_dir) / config.name
+    driver = subprocess.Popen([sys.executable, "-m", "nas", "search", *_search_args(config, address)], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 300
+    finished = []
+    while time.time() < deadline and driver.poll() is None:
+        time.sleep(0.5)
+        if (run_dir / "trials.parquet").exists():
+            frame = pd.read_parquet(run_dir / "trials.parquet")
+            finished = frame.loc[frame["status"] == "COMPLETE", "trial_id"].tolist()
+            if finished and (frame["status"] == "RUNNING").any():
+                break
+    assert driver.poll() is None, driver.stderr.read()
+    assert finished, "no trial finished in time"
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    return finished
+
+
+def _running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(states=(TrialState.RUNNING,))
+
+
+def _assert_resumed_search_is_whole(study: optuna.Study, kept: list[int], interrupted: list[int], trials: int) -> None:
+    assert not _running(study)
+    for number in kept:  # finished trials survive, with their state
+        assert study.trials[number].state == TrialState.COMPLETE
+    for number in interrupted:
+        trial = study.trials[number]
+        assert trial.state == TrialState.FAIL and trial.user_attrs["counted"] is False
+        assert "interrupted" in trial.user_attrs["error"]
+    retried = [t.user_attrs["retry_of"] for t in study.trials if t.user_attrs.get("retry_of") is not None]
+    training = [n for n in interrupted if "spec" in study.trials[n].user_attrs and study.trials[n].params]
+    assert set(training) <= set(retried)
+    assert sum(1 for t in study.trials if t.user_attrs.get("counted")) == trials
+
+
+def test_a_killed_driver_on_postgres_is_settled_by_the_resume(ray_address, tmp_path):
+    """Shared storage: the resume waits for the dead driver's heartbeats to go stale, then settles and re-runs."""
+    with postgres_server(tmp_path) as url:
+        name = f"zombie{os.getpid()}{int(time.time())}"
+        config = tiny_config(tmp_path, name=name, trials=3, proxy_epochs=3, storage=url)
+        try:
+            kept = _kill_mid_trial(config, ray_address)
+            study = optuna.load_study(study_name=name, storage=url)
+            interrupted = [t.number for t in _running(study)]
+            assert interrupted, "the kill should leave a RUNNING trial behind"
+            beats = last_beats(study, [t._trial_id for t in study.trials])
+            assert {study.trials[n]._trial_id for n in kept} <= set(beats)  # the driver beat, in PostgreSQL
+            run_dir = Path(config.runs_dir) / name
+            result = run_nas("search", "--resume", str(run_dir), "--address", ray_address, "--quiet", "--no-report")
+            assert result.returncode == 0, result.stderr
+            study = optuna.load_study(study_name=name, storage=url)
+            _assert_resumed_search_is_whole(study, kept, interrupted, 3)
+            for number in interrupted:  # settled by the stale-heartbeat rule, not taken from a live driver
+                assert "no heartbeat for" in study.trials[number].user_attrs["error"]
+            frame = pd.read_parquet(run_dir / "trials.parquet")
+            assert not (frame["status"] == "RUNNING").any()
+        finally:
+            for study_name in (name, name + "-baselines"):
+                try:
+                    optuna.delete_study(study_name=study_name, storage=url)
+                except KeyError:
+                    pass
+
+
+def test_a_killed_driver_is_settled_by_a_watching_process_then_resumed(ray_address, tmp_path):
+    """The run's own SQLite: `nas settle` (another process) settles the orphans; the resume counts right."""
+    config = tiny_config(tmp_path, trials=3, proxy_epochs=3)
+    run_dir = Path(config.runs_dir) / config.name
+    kept = _kill_mid_trial(config, ray_address)
+    storage = f"sqlite:///{run_dir / 'study.db'}"
+    interrupted = [t.number for t in _running(optuna.load_study(study_name=config.name, storage=storage))]
+    assert interrupted
+    settled = run_nas("settle", str(run_dir), "--timeout", "60")
+    assert settled.returncode == 0, settled.stderr
+    assert f"settled {len(interrupted)} trial(s)" in settled.stdout and "trials.parquet rewritten" in settled.stdout
+    study = optuna.load_study(study_name=config.name, storage=storage)
+    assert not _running(study)
+    frame = pd.read_parquet(run_dir / "trials.parquet").set_index("trial_id")
+    assert (frame.loc[interrupted, "status"] == "FAIL").all()  # nas runs / nas trials see it at once
+    result = run_nas("search", "--resume", str(run_dir), "--address", ray_address, "--quiet", "--no-report")
+    assert result.returncode == 0, result.stderr
+    _assert_resumed_search_is_whole(optuna.load_study(study_name=config.name, storage=storage), kept, interrupted, 3)
