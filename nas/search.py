@@ -144,9 +144,17 @@ def _check_resources(config: SearchConfig, measurer: dict[str, float]) -> None:
     need_gpu = config.gpus_per_trial + measurer.get("num_gpus", 0)
     if need_cpu > cpus or need_gpu > gpus:
         raise UserInputError(
-            f"one trial ({config.cpus_per_trial} CPU, {config.gpus_per_trial} GPU) plus the latency measurer "
-            f"({measurer}) needs more than the cluster has ({cpus:g} CPU, {gpus:g} GPU); lower --cpus-per-trial"
+            f"one trial ({config.cpus_per_trial:g} CPU, {config.gpus_per_trial:g} GPU) plus the latency measurer "
+            f"({_resources_label(measurer)}) needs {need_cpu:g} CPU and {need_gpu:g} GPU, more than the cluster has "
+            f"({cpus:g} CPU, {gpus:g} GPU); lower --cpus-per-trial / --gpus-per-trial or join a bigger cluster "
+            f"with --address"
         )
+
+
+def _resources_label(resources: dict[str, float]) -> str:
+    if not resources:
+        return "none: no latency objective"
+    return f"{resources.get('num_cpus', 0):g} CPU, {resources.get('num_gpus', 0):g} GPU"
 
 
 def _measurer_cores(config: SearchConfig) -> list[int]:
@@ -190,19 +198,21 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
     space = load_space(config.space)
     for name in config.baselines:
         catalog_spec(name)
-    lock = RunLock(run).acquire()
+    lock = None
     started_ray = False
     measurer = None
     try:
+        # Ray first: a search asking for more CPUs/GPUs than the cluster has is refused before any run file
+        resources = measurer_resources(config.latency_profile) if config.needs_latency else {}
+        started_ray = _start_ray(config)
+        _check_resources(config, resources)
+        lock = RunLock(run).acquire()
         storage = run.storage_url(config.storage)
         study = open_study(config, storage, num_params=len(space.parameters()), create=not resume)
         baseline_study = open_baseline_study(config, storage) if config.baselines else None
         if resume:
             _settle_orphans(config, study, baseline_study)
-        started_ray = _start_ray(config)
         measurer_name = None
-        resources = measurer_resources(config.latency_profile) if config.needs_latency else {}
-        _check_resources(config, resources)
         if config.needs_latency:
             measurer_name = f"videonas-measurer-{run.path.resolve()}"
             measurer = LatencyMeasurer.options(name=measurer_name, **resources).remote(
@@ -272,4 +282,5 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
             ray.kill(measurer)
         if started_ray:
             ray.shutdown()
-        lock.release()
+        if lock is not None:
+            lock.release()

@@ -126,3 +126,56 @@ def test_a_killed_driver_is_settled_by_a_watching_process_then_resumed(ray_addre
     result = run_nas("search", "--resume", str(run_dir), "--address", ray_address, "--quiet", "--no-report")
     assert result.returncode == 0, result.stderr
     _assert_resumed_search_is_whole(optuna.load_study(study_name=config.name, storage=storage), kept, interrupted, 3)
+
+
+# ---- resource faults ----------------------------------------------------------------------------
+
+FOUR_SPECS = """\
+name: four
+families:
+  resnet3d:
+    conv: [r3d, r2plus1d]
+    depth: 18
+    srtg:
+      placement: [none, final]
+      recurrent: [gru]
+      gate: [inactive]
+"""
+
+
+def test_an_out_of_memory_trial_fails_alone_and_the_search_goes_on(ray_address, tmp_path):
+    """Injected in a forward pass mid-epoch: torch.OutOfMemoryError (GPU) and MemoryError (host)."""
+    from nas.search import run_search
+    from space.searchspace import load_space
+
+    space = tmp_path / "four.yaml"
+    space.write_text(FOUR_SPECS)
+    specs = list(load_space(str(space)).enumerate())
+    oom, host_oom = specs[2], specs[3]  # with seed 0 the sampler trains these two first
+    faults = {oom.key(): "oom", host_oom.key(): "host-oom"}
+    config = tiny_config(tmp_path, space=str(space), trials=4, max_concurrent=1, extra={"faults": faults})
+    outcome = run_search(config, show_progress=False)
+    frame = pd.read_parquet(outcome.run_dir / "trials.parquet")
+    trained = frame[frame["status"].isin(["COMPLETE", "PRUNED", "FAIL"])].set_index("spec_key")
+    assert outcome.counted == 4 and len(trained) == 4  # every architecture trained once: the search went on
+    for key, kind in ((oom.key(), "OutOfMemoryError"), (host_oom.key(), "MemoryError")):
+        row = trained.loc[key]
+        assert row["status"] == "FAIL" and row["error"].startswith("out of memory") and kind in row["error"]
+        assert "injected fault" in row["error"] and "--proxy-batch-size" in row["error"]
+    others = trained.drop(index=list(faults))
+    assert (others["status"] == "COMPLETE").all()
+    first_oom_end = trained.loc[list(faults), "finished_at"].min()
+    assert (others["started_at"] > first_oom_end).any()  # a trial trained after an out-of-memory one, same actor
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--cpus-per-trial", "3"], "needs 3 CPU"),  # the session's head has 2
+    (["--gpus-per-trial", "1"], "and 1 GPU"),  # and none
+])
+def test_a_search_asking_for_more_than_the_cluster_has_is_refused_before_starting(ray_address, tmp_path, flags, needle):
+    from tests.nas.cli_helpers import assert_one_line_error
+
+    config = tiny_config(tmp_path, trials=1)
+    result = run_nas("search", *_search_args(config, ray_address), *flags)
+    assert_one_line_error(result, needle, "more than the cluster has")
+    assert not Path(config.runs_dir).exists()  # no run directory, not even its lock
