@@ -303,6 +303,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             running += torch.tensor([loss * len(indices), correct, len(indices)], dtype=torch.float64)
             seen[torch.from_numpy(indices)] += 1
             ctx.progress({"kind": "step", "epoch": epoch, "step": step + 1, "steps": len(batches), "loss": loss})
+            inject_fault(loop_config.get("faults") or {}, rank=rank, epoch=epoch, step=step)
         _all_reduce(running)
         _all_reduce(seen)
         gate_rate = _mean_open_rate(gate_open_rates(model))  # summed over ranks inside
@@ -335,6 +336,43 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         }
         _report({"epoch": len(plans), "final": 1}, state_dict(len(plans), final), rank)
     ctx.progress({"kind": "done"})
+
+
+def inject_fault(faults: dict[str, Any], *, rank: int, epoch: int, step: int) -> None:
+    """Testing aid: ``{"kill_rank": R, "epoch": E, "step": S, "marker": PATH}`` SIGKILLs rank R's process
+    after step S of epoch E (0-based), once: the marker file records that it fired, so the restarted worker
+    group trains on. A real kill, as a lost machine or the kernel's OOM killer would deliver it.
+
+    With ``"snapshot": PATH`` (Ray Train's ``checkpoint_manager_snapshot.json``) it first waits, up to 60 s,
+    until the controller has registered the checkpoint of epoch E: Ray Train registers a reported checkpoint
+    at its next poll of the workers (every 2 s), and a restart resumes from the last *registered* one.
+    """
+    if not faults or (faults.get("kill_rank"), faults.get("epoch"), faults.get("step")) != (rank, epoch, step):
+        return
+    marker = Path(faults["marker"])
+    if marker.exists():
+        return
+    if faults.get("snapshot"):
+        _wait_for_registered_checkpoint(Path(faults["snapshot"]), epoch)
+    marker.write_text(f"rank {rank} killed after step {step + 1} of epoch {epoch + 1}\n")
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _wait_for_registered_checkpoint(snapshot: Path, epoch: int, limit_s: float = 60.0) -> None:
+    import time
+
+    deadline = time.time() + limit_s
+    while time.time() < deadline:
+        try:
+            latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
+            if int(latest.get("metrics", {}).get("epoch", 0)) >= epoch:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
 
 
 def share(clips: ClipSet) -> dict[str, Any]:
