@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import SearchConfig
 from nas.runmodel import baseline_trial_id, constraint_column, trials_table
+from nas.study import interrupted_trials
 from runners.costs import shape_label
 
 _STATE_STATUS = {
@@ -23,13 +24,22 @@ _STATE_STATUS = {
 
 
 def trial_status(trial: FrozenTrial) -> str:
+    """Our status of a trial (``nas.study``'s table): its ``status`` attribute, else what its Optuna state says.
+
+    A finished trial still marked RUNNING is one a dead driver left and a resume told FAIL (interrupted).
+    """
     status = trial.user_attrs.get("status")
     if trial.state in (TrialState.RUNNING, TrialState.WAITING):
         return "RUNNING" if status != "DUPLICATE" else "DUPLICATE"
-    return status or _STATE_STATUS[trial.state]
+    if status in (None, "RUNNING"):
+        return _STATE_STATUS[trial.state]
+    return status
 
 
-def _row(trial: FrozenTrial, config: SearchConfig, *, trial_id: int, baseline: str | None) -> dict[str, Any]:
+def _row(
+    trial: FrozenTrial, config: SearchConfig, *, trial_id: int, baseline: str | None, interrupted: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """One ``trials.parquet`` row; ``interrupted``: the message when a resume told this trial FAIL."""
     attrs = trial.user_attrs
     status = trial_status(trial)
     constraints = attrs.get("constraints") or [0.0]
@@ -54,7 +64,7 @@ def _row(trial: FrozenTrial, config: SearchConfig, *, trial_id: int, baseline: s
         "started_at": attrs.get("started_at", trial.datetime_start.timestamp() if trial.datetime_start else None),
         "finished_at": attrs.get("finished_at"),
         "train_seconds": attrs.get("train_seconds"),
-        "error": attrs.get("error"),
+        "error": interrupted or attrs.get("error"),
         "duplicate_of": attrs.get("duplicate_of"),
         "gate_open_rates": json.dumps(attrs.get("gate_open_rates") or {}),
         "params_json": json.dumps(trial.params, sort_keys=True),
@@ -68,8 +78,12 @@ def _row(trial: FrozenTrial, config: SearchConfig, *, trial_id: int, baseline: s
 
 
 def trials_frame(config: SearchConfig, study: optuna.Study, baseline_study: optuna.Study | None) -> pd.DataFrame:
-    rows = [_row(t, config, trial_id=t.number, baseline=None) for t in study.get_trials(deepcopy=False)]
+    interrupted = interrupted_trials(study)
+    rows = [_row(t, config, trial_id=t.number, baseline=None, interrupted=interrupted.get(t.number))
+            for t in study.get_trials(deepcopy=False)]
     if baseline_study is not None:
+        interrupted = interrupted_trials(baseline_study)
         for t in baseline_study.get_trials(deepcopy=False):
-            rows.append(_row(t, config, trial_id=baseline_trial_id(t.number), baseline=t.user_attrs.get("baseline")))
+            rows.append(_row(t, config, trial_id=baseline_trial_id(t.number), baseline=t.user_attrs.get("baseline"),
+                             interrupted=interrupted.get(t.number)))
     return trials_table(rows, config.constraints)

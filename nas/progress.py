@@ -25,6 +25,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nas.config import SearchConfig
+from nas.export import trial_status
 from nas.objectives import OBJECTIVES
 from nas.pareto import hypervolume, normalize, pareto_mask
 
@@ -167,7 +168,7 @@ class SearchProgress(Callback):
         counts: dict[str, int] = {}
         points = []
         for trial in self.searcher.study.get_trials(deepcopy=False):
-            status = trial.user_attrs.get("status", "RUNNING")
+            status = trial_status(trial)
             counts[status] = counts.get(status, 0) + 1
             if status == "COMPLETE" and trial.user_attrs.get("feasible", True) and trial.values:
                 points.append(trial.values)

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 import ray
-from optuna.trial import TrialState
 from ray import tune
 
 from nas.affinity import measurer_cores
@@ -35,8 +33,12 @@ from nas.rundir import RunLock, environment
 from nas.runmodel import RunDir
 from nas.core.search import SearchCore, StaticCosts
 from nas.searcher import StudySearcher
+<<<<<<< HEAD
 from nas.settle import Heartbeat, await_orphans, settle_orphan
 from nas.study import open_baseline_study, open_study
+=======
+from nas.study import open_baseline_study, open_study, requeue_interrupted
+>>>>>>> 66888630e88feee360aff24071171ae2e000e656
 from nas.trial import TrialSettings, run_trial
 from runners.costs import model_costs
 from space import ArchSpec, catalog_spec
@@ -54,7 +56,8 @@ class SearchOutcome:
     message: str | None
 
 
-def _static_costs(config: SearchConfig):
+def static_cost_fn(config: SearchConfig):
+    """Static costs of the deployment model (cached by spec key): what SearchCore and `nas bench record` use."""
     cache: dict[str, StaticCosts] = {}
 
     def costs(spec: ArchSpec) -> StaticCosts:
@@ -105,6 +108,7 @@ def fix_bounds(config: SearchConfig, space: SearchSpace, costs, measure_latency)
     return bounds, note
 
 
+<<<<<<< HEAD
 def _requeue_interrupted(study: optuna.Study, baseline_study: optuna.Study | None) -> int:
     """Trials a dead driver left RUNNING: FAIL ``interrupted``, not counted, parameters enqueued again."""
     requeued = 0
@@ -127,6 +131,9 @@ def _settle_orphans(config: SearchConfig, study: optuna.Study, baseline_study: o
 
 
 def _start_ray(config: SearchConfig) -> bool:
+=======
+def start_ray(config: SearchConfig) -> bool:
+>>>>>>> 66888630e88feee360aff24071171ae2e000e656
     """Join ``--address`` or start local Ray (dashboard off unless asked, docs/ray.md). Returns whether we started it."""
     if ray.is_initialized():
         return False
@@ -137,7 +144,7 @@ def _start_ray(config: SearchConfig) -> bool:
     return True
 
 
-def _check_resources(config: SearchConfig, measurer: dict[str, float]) -> None:
+def check_resources(config: SearchConfig, measurer: dict[str, float]) -> None:
     available = ray.cluster_resources()
     cpus, gpus = available.get("CPU", 0), available.get("GPU", 0)
     need_cpu = config.cpus_per_trial + measurer.get("num_cpus", 0)
@@ -165,6 +172,18 @@ def _measurer_cores(config: SearchConfig) -> list[int]:
 
     profile = get_profile(config.latency_profile)
     return [] if profile.device.startswith("cuda") else measurer_cores(int(profile.threads or 1))
+
+
+def trial_settings(config: SearchConfig, *, measurer_name: str | None) -> TrialSettings:
+    """What every trial of ``config`` trains with (the search and `nas bench record` share it)."""
+    return TrialSettings(
+        epochs=config.proxy_epochs, batch_size=config.proxy_batch_size, lr=config.proxy_lr,
+        width_mult=config.proxy_width, cpus_per_trial=config.cpus_per_trial,
+        gpus_per_trial=config.gpus_per_trial, measurer_name=measurer_name,
+        latency_profile=config.latency_profile, max_latency_ms=config.max_latency_ms,
+        faults=dict(config.extra.get("faults", {})),
+        measurer_cores=tuple(_measurer_cores(config)),
+    )
 
 
 def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any]:
@@ -211,14 +230,22 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
         study = open_study(config, storage, num_params=len(space.parameters()), create=not resume)
         baseline_study = open_baseline_study(config, storage) if config.baselines else None
         if resume:
+<<<<<<< HEAD
             _settle_orphans(config, study, baseline_study)
         measurer_name = None
+=======
+            requeue_interrupted(study, baseline_study)
+        started_ray = start_ray(config)
+        measurer_name = None
+        resources = measurer_resources(config.latency_profile) if config.needs_latency else {}
+        check_resources(config, resources)
+>>>>>>> 66888630e88feee360aff24071171ae2e000e656
         if config.needs_latency:
             measurer_name = f"videonas-measurer-{run.path.resolve()}"
             measurer = LatencyMeasurer.options(name=measurer_name, **resources).remote(
                 config.latency_profile, str(run.costs_dir.resolve())
             )
-        static_costs = _static_costs(config)
+        static_costs = static_cost_fn(config)
         if resume:
             stored = run.read_search()
             bounds = stored["bounds"]
@@ -246,14 +273,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
             bounds={k: tuple(v) for k, v in bounds.items()},
             on_change=export,
         )
-        settings = TrialSettings(
-            epochs=config.proxy_epochs, batch_size=config.proxy_batch_size, lr=config.proxy_lr,
-            width_mult=config.proxy_width, cpus_per_trial=config.cpus_per_trial,
-            gpus_per_trial=config.gpus_per_trial, measurer_name=measurer_name,
-            latency_profile=config.latency_profile, max_latency_ms=config.max_latency_ms,
-            faults=dict(config.extra.get("faults", {})),
-            measurer_cores=tuple(_measurer_cores(config)),
-        )
+        settings = trial_settings(config, measurer_name=measurer_name)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, data=data, settings=settings),
             {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},

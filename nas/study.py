@@ -18,6 +18,11 @@ Every told trial carries its constraint values (``invalid``, then ``value - limi
 feasible iff all <= 0), set with ``Trial.set_constraint`` (Optuna >= 5), so constrained TPE / NSGA-II / GP
 learn from infeasible and invalid samples without them ever being trained. The same list is kept in the
 ``constraints`` user attribute for the reports.
+
+Trials a dead driver left RUNNING are told FAIL on resume (:func:`requeue_interrupted`). A new driver holds no
+``optuna.Trial`` for them, and Optuna's public API writes a trial's user attributes only through one, so the
+interruption is recorded on the study instead (user attribute ``interrupted_trials``: trial number -> message)
+and the export reads it from there (:func:`interrupted_trials`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import warnings
 
 import optuna
 from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import SearchConfig
 from runners.costs import shape_label
@@ -96,3 +102,45 @@ def open_baseline_study(config: SearchConfig, storage_url: str) -> optuna.Study:
         load_if_exists=True,
     )
     return _name_metrics(study, config)
+
+
+INTERRUPTED_ATTR = "interrupted_trials"  # study user attribute: trial number (as text) -> message
+INTERRUPTED_MESSAGE = "interrupted (the driver died); re-run on resume"
+
+
+def interrupted_trials(study: optuna.Study) -> dict[int, str]:
+    """Trial number -> message, for the trials a dead driver left RUNNING and a resume told FAIL."""
+    return {int(number): message for number, message in study.user_attrs.get(INTERRUPTED_ATTR, {}).items()}
+
+
+def fail_interrupted(study: optuna.Study) -> list[FrozenTrial]:
+    """Tell FAIL every trial left RUNNING, marked interrupted on the study first; returns those trials.
+
+    Marked before told: a driver that dies in between leaves them RUNNING and marked, and the next resume
+    finishes the job. Interrupted trials are never counted (the core counts ``counted`` user attributes).
+    """
+    left = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not left:
+        return []
+    marks = {**study.user_attrs.get(INTERRUPTED_ATTR, {}), **{str(t.number): INTERRUPTED_MESSAGE for t in left}}
+    study.set_user_attr(INTERRUPTED_ATTR, marks)
+    for trial in left:
+        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    return left
+
+
+def requeue_interrupted(study: optuna.Study, baseline_study: optuna.Study | None) -> int:
+    """On resume: interrupted trials FAIL, and those that were training enqueued again with their parameters.
+
+    Returns how many were enqueued. Baselines are not enqueued: the core re-runs every baseline without a
+    finished trial anyway. A trial that was not training yet (no ``status`` RUNNING) is not re-run.
+    """
+    if baseline_study is not None:
+        fail_interrupted(baseline_study)
+    requeued = 0
+    for trial in fail_interrupted(study):
+        if trial.user_attrs.get("status") == "RUNNING":
+            attrs = {"attempt": trial.user_attrs.get("attempt", 0), "retry_of": trial.number}
+            study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
+            requeued += 1
+    return requeued

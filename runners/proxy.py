@@ -25,26 +25,22 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from runners.clips import ClipSet
 from runners.layout import to_training_layout
 from runners.sampling import ViewConfig, predict_probabilities, sample_training_batch, to_model_input
+from runners.trainstep import OptimisationStep, TrainingDiverged, linear_warmup
 from space.build import build_model
 from space.errors import UserInputError
 from space.spec import ArchSpec
-from space.srtg import auxiliary_loss, gate_open_rates, reset_gate_counters, set_gate_epoch
+from space.srtg import gate_open_rates, reset_gate_counters, set_gate_epoch
 
 __all__ = ["ProxyConfig", "EpochResult", "ProxyResult", "TrainingDiverged", "train_proxy", "ProxyConfigError"]
 
 
 class ProxyConfigError(UserInputError):
     """An impossible proxy setting (epochs, batch, lr, device, ...)."""
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite: the trial failed (not the user's input)."""
 
 
 @dataclass(frozen=True)
@@ -188,7 +184,8 @@ def _resolve_device(config: ProxyConfig) -> torch.device:
 
 
 class _LrSchedule:
-    """Linear warm-up over the first ``warmup_fraction`` of the steps, then cosine decay to zero."""
+    """Linear warm-up (:func:`runners.trainstep.linear_warmup`) over the first ``warmup_fraction`` of the steps,
+    then cosine decay to zero."""
 
     def __init__(self, base_lr: float, total_steps: int, warmup_fraction: float) -> None:
         self.base_lr = base_lr
@@ -197,7 +194,7 @@ class _LrSchedule:
 
     def __call__(self, step: int) -> float:
         if step < self.warmup:
-            return self.base_lr * (step + 1) / self.warmup
+            return linear_warmup(self.base_lr, (step + 1) / self.warmup)
         progress = (step - self.warmup) / max(self.total - self.warmup, 1)
         return 0.5 * self.base_lr * (1 + math.cos(math.pi * min(progress, 1.0)))
 
@@ -238,7 +235,7 @@ def _run(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
     )
     use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    trainer = OptimisationStep(model, optimizer, amp=use_amp)
     feeder = _BatchFeeder(train, config, rng, device)
     steps_per_epoch = max(len(train) // config.batch_size, 1)
     schedule = _LrSchedule(config.lr, steps_per_epoch * config.epochs, config.warmup_fraction)
@@ -250,8 +247,7 @@ def _run(
         for epoch in range(config.epochs):
             epoch_started = time.perf_counter()
             set_gate_epoch(model, epoch, config.epochs)
-            loss, wait, step_time = _train_epoch(model, feeder, optimizer, scaler, schedule, epoch, steps_per_epoch,
-                                                 device, use_amp)
+            loss, wait, step_time = _train_epoch(model, feeder, trainer, schedule, epoch, steps_per_epoch, device)
             reset_gate_counters(model)
             probabilities = predict_probabilities(model, val, config.view, batch_size=config.eval_batch_size,
                                                   device=device, amp=use_amp)
@@ -281,13 +277,11 @@ def _run(
 def _train_epoch(
     model: nn.Module,
     feeder: _BatchFeeder,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
+    trainer: OptimisationStep,
     schedule: _LrSchedule,
     epoch: int,
     steps_per_epoch: int,
     device: torch.device,
-    use_amp: bool,
 ) -> tuple[float, float, float]:
     """One pass over the training set; returns (mean loss, seconds waiting for data, seconds in the loop)."""
     model.train()
@@ -302,20 +296,8 @@ def _train_epoch(
         wait += time.perf_counter() - waited
         if i + 1 < len(batches):
             pending = feeder.submit(batches[i + 1])
-        step = epoch * steps_per_epoch + i
-        for group in optimizer.param_groups:
-            group["lr"] = schedule(step)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-            logits = model(x)
-            loss = F.cross_entropy(logits.float(), y) + auxiliary_loss(model).to(device)
-        value = float(loss.detach())  # one host sync per step: a NaN must stop the trial at once
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"training loss became {value} at epoch {epoch + 1}, step {i + 1}")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        losses.append(value)
+        trainer.set_lr(schedule(epoch * steps_per_epoch + i))
+        losses.append(trainer(x, y, epoch=epoch, step=i).loss)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return float(np.mean(losses)), wait, time.perf_counter() - loop_started

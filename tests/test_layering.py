@@ -2,8 +2,9 @@
 
 ``nas -> runners -> space`` and ``nas.cli -> reports -> (nas.runmodel, nas.pareto, nas.objectives)``:
 ``space`` imports only torch and yaml; ``runners`` never imports ``nas`` or ``reports``; ``reports`` never
-imports ``runners`` and reads only the run model and the Pareto math of ``nas``; no ``nas`` module outside
-the CLI imports ``reports``; and the module import graph has no cycle.
+imports ``runners`` and reads only the run model and the Pareto math of ``nas``, not even through another
+module; no ``nas`` module outside the CLI and the benchmarks imports ``reports``, directly or through another
+module (the search library never builds a report); and the module import graph has no cycle.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ def _graph() -> dict[str, set[str]]:
     return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
 
 
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for target in graph[todo.pop()] - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
 def test_space_imports_only_torch_and_yaml():
     allowed = set(sys.stdlib_module_names) | {"torch", "yaml", "space", "__future__"}
     for path in (REPO / "space").rglob("*.py"):
@@ -57,6 +69,25 @@ def test_packages_point_one_way():
             assert {t for t in targets if t.startswith("nas")} <= REPORTS_MAY_READ | {"nas"}, name
         if top == "nas" and not name.startswith("nas.cli"):
             assert "reports" not in packages or name.startswith("nas.bench"), name
+
+
+def test_the_search_library_never_reaches_reports():
+    """Only the CLI (``nas search`` builds the report after a search; ``nas.__main__`` runs the CLI) and the
+    benchmarks, which write their own reports, import ``reports``; no other ``nas`` module does, through any
+    chain of imports (deferred imports inside functions included)."""
+    graph = _graph()
+    library = [n for n in graph if n.split(".")[0] == "nas" and not n.startswith(("nas.cli", "nas.__main__", "nas.bench"))]
+    assert "nas.search" in library and "nas.core.search" in library and "nas.retrain" in library
+    for name in library:
+        assert not {m for m in _reachable(graph, name) if m.split(".")[0] == "reports"}, name
+
+
+def test_reports_reach_no_more_of_nas_than_the_run_model_and_the_pareto_math():
+    graph = _graph()
+    for name in (n for n in graph if n.split(".")[0] == "reports"):
+        reached = _reachable(graph, name)
+        assert {m for m in reached if m.split(".")[0] == "nas"} <= REPORTS_MAY_READ | {"nas"}, name
+        assert not {m for m in reached if m.split(".")[0] == "runners"}, name
 
 
 def test_the_run_model_and_the_pareto_math_import_no_reports_and_no_cli():

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.bench import costs, data, exports, mtnet, overhead, proxy, retrain, srtg, srtg_gate, throughput
+from nas.bench import costs, data, exports, fidelity, mtnet, overhead, proxy, record, retrain, search, srtg, srtg_gate, throughput
 
 Benchmark = Callable[..., dict[str, Any]]
 
@@ -28,13 +28,24 @@ BENCHMARKS: dict[str, Benchmark] = {
     "costs": costs.run_costs_benchmark,
     "data": data.run_data_benchmark,
     "exports": exports.run_exports_benchmark,
+    "fidelity": fidelity.run_fidelity_benchmark,
     "mtnet": mtnet.run_mtnet_benchmark,
     "overhead": overhead.run_overhead_benchmark,
     "proxy": proxy.run_proxy_benchmark,
+    "record": record.run_record_benchmark,
     "retrain": retrain.run_retrain_benchmark,
+    "search": search.run_search_benchmark,
     "srtg": srtg.run_srtg_benchmark,
     "srtg-gate": srtg_gate.run_srtg_gate_benchmark,
     "throughput": throughput.run_throughput_benchmark,
+}
+
+
+# The options beyond ``--quick`` a benchmark takes (``nas bench record SPACE --seeds 2 --workers 1``).
+EXTRA_OPTIONS: dict[str, tuple[str, ...]] = {
+    "record": ("space", "seeds", "workers"),
+    "search": ("table", "seeds", "workers"),
+    "fidelity": ("run", "table"),
 }
 
 
@@ -44,5 +55,12 @@ def run_benchmark(name: str, out_dir: Path, **options: Any) -> dict[str, Any]:
 
     if name not in BENCHMARKS:
         raise UserInputError(f"unknown benchmark {name!r}; allowed: {', '.join(BENCHMARKS)}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    given = {k for k, v in options.items() if v is not None and k != "quick"}
+    unknown = sorted(given - set(EXTRA_OPTIONS.get(name, ())))
+    if unknown:
+        flags = ", ".join("SPACE" if k == "space" else f"--{k.replace('_', '-')}" for k in unknown)
+        raise UserInputError(f"nas bench {name} takes no {flags}")
+    options = {k: v for k, v in options.items() if v is not None}
+    if name not in EXTRA_OPTIONS:  # those validate their input (a space, a table) first and create it themselves
+        out_dir.mkdir(parents=True, exist_ok=True)
     return BENCHMARKS[name](out_dir, **options)

@@ -50,6 +50,12 @@ def trained_status(fidelity: int, max_fidelity: int) -> str:
 COUNTED_STATUSES = ("COMPLETE", "PRUNED", "FAIL")
 
 
+def trial_seed(search_seed: int, spec_key: str) -> int:
+    """The seed a trial trains with: same (search seed, architecture) -> same proxy initialisation and data
+    order, whatever the trial number (``nas bench record`` records exactly these seeds)."""
+    return (search_seed * 1_000_003 + int(spec_key[:8], 16)) % (2**31)
+
+
 @dataclass(frozen=True)
 class StaticCosts:
     """What is known about an architecture before training (real model, deployment shape)."""
@@ -93,6 +99,7 @@ class SearchCore:
         static_costs: StaticCostFn,
         bounds: dict[str, tuple[float, float]],
         on_change: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.study = study
@@ -101,8 +108,9 @@ class SearchCore:
         self.static_costs = static_costs
         self.bounds = bounds
         self.on_change = on_change
+        self.clock = clock  # unix seconds; a simulated executor passes its own discrete-event clock
         self.live: dict[str, LiveTrial] = {}
-        self.deadline = time.time() + config.time_budget_s if config.time_budget_s else None
+        self.deadline = self.clock() + config.time_budget_s if config.time_budget_s else None
         self.exhausted_message: str | None = None
         self.evaluated: dict[str, optuna.trial.FrozenTrial] = {}
         self.waiting_duplicates: dict[str, list[optuna.Trial]] = {}
@@ -125,7 +133,7 @@ class SearchCore:
         return sum(1 for live in self.live.values() if live.baseline is None)
 
     def out_of_budget(self) -> bool:
-        return self.deadline is not None and time.time() >= self.deadline
+        return self.deadline is not None and self.clock() >= self.deadline
 
     def _remember(self, trial: optuna.trial.FrozenTrial) -> None:
         """Evaluated architectures: a re-proposal is a DUPLICATE. A FAIL counts only once it is final
@@ -194,7 +202,7 @@ class SearchCore:
     def _end_as_fail(self, live: LiveTrial, message: str) -> None:
         """Last resort when telling an outcome raised: FAIL with the message, counted like any trained trial."""
         self._set_attrs(live.otrial, status="FAIL", error=message, counted=live.baseline is None,
-                        finished_at=time.time(), fidelity=len(live.history), history=live.history)
+                        finished_at=self.clock(), fidelity=len(live.history), history=live.history)
         frozen = live.study.get_trials(deepcopy=False)[live.otrial.number]
         if frozen.state == TrialState.RUNNING:
             live.study.tell(live.otrial, state=TrialState.FAIL)
@@ -241,7 +249,7 @@ class SearchCore:
 
     def _start(self, trial_id: str, otrial: optuna.Trial, study: optuna.Study, spec: ArchSpec,
                costs: StaticCosts, baseline: str | None) -> dict:
-        started = time.time()
+        started = self.clock()
         self._set_attrs(otrial, status="RUNNING", started_at=started, gmacs=costs.gmacs, params=costs.params,
                         recurrent_params=costs.recurrent_params)
         self.live[trial_id] = LiveTrial(otrial, study, spec, costs, started, baseline)
@@ -256,8 +264,7 @@ class SearchCore:
         }
 
     def _trial_seed(self, spec: ArchSpec) -> int:
-        """Same (seed, architecture) -> same proxy initialisation and data order, whatever the trial number."""
-        return (self.config.seed * 1_000_003 + int(spec.key()[:8], 16)) % (2**31)
+        return trial_seed(self.config.seed, spec.key())
 
     # ---- telling ------------------------------------------------------------------------------
 
@@ -301,7 +308,7 @@ class SearchCore:
     def _tell_invalid(self, otrial: optuna.Trial, spec: ArchSpec | None, message: str) -> None:
         upper = {OBJECTIVES[name].column: self.bounds[name][1] for name in self.config.objectives}
         self._set_attrs(otrial, status="INVALID", counted=False, error=message, accuracy=0.0,
-                        constraints=self._set_constraints(otrial, True, {}), finished_at=time.time())
+                        constraints=self._set_constraints(otrial, True, {}), finished_at=self.clock())
         self.study.tell(otrial, self._objective_values(0.0, upper))
 
     def _tell_infeasible(self, otrial: optuna.Trial, study: optuna.Study, costs: StaticCosts,
@@ -312,7 +319,7 @@ class SearchCore:
                         gmacs=costs.gmacs, params=costs.params, recurrent_params=costs.recurrent_params,
                         constraints=self._set_constraints(otrial, False, violations),
                         **{f"constraint_{k}": v for k, v in violations.items()},
-                        error=f"infeasible: exceeds {broken}", finished_at=time.time(),
+                        error=f"infeasible: exceeds {broken}", finished_at=self.clock(),
                         latency_profile=result.get("latency_profile"))
         study.tell(otrial, self._objective_values(0.0, self._cost_columns(costs, latency_ms)))
         frozen = self._frozen(otrial) if study is self.study else None
@@ -324,7 +331,7 @@ class SearchCore:
             "accuracy", "gmacs", "params", "recurrent_params", "latency_ms", "fidelity", "max_fidelity",
             "constraints", "gate_open_rates", "latency_profile", "feasible", "error")}
         self._set_attrs(otrial, **{k: v for k, v in copied.items() if v is not None}, status="DUPLICATE",
-                        counted=False, duplicate_of=original.number, finished_at=time.time())
+                        counted=False, duplicate_of=original.number, finished_at=self.clock())
         for name, value in zip(("invalid", *self.config.constraints), original.user_attrs.get("constraints") or []):
             otrial.set_constraint(name, value)
         if original.state == TrialState.COMPLETE:
@@ -336,8 +343,8 @@ class SearchCore:
         attempt = int(live.otrial.user_attrs.get("attempt", 0))
         retry = live.baseline is None and attempt < self.config.retries
         self._set_attrs(live.otrial, status="FAIL", error=message, counted=live.baseline is None and not retry,
-                        finished_at=time.time(), fidelity=len(live.history), history=live.history,
-                        train_seconds=time.time() - live.started_at)
+                        finished_at=self.clock(), fidelity=len(live.history), history=live.history,
+                        train_seconds=self.clock() - live.started_at)
         live.study.tell(live.otrial, state=TrialState.FAIL)
         if live.study is not self.study:
             return
@@ -357,8 +364,8 @@ class SearchCore:
         attrs = dict(
             status="COMPLETE" if complete else "PRUNED", counted=live.baseline is None, accuracy=accuracy,
             latency_ms=latency, latency_profile=result.get("latency_profile"), fidelity=fidelity,
-            max_fidelity=self.config.proxy_epochs, finished_at=time.time(), history=live.history,
-            train_seconds=float(result.get("train_seconds", time.time() - live.started_at)),
+            max_fidelity=self.config.proxy_epochs, finished_at=self.clock(), history=live.history,
+            train_seconds=float(result.get("train_seconds", self.clock() - live.started_at)),
             gate_open_rates=gate_rates(result.get("gate_open_rates")),
             constraints=self._set_constraints(live.otrial, False, violations),
             feasible=all(v <= 0 for v in violations.values()),

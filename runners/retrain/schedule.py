@@ -9,6 +9,7 @@ from torch import Tensor
 
 from runners.sampling import ViewConfig, sample_training_batch, to_model_input
 from runners.multigrid import EpochPlan, MultigridConfig, multigrid_schedule, step_schedule
+from runners.trainstep import linear_warmup
 from space import ArchSpec
 from space.spec import MTNetSpec
 from runners.retrain.config import RetrainConfig
@@ -79,10 +80,8 @@ def train_batch(
 
 def learning_rate(plan: EpochPlan, epoch_float: float, config: RetrainConfig) -> float:
     """The epoch's lr with a linear warm-up from ``warmup_start_factor`` over ``warmup_epochs``."""
-    if epoch_float < config.warmup_epochs:
-        progress = epoch_float / config.warmup_epochs
-        return plan.lr * (config.warmup_start_factor + (1 - config.warmup_start_factor) * progress)
-    return plan.lr
+    progress = epoch_float / config.warmup_epochs if config.warmup_epochs > 0 else 1.0
+    return linear_warmup(plan.lr, progress, start_factor=config.warmup_start_factor)
 
 
 def step_batches(shard: np.ndarray, plan: EpochPlan, world_size: int) -> list[tuple[np.ndarray, int, int]]:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,9 @@ from runners.checkpoint import (
 from runners.clips import ClipSet
 from runners.sampling import ViewConfig, distinct_views, predict_probabilities
 from runners.multigrid import EpochPlan
-from space import build_model, spec_from_dict
+from runners.trainstep import OptimisationStep
+from space import ArchSpec, build_model, spec_from_dict
 from space.srtg import (
-    auxiliary_loss,
     ddp_ignore_gate_counters,
     gate_open_rates,
     reset_gate_counters,
@@ -163,23 +162,6 @@ class _Rank:
             self.queue.put(event)
 
 
-def _train_step(
-    wrapped: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, x: Tensor, y: Tensor,
-    *, clip_norm: float, amp: bool,
-) -> tuple[float, int]:  # fmt: skip
-    """One SGD step (AMP-aware, clipped after unscaling); returns (loss, correct predictions)."""
-    with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=amp):
-        logits = wrapped(x)
-        loss = F.cross_entropy(logits.float(), y) + auxiliary_loss(model).to(x.device)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-    scaler.step(optimizer)
-    scaler.update()
-    return loss.item(), int((logits.argmax(1) == y).sum())
-
-
 def multiview_label(requested: tuple[int, int], views: tuple[int, int]) -> str:
     """``3 clips x 3 crops``, or what was evaluated instead when some requested views were identical."""
     def phrase(clips: int, crops: int) -> str:
@@ -203,9 +185,55 @@ def _evaluate_everywhere(
     return out
 
 
+@dataclass(frozen=True)
+class _Training:
+    """Everything one rank trains with, built once by :func:`_set_up` (the model and optimiser change in place)."""
+
+    config: RetrainConfig
+    spec: ArchSpec
+    train_set: ClipSet
+    test_set: ClipSet
+    ctx: _Rank
+    model: nn.Module  # the bare model: its state dict, its SRTG gates
+    wrapped: nn.Module  # what batches go through: DDP around ``model`` when world_size > 1
+    optimizer: torch.optim.Optimizer
+    step: OptimisationStep
+    view: ViewConfig
+    plans: list[EpochPlan]
+    faults: dict[str, Any] = field(default_factory=dict)  # testing aid: see inject_fault
+
+
+@dataclass
+class _Progress:
+    """Where the run stands: the epochs done (``metrics.csv`` rows) and, once measured, the multi-view result."""
+
+    history: list[dict[str, float]]
+    epochs_done: int = 0
+    final: dict[str, Any] | None = None
+
+
 def train_worker(loop_config: dict[str, Any]) -> None:
-    """The function every Ray Train worker runs (see the module docstring for what it does)."""
-    import ray
+    """The function every Ray Train worker runs: train the planned epochs, then evaluate multi-view.
+
+    Each epoch ends with a checkpoint (reported on every rank, attached by rank 0); a restarted run resumes
+    from the newest readable one, and one resumed after its last epoch goes straight to the final evaluation.
+    """
+    run = _set_up(loop_config)
+    progress = _resume(run)
+    for epoch in range(progress.epochs_done, len(run.plans)):
+        row = _train_and_test_one_epoch(run, epoch)
+        progress.history.append(row)
+        progress.epochs_done = epoch + 1
+        _report({"epoch": epoch + 1, **row}, _checkpoint_state(run, progress), run.ctx.rank)
+        run.ctx.progress({"kind": "epoch", "row": row, "epochs": len(run.plans)})
+    if progress.final is None:
+        progress.final = _evaluate_multiview(run)
+        _report({"epoch": len(run.plans), "final": 1}, _checkpoint_state(run, progress), run.ctx.rank)
+    run.ctx.progress({"kind": "done"})
+
+
+def _set_up(loop_config: dict[str, Any]) -> _Training:
+    """Read the driver's settings, open the shared data, seed, and build the model and optimiser on this rank."""
     import ray.train
     import ray.train.torch
 
@@ -214,17 +242,12 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     train_set = _open_shared(loop_config["train"])
     test_set = _open_shared(loop_config["test"])
     context = ray.train.get_context()
-    rank, world_size = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
-    ctx = _Rank(rank, world_size, device, config.amp and device.type == "cuda", loop_config.get("queue"))
-    ctx.progress({"kind": "started", "workers": world_size})
+    ctx = _Rank(context.get_world_rank(), context.get_world_size(), device, config.amp and device.type == "cuda",
+                loop_config.get("queue"))
+    ctx.progress({"kind": "started", "workers": ctx.world_size})
     torch.set_num_threads(config.cpus_per_worker)
-
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
-    import random
-
-    random.seed(config.seed)
+    _seed_everything(config.seed)
     model = build_model(spec, num_classes=train_set.num_classes, width_mult=config.width_mult)
     if config.init and ray.train.get_checkpoint() is None:
         report = init_from_checkpoint(model, config.init)
@@ -234,108 +257,130 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.scaled_lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
-    scaler = torch.amp.GradScaler("cuda", enabled=ctx.amp)
-
+    step = OptimisationStep(model, optimizer, amp=ctx.amp, clip_norm=config.grad_clip_norm, forward=wrapped)
     frames, size = loop_config["frames"], loop_config["size"]
-    view = ViewConfig(frames=frames, size=size, max_stride=config.max_stride)
-    plans = epoch_plans(config, spec, frames, size)
-    history: list[dict[str, float]] = []
-    start_epoch, final = 0, None
+    return _Training(
+        config=config, spec=spec, train_set=train_set, test_set=test_set, ctx=ctx, model=model, wrapped=wrapped,
+        optimizer=optimizer, step=step, view=ViewConfig(frames=frames, size=size, max_stride=config.max_stride),
+        plans=epoch_plans(config, spec, frames, size), faults=dict(loop_config.get("faults") or {}),
+    )  # fmt: skip
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _resume(run: _Training) -> _Progress:
+    """The state of the newest readable checkpoint Ray Train hands back (a restart), or a fresh start."""
+    import ray.train
+
     checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state, used, skipped = load_newest_readable(checkpoints_newest_first(Path(folder)))
-        for reason in skipped:
-            ctx.progress({"kind": "checkpoint-skipped", "reason": reason, "used": str(used)})
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
-        history = history_rows(state["history"])
-        start_epoch, final = int(state["epoch"]), state.get("final")
-        ctx.progress({"kind": "resumed", "epoch": start_epoch})
+    if checkpoint is None:
+        return _Progress(history=[])
+    with checkpoint.as_directory() as folder:
+        state, used, skipped = load_newest_readable(checkpoints_newest_first(Path(folder)))
+    for reason in skipped:
+        run.ctx.progress({"kind": "checkpoint-skipped", "reason": reason, "used": str(used)})
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.step.scaler.load_state_dict(state["scaler"])
+    rank = run.ctx.rank
+    set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+    progress = _Progress(history=history_rows(state["history"]), epochs_done=int(state["epoch"]),
+                         final=state.get("final"))
+    run.ctx.progress({"kind": "resumed", "epoch": progress.epochs_done})
+    return progress
 
-    def gather_rng() -> list[dict[str, Tensor]]:
-        gathered: list[Any] = [None] * world_size
-        if world_size > 1:
-            torch.distributed.all_gather_object(gathered, rng_state())
-            return gathered
+
+def _train_and_test_one_epoch(run: _Training, epoch: int) -> dict[str, float]:
+    """Train ``epoch`` on this rank's shard, then test single-view on every rank; the epoch's metrics row."""
+    plan = run.plans[epoch]
+    set_gate_epoch(run.model, epoch, len(run.plans))
+    reset_gate_counters(run.model)
+    lr, counts, seen = _train_one_epoch(run, epoch, plan)
+    gate_rate = _mean_open_rate(gate_open_rates(run.model))  # summed over ranks inside
+    _sync_buffers(run.model)
+    test = _evaluate_everywhere(run.model, run.test_set, run.ctx, view=run.view, views=(1, 1),
+                                batch_size=run.config.eval_batch_size)
+    return _history_row(epoch, plan, lr, counts, seen, test, gate_rate)
+
+
+def _train_one_epoch(run: _Training, epoch: int, plan: EpochPlan) -> tuple[float, Tensor, Tensor]:
+    """The epoch's training steps; returns (last lr, [loss sum, correct, clips], per-clip visits) over all ranks."""
+    ctx, config, train_set = run.ctx, run.config, run.train_set
+    run.wrapped.train()
+    shard = train_shard(len(train_set), rank=ctx.rank, world_size=ctx.world_size, seed=config.seed, epoch=epoch)
+    rng = np.random.default_rng([config.seed, epoch, ctx.rank, 0xA06])  # augmentation: a function of (seed, epoch, rank)
+    batches = step_batches(shard, plan, ctx.world_size)
+    counts = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
+    seen = torch.zeros(len(train_set), dtype=torch.int64)
+    lr = plan.lr
+    for step, (indices, frames, size) in enumerate(batches):
+        lr = learning_rate(plan, epoch + step / len(batches), config)
+        run.step.set_lr(lr)
+        x = train_batch(
+            train_set.videos, indices, view=run.view, frames=frames, size=size, stride_factor=plan.stride_factor, rng=rng,
+        ).to(ctx.device)  # fmt: skip
+        y = torch.from_numpy(np.asarray(train_set.labels[indices], dtype=np.int64)).to(ctx.device)
+        result = run.step(x, y, epoch=epoch, step=step)
+        counts += torch.tensor([result.loss * len(indices), result.correct, len(indices)], dtype=torch.float64)
+        seen[torch.from_numpy(indices)] += 1
+        ctx.progress({"kind": "step", "epoch": epoch, "step": step + 1, "steps": len(batches), "loss": result.loss})
+        inject_fault(run.faults, rank=ctx.rank, epoch=epoch, step=step)
+    return lr, _all_reduce(counts), _all_reduce(seen)
+
+
+def _evaluate_multiview(run: _Training) -> dict[str, Any]:
+    """The final test: clips x crops per clip (identical views evaluated once), gates as at the last epoch."""
+    ctx, config = run.ctx, run.config
+    # a run resumed from its last epoch's checkpoint skipped the loop: gates as at the last epoch (issue 11.3)
+    set_last_epoch_gates(run.model, len(run.plans))
+    reset_gate_counters(run.model)
+    requested = (config.test_clips, config.test_crops)
+    views = distinct_views(run.test_set.clip_shape, run.view, *requested)
+    ctx.progress({"kind": "multiview", "requested": list(requested), "views": list(views)})
+    multi = _evaluate_everywhere(
+        run.model, run.test_set, ctx, view=run.view, views=views, batch_size=config.eval_batch_size,
+        on_batch=lambda done, total: ctx.progress({"kind": "test", "done": done, "total": total}),
+    )  # fmt: skip
+    _, top1, top5, clips = multi["counts"].tolist()
+    return {
+        "multiview_top1": top1 / max(clips, 1),
+        "multiview_top5": top5 / max(clips, 1),
+        "multiview_clips": int(clips),
+        "multiview_unique_clips": int((multi["seen"] > 0).sum()),
+        "multiview": multiview_label(requested, views),
+        "gate_open_rates": json.dumps(gate_open_rates(run.model)),
+    }
+
+
+def _checkpoint_state(run: _Training, progress: _Progress) -> dict[str, Any]:
+    """What a checkpoint holds (state dicts, tensors and numbers only). A collective: every rank calls it."""
+    return {
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scaler": run.step.scaler.state_dict(),
+        "rng": _gather_rng_states(run.ctx.world_size),
+        "epoch": progress.epochs_done,
+        "history": _history_tensor(progress.history),
+        "final": progress.final,
+        "config": run.config.to_dict(),
+        "spec": run.spec.to_json(),
+        "num_classes": run.train_set.num_classes,
+    }
+
+
+def _gather_rng_states(world_size: int) -> list[dict[str, Tensor]]:
+    """Every rank's RNG state, in rank order (each rank draws its own augmentation)."""
+    if world_size == 1:
         return [rng_state()]
-
-    def state_dict(epoch: int, final_results: dict[str, Any] | None) -> dict[str, Any]:
-        rngs = gather_rng()  # a collective: every rank calls it
-        return {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "rng": rngs,
-            "epoch": epoch,
-            "history": _history_tensor(history),
-            "final": final_results,
-            "config": config.to_dict(),
-            "spec": spec.to_json(),
-            "num_classes": train_set.num_classes,
-        }
-
-    for epoch in range(start_epoch, len(plans)):
-        plan = plans[epoch]
-        set_gate_epoch(model, epoch, len(plans))
-        reset_gate_counters(model)
-        wrapped.train()
-        shard = train_shard(len(train_set), rank=rank, world_size=world_size, seed=config.seed, epoch=epoch)
-        rng = np.random.default_rng([config.seed, epoch, rank, 0xA06])  # augmentation: a function of (seed, epoch, rank)
-        batches = step_batches(shard, plan, world_size)
-        running = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
-        seen = torch.zeros(len(train_set), dtype=torch.int64)
-        lr = plan.lr
-        for step, (indices, it_frames, it_size) in enumerate(batches):
-            lr = learning_rate(plan, epoch + step / len(batches), config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x = train_batch(
-                train_set.videos, indices, view=view, frames=it_frames, size=it_size,
-                stride_factor=plan.stride_factor, rng=rng,
-            ).to(device)  # fmt: skip
-            y = torch.from_numpy(np.asarray(train_set.labels[indices], dtype=np.int64)).to(device)
-            loss, correct = _train_step(wrapped, model, optimizer, scaler, x, y, clip_norm=config.grad_clip_norm, amp=ctx.amp)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, step {step + 1}")
-            running += torch.tensor([loss * len(indices), correct, len(indices)], dtype=torch.float64)
-            seen[torch.from_numpy(indices)] += 1
-            ctx.progress({"kind": "step", "epoch": epoch, "step": step + 1, "steps": len(batches), "loss": loss})
-            inject_fault(loop_config.get("faults") or {}, rank=rank, epoch=epoch, step=step)
-        _all_reduce(running)
-        _all_reduce(seen)
-        gate_rate = _mean_open_rate(gate_open_rates(model))  # summed over ranks inside
-        _sync_buffers(model)
-        test = _evaluate_everywhere(model, test_set, ctx, view=view, views=(1, 1), batch_size=config.eval_batch_size)
-        row = _history_row(epoch, plan, lr, running, seen, test, gate_rate)
-        history.append(row)
-        _report({"epoch": epoch + 1, **row}, state_dict(epoch + 1, None), rank)
-        ctx.progress({"kind": "epoch", "row": row, "epochs": len(plans)})
-
-    if final is None:
-        # a run resumed from its last epoch's checkpoint skipped the loop: gates as at the last epoch (issue 11.3)
-        set_last_epoch_gates(model, len(plans))
-        reset_gate_counters(model)
-        requested = (config.test_clips, config.test_crops)
-        views = distinct_views(test_set.clip_shape, view, *requested)  # identical views: evaluated once
-        ctx.progress({"kind": "multiview", "requested": list(requested), "views": list(views)})
-        multi = _evaluate_everywhere(
-            model, test_set, ctx, view=view, views=views, batch_size=config.eval_batch_size,
-            on_batch=lambda done, total: ctx.progress({"kind": "test", "done": done, "total": total}),
-        )
-        _, top1, top5, clips = multi["counts"].tolist()
-        final = {
-            "multiview_top1": top1 / max(clips, 1),
-            "multiview_top5": top5 / max(clips, 1),
-            "multiview_clips": int(clips),
-            "multiview_unique_clips": int((multi["seen"] > 0).sum()),
-            "multiview": multiview_label(requested, views),
-            "gate_open_rates": json.dumps(gate_open_rates(model)),
-        }
-        _report({"epoch": len(plans), "final": 1}, state_dict(len(plans), final), rank)
-    ctx.progress({"kind": "done"})
+    gathered: list[Any] = [None] * world_size
+    torch.distributed.all_gather_object(gathered, rng_state())
+    return gathered
 
 
 def inject_fault(faults: dict[str, Any], *, rank: int, epoch: int, step: int) -> None:

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from nas.rundir import RunLock
 from nas.runmodel import RunDir
 from nas.search import run_search
+from nas.study import interrupted_trials
 from space import spec_from_dict
 from tests.nas.cli_helpers import REPO, assert_one_line_error, run_nas
 from tests.nas.search_helpers import load_study, postgres_server, tiny_config
@@ -220,10 +221,12 @@ def test_sigkill_then_resume_keeps_finished_trials_and_reruns_interrupted(ray_ad
     for trial_id, (key, accuracy) in kept.items():  # every finished trial kept, with its values
         assert frame.loc[trial_id, "spec_key"] == key and frame.loc[trial_id, "accuracy"] == accuracy
     study = load_study(run_dir)
+    marked = interrupted_trials(study)
     for trial in interrupted:
         assert study.trials[trial.number].state == TrialState.FAIL
-        assert "interrupted" in study.trials[trial.number].user_attrs["error"]
-        assert study.trials[trial.number].user_attrs["counted"] is False
+        assert "interrupted" in marked[trial.number]
+        assert frame.loc[trial.number, "status"] == "FAIL" and "interrupted" in frame.loc[trial.number, "error"]
+        assert not study.trials[trial.number].user_attrs.get("counted")
     rerun = [t for t in study.trials if t.user_attrs.get("retry_of") is not None]
     assert [t.params for t in rerun[: len(interrupted_params)]] == interrupted_params
     assert sum(1 for t in study.trials if t.user_attrs.get("counted")) == 4

@@ -1,0 +1,151 @@
+"""``nas bench search``: which sampler and scheduler find good trade-offs fastest, simulated on a recorded table.
+
+Every strategy (samplers random / tpe / nsga2 / gp x schedulers fifo / asha / moasha, :mod:`nas.sim.compare`)
+is simulated (:mod:`nas.sim.executor`, no Ray) over ``--seeds`` seeds at the same simulated wall-clock budget
+and worker count. The search settings are the demo's (:func:`nas.demo.demo_config`: objectives, rungs,
+reduction factor) with the table's recorded proxy settings, and without baselines (they would spend the same
+time in every strategy and are not samples of the space).
+
+Budget: ``BUDGET_SHARE`` of the space's architectures trained in full, one after another, divided by the
+workers: ``budget = ceil(BUDGET_SHARE x architectures) x (median full-trial seconds) / workers``, the
+full-trial seconds being the recorded epochs plus the modelled overheads. ``--trials`` is the space size
+(the samplers size their start-up phase from it), so the budget is what ends every run.
+
+Tables: ``--table FILE`` (a ``table.parquet`` of ``nas bench record``), else the shipped demo table
+``nas/sim/tables/demo.parquet`` once it is recorded, and with ``--quick`` the shipped ``small.parquet``
+(eight architectures, two epochs, three seeds per strategy: a smoke test of the whole pipeline, whose
+figures say nothing about the demo problem).
+
+Writes ``report.md``, ``report.html`` (curves), ``results.json`` (every figure), ``trials.parquet`` (every
+simulated trial of every run, with ``sampler``, ``scheduler`` and ``seed`` columns: the report's numbers
+are recomputable from it).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+TABLES = resources.files("nas") / "sim" / "tables"
+BUDGET_SHARE = 0.3
+QUICK_SEEDS = 2
+FULL_SEEDS = 10
+# A sampler that proposes this many architectures already evaluated in a row ends its run (a real search
+# allows 200: on a small table every sampler soon exhausts the space, and each proposal of the GP sampler
+# costs about a second on a 2-core machine).
+MAX_RESAMPLES = {True: 5, False: 20}
+
+
+def default_table(quick: bool) -> Path:
+    from space.errors import UserInputError
+
+    path = Path(str(TABLES / ("small.parquet" if quick else "demo.parquet")))
+    if not path.is_file():
+        raise UserInputError(f"no shipped table {path.name} yet (the demo recording is not finished); "
+                             "give one with --table DIR_OR_FILE (from `nas bench record`) or run with --quick")
+    return path
+
+
+def bench_config(manifest: dict[str, Any], *, trials: int):
+    """The demo search's settings with the table's recorded proxy settings, no baselines, ``trials`` trials."""
+    from nas.demo import demo_config
+    from nas.sim.table import RECORDED_SETTINGS
+
+    settings = {k: manifest["settings"][k] for k in RECORDED_SETTINGS}
+    settings["deploy_shape"] = _shape(settings["deploy_shape"])
+    return demo_config(name="bench-search", space=str(manifest["space"]), baselines=(), trials=trials, **settings)
+
+
+def _shape(label: Any) -> tuple[int, int, int]:
+    """``"1x3x16x112x112"`` (how config.to_dict stores it) or a list -> (T, H, W)."""
+    if isinstance(label, str):
+        numbers = [int(n) for n in label.split("x")]
+        return tuple(numbers[-3:])  # type: ignore[return-value]
+    return tuple(int(n) for n in label)[-3:]  # type: ignore[return-value]
+
+
+def full_trial_seconds(table, overheads, config) -> float:
+    """Median over recorded (architecture, seed) of a full trial's simulated seconds, overheads included."""
+    rows = table.rows[table.rows["epoch"] > 0]
+    totals = []
+    for (key, _seed), curve in rows.groupby(["spec_key", "seed"]):
+        seconds = curve.sort_values("epoch")["seconds"].tolist()
+        first = max(seconds[0], overheads.latency_s.get(key, 0.0)) if config.needs_latency else seconds[0]
+        totals.append(overheads.startup_s + first + sum(seconds[1:]))
+    return statistics.median(totals)
+
+
+def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | None = None, seeds: int | None = None,
+                         workers: int | None = None, show_progress: bool = True) -> dict[str, Any]:
+    """Simulate every strategy on the table and write the report; returns the headline figures."""
+    import optuna
+
+    from nas.sim.compare import run_strategies, runs_frame, summarise, table_bounds, jsonable
+    from nas.sim.executor import Overheads
+    from nas.sim.table import read_table
+    from reports.search_bench import render_html, render_markdown
+    from space.errors import UserInputError
+    from space.files import atomic_write
+    from space.searchspace import parse_space
+
+    seeds = seeds if seeds is not None else (QUICK_SEEDS if quick else FULL_SEEDS)
+    workers = workers if workers is not None else 1
+    if seeds < 1 or workers < 1:
+        raise UserInputError(f"--seeds {seeds} / --workers {workers} not allowed; allowed: integers >= 1")
+    table_path = Path(table) if table else default_table(quick)
+    recorded = read_table(table_path)
+    space = parse_space(recorded.manifest["space_yaml"], source=str(table_path), default_name="table")
+    architectures = recorded.rows.loc[recorded.rows["baseline"].isna(), "spec_key"].nunique()
+    config = bench_config(recorded.manifest, trials=architectures).replace(max_resamples=MAX_RESAMPLES[quick])
+    overheads = Overheads.from_table(recorded)
+    bounds = table_bounds(recorded, config.objectives)
+    full_s = full_trial_seconds(recorded, overheads, config)
+    budget_trials = max(3, math.ceil(BUDGET_SHARE * architectures))
+    budget_s = budget_trials * full_s / workers
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    total = 4 * 3 * seeds
+    started = time.time()
+    done = [0]
+
+    def on_run(run) -> None:
+        done[0] += 1
+        if show_progress:
+            elapsed = time.time() - started
+            eta = elapsed / done[0] * (total - done[0])
+            print(f"bench search: {done[0]}/{total} runs · {run.sampler}+{run.scheduler} seed {run.seed} "
+                  f"trained {run.trained} · ETA {eta:.0f} s", file=sys.stderr, flush=True)
+
+    runs = run_strategies(config=config, table=recorded, space=space, seeds=seeds, workers=workers,
+                          budget_s=budget_s, bounds=bounds, overheads=overheads, on_run=on_run)
+    results = summarise(runs, config=config, table=recorded, bounds=bounds, budget_s=budget_s)
+    results.update({
+        "table": str(table_path), "table_rows": int(len(recorded.rows)), "architectures": int(architectures),
+        "table_seeds": recorded.seeds, "space": recorded.manifest["space"], "settings": recorded.manifest["settings"],
+        "hardware": recorded.manifest.get("hardware"), "seeds": seeds, "workers": workers,
+        "budget_full_trials": budget_trials, "full_trial_s": full_s, "overheads": overheads.describe(),
+        "wall_seconds": time.time() - started, "quick": quick,
+    })
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = runs_frame(runs)
+    atomic_write(out_dir / "trials.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+    import json
+
+    atomic_write(out_dir / "results.json", json.dumps(jsonable(results), indent=1))
+    atomic_write(out_dir / "report.md", render_markdown(jsonable(results)))
+    atomic_write(out_dir / "report.html", render_html(jsonable(results)))
+    return headline(results)
+
+
+def headline(results: dict) -> dict[str, Any]:
+    """Best achievable HV and, per strategy, median final HV and time to random+fifo's HV as a share of the budget."""
+    return {
+        "best_hv": results["best_hv"], "target_hv": results["target_hv"], "budget_s": results["budget_s"],
+        "strategies": {f"{s['sampler']}+{s['scheduler']}": {
+            "final_hv_median": s["final_hv_median"], "time_to_target_share": s["time_to_target_share"],
+            "trained_median": s["trained_median"]} for s in results["strategies"]},
+    }

@@ -1,0 +1,187 @@
+"""Search strategies compared on a recorded table: samplers x schedulers x seeds, simulated (no Ray).
+
+Every strategy gets the same simulated wall-clock budget and worker count. What is measured:
+
+* **hypervolume against simulated wall-clock** of each run's COMPLETE, feasible trials. Each found
+  architecture is valued at the table's *seed-mean* final accuracy (and its recorded costs), so the
+  curve measures what the search found, not which seed it happened to replay; the best achievable
+  hypervolume (every architecture of the table, valued the same way) is then an exact upper bound and
+  the regret ``best - found`` is exact and >= 0;
+* normalisation: accuracy on [0, 1]; each cost objective on [0, 1.25 x its largest value in the table]
+  (fixed per table, the same for every run); reference point 1 in every normalised objective;
+* trials trained (COMPLETE + PRUNED + FAIL, SPEC 5's counting) and the time each run needs to reach the
+  median final hypervolume of random + fifo (``inf`` when it never does within the budget).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from nas.config import SearchConfig
+from nas.export import trials_frame
+from nas.objectives import OBJECTIVES
+from nas.runmodel import front_candidate_mask
+from nas.pareto import hypervolume, hypervolume_history, normalize
+from nas.sim.executor import Overheads, simulate
+from nas.sim.table import Table
+from space.searchspace import SearchSpace
+
+SAMPLERS = ("random", "tpe", "nsga2", "gp")
+SCHEDULERS = ("fifo", "asha", "moasha")
+BASELINE_STRATEGY = ("random", "fifo")
+COST_BOUND_FACTOR = 1.25
+REFERENCE = 1.0
+
+
+def table_bounds(table: Table, objectives: tuple[str, ...]) -> dict[str, tuple[float, float]]:
+    """Fixed normalisation: accuracy [0, 1]; a cost [0, 1.25 x the table's largest value]."""
+    bounds = {}
+    for name in objectives:
+        column = OBJECTIVES[name].column
+        if column == "accuracy":
+            bounds[name] = (0.0, 1.0)
+        else:
+            bounds[name] = (0.0, COST_BOUND_FACTOR * float(table.rows[column].max()))
+    return bounds
+
+
+def mean_accuracy(table: Table) -> dict[str, float]:
+    """Per architecture: its final-epoch validation accuracy averaged over the recorded seeds (failures: 0)."""
+    last = table.trials()
+    values = last["accuracy"].where(last["error"].isna(), 0.0).fillna(0.0)
+    return {k: float(v) for k, v in values.groupby(last["spec_key"]).mean().items()}
+
+
+def normalised_points(frame: pd.DataFrame, config: SearchConfig, bounds: dict,
+                      accuracy_of: Callable[[pd.Series], float] | None = None) -> np.ndarray:
+    """Objective vectors of ``frame``'s rows, normalised (0 best, 1 worst); accuracy from ``accuracy_of`` if given."""
+    if frame.empty:
+        return np.empty((0, len(config.objectives)))
+    columns = []
+    for name in config.objectives:
+        column = OBJECTIVES[name].column
+        if column == "accuracy" and accuracy_of is not None:
+            columns.append(frame.apply(accuracy_of, axis=1).to_numpy(dtype=float))
+        else:
+            columns.append(frame[column].to_numpy(dtype=float))
+    values = np.column_stack(columns)
+    directions = [OBJECTIVES[o].direction for o in config.objectives]
+    return normalize(values, directions, [bounds[o] for o in config.objectives])
+
+
+def best_hypervolume(table: Table, config: SearchConfig, bounds: dict) -> float:
+    """The hypervolume of every architecture of the table that a search could complete (not baselines)."""
+    last = table.trials().drop_duplicates("spec_key")
+    last = last[last["baseline"].isna() & last["error"].isna()]
+    means = mean_accuracy(table)
+    points = normalised_points(last, config, bounds, lambda row: means[row["spec_key"]])
+    return hypervolume(points, [REFERENCE] * len(config.objectives))
+
+
+def hv_curve(frame: pd.DataFrame, config: SearchConfig, bounds: dict, times: np.ndarray,
+             accuracy_of: Callable[[pd.Series], float] | None = None) -> np.ndarray:
+    """The hypervolume of the front found by each time in ``times`` (COMPLETE feasible search trials)."""
+    done = frame[front_candidate_mask(frame)]
+    done = done.sort_values("finished_at")
+    points = normalised_points(done, config, bounds, accuracy_of)
+    history = hypervolume_history(points, [REFERENCE] * len(config.objectives)) if len(points) else np.zeros(0)
+    finished = done["finished_at"].to_numpy(dtype=float)
+    reached = np.searchsorted(finished, times, side="right")  # trials finished at or before each time
+    return np.where(reached > 0, history[np.maximum(reached - 1, 0)] if len(history) else 0.0, 0.0)
+
+
+def time_to_reach(curve: np.ndarray, times: np.ndarray, target: float) -> float:
+    """The first time the curve reaches ``target`` (``inf`` if never)."""
+    hits = np.flatnonzero(curve >= target - 1e-12)
+    return float(times[hits[0]]) if len(hits) else math.inf
+
+
+@dataclass
+class Run:
+    sampler: str
+    scheduler: str
+    seed: int
+    frame: pd.DataFrame  # the run's trials (trials.parquet columns), simulated seconds
+    trained: int
+    elapsed_s: float
+
+
+def run_strategies(*, config: SearchConfig, table: Table, space: SearchSpace, seeds: int, workers: int,
+                   budget_s: float, bounds: dict, samplers=SAMPLERS, schedulers=SCHEDULERS,
+                   overheads: Overheads | None = None, on_run: Callable[[Run], None] = lambda run: None) -> list[Run]:
+    """Simulate every sampler x scheduler x seed at ``budget_s`` simulated seconds and ``workers`` workers."""
+    runs = []
+    for sampler in samplers:
+        for scheduler in schedulers:
+            for seed in range(seeds):
+                run_config = config.replace(sampler=sampler, scheduler=scheduler, seed=seed, time_budget_s=budget_s,
+                                            name=f"{sampler}-{scheduler}-{seed}")
+                outcome = simulate(config=run_config, table=table, space=space, workers=workers,
+                                   overheads=overheads, bounds=bounds)
+                frame = trials_frame(run_config, outcome.study, outcome.baseline_study)
+                run = Run(sampler, scheduler, seed, frame, outcome.core.counted(), outcome.elapsed_s)
+                runs.append(run)
+                on_run(run)
+    return runs
+
+
+def summarise(runs: list[Run], *, config: SearchConfig, table: Table, bounds: dict, budget_s: float,
+              points: int = 121) -> dict:
+    """Curves (median, IQR), best achievable HV, regret, trials trained and time to random+fifo's final HV."""
+    times = np.linspace(0.0, budget_s, points)
+    means = mean_accuracy(table)
+    value = lambda row: means[row["spec_key"]]  # noqa: E731 - the valuation of a found architecture
+    curves = {id(run): hv_curve(run.frame, config, bounds, times, value) for run in runs}
+    best = best_hypervolume(table, config, bounds)
+    baseline = [run for run in runs if (run.sampler, run.scheduler) == BASELINE_STRATEGY]
+    target = statistics.median(float(curves[id(r)][-1]) for r in baseline) if baseline else math.nan
+    strategies = []
+    for sampler in dict.fromkeys(r.sampler for r in runs):
+        for scheduler in dict.fromkeys(r.scheduler for r in runs):
+            group = [r for r in runs if (r.sampler, r.scheduler) == (sampler, scheduler)]
+            if not group:
+                continue
+            stack = np.vstack([curves[id(r)] for r in group])
+            finals = [float(curves[id(r)][-1]) for r in group]
+            reach = [time_to_reach(curves[id(r)], times, target) for r in group]
+            median_reach = float(np.median(reach)) if reach else math.inf  # inf when most runs never reach it
+            strategies.append({
+                "sampler": sampler, "scheduler": scheduler, "seeds": [r.seed for r in group],
+                "final_hv": finals, "final_hv_median": statistics.median(finals),
+                "final_hv_iqr": [float(np.percentile(finals, 25)), float(np.percentile(finals, 75))],
+                "regret_median": best - statistics.median(finals),
+                "trained": [r.trained for r in group], "trained_median": statistics.median(r.trained for r in group),
+                "time_to_target": reach, "time_to_target_median": median_reach,
+                "time_to_target_share": median_reach / budget_s if math.isfinite(median_reach) else None,
+                "reached_target": sum(math.isfinite(t) for t in reach),
+                "curve_median": np.median(stack, axis=0).tolist(),
+                "curve_q25": np.percentile(stack, 25, axis=0).tolist(),
+                "curve_q75": np.percentile(stack, 75, axis=0).tolist(),
+            })
+    return {"times": times.tolist(), "best_hv": best, "target_hv": target, "strategies": strategies,
+            "budget_s": budget_s, "bounds": {k: list(v) for k, v in bounds.items()},
+            "reference_point": [REFERENCE] * len(config.objectives), "objectives": list(config.objectives)}
+
+
+def runs_frame(runs: list[Run]) -> pd.DataFrame:
+    """Every run's trials in one frame, with ``sampler``, ``scheduler`` and ``seed`` columns."""
+    frames = []
+    for run in runs:
+        frame = run.frame.copy()
+        frame.insert(0, "seed", run.seed)
+        frame.insert(0, "scheduler", run.scheduler)
+        frame.insert(0, "sampler", run.sampler)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def jsonable(value):
+    """Infinite times as ``null`` in JSON."""
+    return json.loads(json.dumps(value, default=float).replace("Infinity", "null").replace("NaN", "null"))

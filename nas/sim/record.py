@@ -1,0 +1,368 @@
+"""``nas bench record SPACE``: train every architecture of a space through the real executor and write its table.
+
+"The real executor" literally: a Ray Tune ``Tuner`` runs :func:`nas.trial.run_trial` (the function every
+search trial runs) with the settings a search builds (:func:`nas.search.trial_settings`), the latency
+measurer actor a search starts, and the proxy data a search with that seed builds. Only the choice of what
+to train differs: every (architecture, seed) in a fixed order, handed out by :class:`_ListSearcher`, under
+FIFO (no trial is ever stopped). A trial trains with the seed a search with seed ``s`` would give it
+(:func:`nas.core.search.trial_seed`), so a real search's trial and its table row trained identically.
+
+Resumable: the table is rewritten (atomically) after every trial; a second run with the same ``--out``
+reads it, refuses it if it was recorded with other settings, and trains only the pairs not in it yet.
+Order: seed by seed (every architecture of seed 0, then of seed 1, ...), so a half-done recording is
+already a complete one-seed table.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.config import SearchConfig
+from nas.sim.table import TABLE_FILE, TABLE_VERSION, Table, check_compatible, read_table, recorded_settings, \
+    space_digest, table_frame, write_table
+from space import ArchSpec, catalog_spec
+from space.errors import UserInputError
+from space.searchspace import load_space
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (architecture, seed) to train: the config a search would hand Ray for it."""
+
+    spec: ArchSpec
+    seed: int
+    baseline: str | None
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    table_path: Path
+    recorded: int  # (architecture, seed) pairs trained by this call
+    total: int  # pairs the finished table will hold
+    done: int  # pairs in the table now
+    seconds_per_trial: float | None  # mean wall seconds of this call's trials
+
+
+def record_plan(config: SearchConfig, *, seeds: int) -> tuple[list[Job], list[str], str]:
+    """Every buildable architecture of the space (then the config's baselines) for seeds 0..seeds-1.
+
+    Returns (jobs in recording order, spec keys not buildable at full or proxy width, the space digest).
+    """
+    space = load_space(config.space)
+    specs, unbuildable = [], []
+    for spec in space.enumerate():
+        if space.build_error(spec, 1.0) or space.build_error(spec, config.proxy_width):
+            unbuildable.append(spec.key())
+        else:
+            specs.append(spec)
+    digest = space_digest(s.key() for s in space.enumerate())
+    archs = [(spec, None) for spec in specs] + [(catalog_spec(name), name) for name in config.baselines]
+    jobs = [Job(spec, seed, baseline) for seed in range(seeds) for spec, baseline in archs]
+    return jobs, unbuildable, digest
+
+
+def space_yaml(name_or_path: str) -> str:
+    """The YAML text of a preset or a space file."""
+    from importlib import resources
+
+    from space.searchspace import preset_names
+
+    if str(name_or_path) in preset_names():
+        return (resources.files("space") / "presets" / f"{name_or_path}.yaml").read_text()
+    return Path(name_or_path).read_text(encoding="utf-8")
+
+
+def check_record_args(config: SearchConfig, *, seeds: int, workers: int) -> None:
+    """Bad input before anything is started or written."""
+    if seeds < 1:
+        raise UserInputError(f"--seeds {seeds} is not allowed; allowed: an integer >= 1 (the issue asks for >= 2)")
+    if workers < 1:
+        raise UserInputError(f"--workers {workers} is not allowed; allowed: an integer >= 1")
+    if config.constraints:
+        raise UserInputError("a recording trains every architecture: it takes no --max-* constraint "
+                             "(the simulator applies constraints to the recorded costs)")
+
+
+def _manifest(config: SearchConfig, *, digest: str, unbuildable: list[str], seeds: int, started: str) -> dict:
+    """What the table was recorded with; ``space_yaml`` keeps the space itself, so a table outlives its file."""
+    from nas.rundir import environment
+    from runners.latency import get_profile, hardware_fingerprint
+
+    fingerprint = hardware_fingerprint(get_profile(config.latency_profile))
+    env = environment()
+    return {
+        "version": TABLE_VERSION,
+        "space": str(config.space),
+        "space_digest": digest,
+        "space_yaml": space_yaml(config.space),
+        "unbuildable": unbuildable,
+        "baselines": list(config.baselines),
+        "seeds": list(range(seeds)),
+        "settings": recorded_settings(config),
+        "data": {"kind": config.data, "num_clips": config.num_clips, "num_classes": config.num_classes,
+                 "cache": config.cache, "seeded_by": "the search seed (the data a search with that seed builds)"},
+        "hardware": {"latency_fingerprint": fingerprint.as_dict(), "cpu": env["cpu"], "cpu_count": env["cpu_count"],
+                     "gpu": env["gpu"], "platform": env["platform"], "hostname": env["hostname"]},
+        "versions": {k: env[k] for k in ("python", "torch", "ray", "optuna", "git_revision")},
+        "started_at": started,
+    }
+
+
+def record_table(*, config: SearchConfig, out_dir: Path, seeds: int = 2, workers: int = 1,
+                 show_progress: bool = True) -> RecordOutcome:
+    """Record (or resume recording) the table of ``config.space`` into ``out_dir/table.parquet``."""
+    check_record_args(config, seeds=seeds, workers=workers)
+    config = config.replace(max_concurrent=workers)
+    jobs, unbuildable, digest = record_plan(config, seeds=seeds)
+    table_path = out_dir / TABLE_FILE
+    existing = read_table(table_path) if table_path.exists() else None
+    if existing is not None:
+        check_compatible(existing.manifest, config=config, digest=digest, what=f"the table at {table_path}")
+    done = existing.done() if existing is not None else set()
+    todo = [job for job in jobs if (job.spec.key(), job.seed) not in done]
+    total = len({(j.spec.key(), j.seed) for j in jobs} | done)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = existing.manifest.get("started_at") if existing else time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    manifest = _manifest(config, digest=digest, unbuildable=unbuildable, seeds=seeds, started=started)
+    if existing is not None:
+        manifest["seeds"] = sorted(set(manifest["seeds"]) | set(existing.manifest.get("seeds", [])))
+    writer = _TableWriter(table_path, manifest, existing)
+    progress = RecordProgress(total=total, done=len(done), enabled=show_progress)
+    if todo:
+        _run_jobs(config, todo, out_dir, writer, progress)
+    writer.flush()
+    final = read_table(table_path)
+    return RecordOutcome(table_path, progress.recorded, total, len(final.done()), progress.seconds_per_trial())
+
+
+class _TableWriter:
+    """Collects rows as trials finish and rewrites the table after each (atomic, so resumable at any moment)."""
+
+    def __init__(self, path: Path, manifest: dict, existing: Table | None) -> None:
+        self.path, self.manifest = path, manifest
+        self.rows: list[dict] = existing.rows.to_dict("records") if existing is not None else []
+        if existing is not None:  # drop pairs left half-recorded by an interrupted run: they are trained again
+            done = existing.done()
+            self.rows = [r for r in self.rows if (r["spec_key"], int(r["seed"])) in done]
+
+    def add(self, rows: list[dict]) -> None:
+        self.rows.extend(rows)
+        self.flush()
+
+    def flush(self) -> None:
+        self.manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_table(self.path, Table(table_frame(self.rows), self.manifest))
+
+
+class RecordProgress:
+    """A bar with the trials done, seconds per trial and an ETA; on a pipe, one plain line per trial on stderr."""
+
+    def __init__(self, *, total: int, done: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total, done, enabled
+        self.recorded = 0
+        self.started = time.time()
+        self.plain = not sys.stderr.isatty()
+        self._bar = None
+        if enabled and not self.plain:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("record"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                                 TextColumn("ETA"), TimeRemainingColumn(), transient=False)
+            self._task = self._bar.add_task("record", total=total, completed=done, rate="")
+            self._bar.start()
+        self.line()
+
+    def seconds_per_trial(self) -> float | None:
+        return (time.time() - self.started) / self.recorded if self.recorded else None
+
+    def trial_done(self) -> None:
+        self.recorded += 1
+        self.done += 1
+        self.line()
+
+    def line(self) -> None:
+        if not self.enabled:
+            return
+        rate = self.seconds_per_trial()
+        rate_text = f"{rate:.0f} s/trial" if rate else "timing the first trial"
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, rate=rate_text)
+            return
+        eta = "ETA: after the first trial"
+        if rate:
+            left = rate * (self.total - self.done)
+            eta = f"ETA {int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}"
+        print(f"record: {self.done}/{self.total} trials · {rate_text} · {eta}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _run_jobs(config: SearchConfig, todo: list[Job], out_dir: Path, writer: _TableWriter,
+              progress: RecordProgress) -> None:
+    """One Ray Tune ``Tuner`` per seed (each seed has its own proxy data), sharing Ray and the measurer."""
+    import ray
+
+    from nas.measurer import LatencyMeasurer, measurer_resources
+    from nas.proxydata import build_proxy_data
+    from nas.search import check_resources, start_ray, static_cost_fn
+
+    costs_dir = out_dir / "costs"
+    started_ray = start_ray(config)
+    measurer = None
+    try:
+        resources = measurer_resources(config.latency_profile)
+        check_resources(config, resources)
+        name = f"videonas-record-measurer-{out_dir.resolve()}"
+        measurer = LatencyMeasurer.options(name=name, **resources).remote(config.latency_profile, str(costs_dir.resolve()))
+        static_costs = static_cost_fn(config)
+        for seed in sorted({job.seed for job in todo}):
+            seed_jobs = [job for job in todo if job.seed == seed]
+            data = build_proxy_data(config.replace(seed=seed))
+            _run_seed(config, seed_jobs, data, name, static_costs, out_dir, writer, progress)
+    finally:
+        progress.close()
+        if measurer is not None:
+            ray.kill(measurer)
+        if started_ray:
+            ray.shutdown()
+
+
+def _run_seed(config, jobs, data, measurer_name, static_costs, out_dir, writer, progress) -> None:
+    from ray import tune
+
+    from nas.core.search import trial_seed
+    from nas.search import trial_settings
+    from nas.trial import run_trial
+
+    settings = trial_settings(config, measurer_name=measurer_name)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, data=data, settings=settings),
+                                    {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial})
+    configs = []
+    for number, job in enumerate(jobs):
+        costs = static_costs(job.spec)
+        configs.append({"spec": job.spec.to_dict(), "trial_number": number, "baseline": job.baseline,
+                        "seed": trial_seed(job.seed, job.spec.key()), "gmacs": costs.gmacs, "params": costs.params,
+                        "recurrent_params": costs.recurrent_params, "search_seed": job.seed})
+    callback = _RecordCallback(writer, progress, out_dir / "costs" / "measurer-log.jsonl")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    attempt = len(list((out_dir / "ray").glob("attempt-*"))) if (out_dir / "ray").exists() else 0
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=_list_searcher(configs), num_samples=-1,
+                                    max_concurrent_trials=config.max_concurrent, reuse_actors=True),
+        run_config=tune.RunConfig(name=f"attempt-{attempt}", storage_path=str((out_dir / "ray").resolve()),
+                                  verbose=0, callbacks=[callback], log_to_file=True),
+    )
+    tuner.fit()
+
+
+def _list_searcher(configs: list[dict]):
+    """A Ray Tune ``Searcher`` that hands out ``configs`` in order, then finishes."""
+    from ray.tune.search import Searcher
+
+    class _ListSearcher(Searcher):
+        def __init__(self) -> None:
+            super().__init__(metric=None, mode=None)
+            self.queue = list(configs)
+
+        def set_search_properties(self, metric, mode, config, **spec) -> bool:
+            return True
+
+        def suggest(self, trial_id: str):
+            return self.queue.pop(0) if self.queue else Searcher.FINISHED
+
+        def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+            pass
+
+    return _ListSearcher()
+
+
+def _record_callback_base():
+    from ray.tune import Callback
+
+    return Callback
+
+
+class _RecordCallback(_record_callback_base()):  # type: ignore[misc]
+    """Turns each trial's reports into table rows; writes them when the trial ends."""
+
+    def __init__(self, writer: _TableWriter, progress: RecordProgress, measurer_log: Path) -> None:
+        self.writer, self.progress, self.measurer_log = writer, progress, measurer_log
+        self.started: dict[str, float] = {}
+        self.reports: dict[str, list[dict]] = {}
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.started[trial.trial_id] = time.time()
+        self.reports[trial.trial_id] = []
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self.reports.setdefault(trial.trial_id, []).append(dict(result))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        reports = self.reports.pop(trial.trial_id, [])
+        rows = trial_rows(trial.config, reports, started=self.started.pop(trial.trial_id, None),
+                          latency_seconds=_measure_seconds(self.measurer_log))
+        if rows:
+            self.writer.add(rows)
+            self.progress.trial_done()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # the trial's process died (killed, out of memory): nothing recorded, so a resumed recording retrains it
+        self.reports.pop(trial.trial_id, None)
+        print(f"record: trial {trial.trial_id} died; it is retrained on resume", file=sys.stderr, flush=True)
+
+
+def _measure_seconds(log: Path) -> dict[str, float]:
+    """Per spec key, the wall seconds the measurer took the first (uncached) time: its longest logged call."""
+    import json
+
+    seconds: dict[str, float] = {}
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            entry = json.loads(line)
+            key = entry["spec_key"]
+            seconds[key] = max(seconds.get(key, 0.0), float(entry["end"]) - float(entry["start"]))
+    return seconds
+
+
+def trial_rows(config: dict, reports: list[dict], *, started: float | None,
+               latency_seconds: dict[str, float]) -> list[dict]:
+    """One trial's reports -> its table rows (one per epoch; one epoch-0 row for a failure)."""
+    import json
+
+    spec_key = _spec_key(config["spec"])
+    base = {
+        "spec_key": spec_key, "spec": json.dumps(config["spec"], sort_keys=True), "family": config["spec"]["family"],
+        "baseline": config.get("baseline"), "gmacs": config["gmacs"], "params": config["params"],
+        "recurrent_params": config["recurrent_params"], "latency_seconds": latency_seconds.get(spec_key),
+        "seed": config["search_seed"], "trial_seed": config["seed"],
+    }
+    epochs = [r for r in reports if r.get("epoch") is not None and "error" not in r]
+    failed = [r for r in reports if r.get("error")]
+    if failed or not epochs:
+        if not failed:
+            return []
+        return [{**base, "latency_ms": failed[-1].get("latency_ms"), "epoch": 0, "error": str(failed[-1]["error"])}]
+    train_started = float(epochs[0]["train_started_at"])
+    startup = train_started - started if started is not None else None
+    rows, previous = [], train_started
+    for report in epochs:
+        reported = float(report["reported_at"])
+        rows.append({**base, "latency_ms": report.get("latency_ms"), "startup_seconds": startup, "error": None,
+                     "epoch": int(report["epoch"]), "accuracy": float(report["accuracy"]), "loss": float(report["loss"]),
+                     "seconds": float(report["seconds"]), "report_seconds": reported - previous})
+        previous = reported
+    return rows
+
+
+def _spec_key(spec_dict: dict) -> str:
+    from space import spec_from_dict
+
+    return spec_from_dict(spec_dict).key()

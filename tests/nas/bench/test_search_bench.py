@@ -1,0 +1,75 @@
+"""``nas bench search --quick``: a complete report whose numbers agree with its own simulated trials."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nas.pareto import hypervolume
+from nas.sim.compare import mean_accuracy
+from nas.sim.table import Table, read_table, write_table
+from reports.html import figure_specs
+from tests.nas.cli_helpers import assert_one_line_error, run_nas
+
+SMALL_TABLE = "nas/sim/tables/small.parquet"
+
+
+@pytest.mark.slow
+def test_quick_writes_a_report_that_agrees_with_its_trials(tmp_path):
+    out = tmp_path / "bench"
+    result = run_nas("bench", "search", "--quick", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    trials = pd.read_parquet(out / "trials.parquet")
+    table = read_table(SMALL_TABLE)
+    means = mean_accuracy(table)
+    assert len(results["strategies"]) == 12
+    objectives = results["objectives"]
+    assert objectives == ["accuracy", "gmacs", "latency"]
+    (alo, ahi), (glo, ghi), (llo, lhi) = (results["bounds"][o] for o in objectives)
+    for strategy in results["strategies"]:
+        finals, trained = [], []
+        for seed in strategy["seeds"]:
+            rows = trials[(trials["sampler"] == strategy["sampler"]) & (trials["scheduler"] == strategy["scheduler"])
+                          & (trials["seed"] == seed)]
+            assert not rows.empty
+            done = rows[(rows["status"] == "COMPLETE") & rows["feasible"]
+                        & (rows["finished_at"] <= results["budget_s"] + 1e-9)]
+            points = np.column_stack([(ahi - done["spec_key"].map(means)) / (ahi - alo),
+                                      (done["gmacs"] - glo) / (ghi - glo), (done["latency_ms"] - llo) / (lhi - llo)])
+            finals.append(hypervolume(points, [1.0, 1.0, 1.0]) if len(points) else 0.0)
+            trained.append(int(rows["status"].isin(["COMPLETE", "PRUNED", "FAIL"]).sum()))
+        assert strategy["final_hv"] == pytest.approx(finals, abs=1e-9)
+        assert strategy["final_hv_median"] == pytest.approx(statistics.median(finals))
+        assert strategy["trained"] == trained
+        assert strategy["final_hv_median"] <= results["best_hv"] + 1e-9  # the regret is exact: never negative
+        assert strategy["curve_median"][-1] == pytest.approx(statistics.median(finals))
+    random_fifo = next(s for s in results["strategies"] if (s["sampler"], s["scheduler"]) == ("random", "fifo"))
+    assert results["target_hv"] == pytest.approx(random_fifo["final_hv_median"])
+    markdown = (out / "report.md").read_text()
+    for strategy in results["strategies"]:
+        assert f"| {strategy['sampler']} + {strategy['scheduler']} | {round(strategy['final_hv_median'], 4)} |" in markdown
+    page = (out / "report.html").read_text()
+    specs = figure_specs(page)
+    assert {"hv-all", "hv-random", "hv-tpe", "hv-nsga2", "hv-gp"} <= set(specs)
+    layout = specs["hv-all"]["layout"]
+    assert layout["xaxis"]["title"]["text"] == "simulated wall-clock (s)"
+    assert "hypervolume" in layout["yaxis"]["title"]["text"]
+
+
+def test_a_table_of_another_version_is_refused_with_one_error_line(tmp_path):
+    table = read_table(SMALL_TABLE)
+    bad = tmp_path / "old" / "table.parquet"
+    write_table(bad, Table(table.rows, {**table.manifest, "version": 0}))
+    result = run_nas("bench", "search", "--table", str(bad), "--out", str(tmp_path / "out"))
+    assert_one_line_error(result, "table version 0")
+    assert not (tmp_path / "out").exists()
+
+
+def test_bench_search_refuses_an_option_it_does_not_take(tmp_path):
+    result = run_nas("bench", "costs", "--table", SMALL_TABLE, "--out", str(tmp_path / "out"))
+    assert_one_line_error(result, "takes no --table")
