@@ -15,7 +15,7 @@ import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray import tune
@@ -33,17 +33,16 @@ from nas.rundir import RunLock, environment
 from nas.runmodel import RunDir
 from nas.core.search import SearchCore, StaticCosts
 from nas.searcher import StudySearcher
-<<<<<<< HEAD
-from nas.settle import Heartbeat, await_orphans, settle_orphan
-from nas.study import open_baseline_study, open_study
-=======
+from nas.settle import Heartbeat, await_orphans
 from nas.study import open_baseline_study, open_study, requeue_interrupted
->>>>>>> 66888630e88feee360aff24071171ae2e000e656
 from nas.trial import TrialSettings, run_trial
 from runners.costs import model_costs
 from space import ArchSpec, catalog_spec
 from space.errors import UserInputError
 from space.searchspace import SearchSpace, load_space
+
+if TYPE_CHECKING:
+    import optuna
 
 REFERENCE_POINT = 1.0  # in normalised objective space (0 = best bound, 1 = worst bound)
 BOUND_SAMPLE = 12
@@ -108,32 +107,16 @@ def fix_bounds(config: SearchConfig, space: SearchSpace, costs, measure_latency)
     return bounds, note
 
 
-<<<<<<< HEAD
-def _requeue_interrupted(study: optuna.Study, baseline_study: optuna.Study | None) -> int:
-    """Trials a dead driver left RUNNING: FAIL ``interrupted``, not counted, parameters enqueued again."""
-    requeued = 0
-    for s in (study, baseline_study):
-        if s is None:
-            continue
-        for trial in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            settle_orphan(s, trial, requeue=s is study)
-            requeued += int(s is study and trial.user_attrs.get("status") == "RUNNING")
-    return requeued
-
-
 def _settle_orphans(config: SearchConfig, study: optuna.Study, baseline_study: optuna.Study | None) -> None:
     """On resume. The run's own study.db: our flock proves every RUNNING trial an orphan. A shared
     ``--storage``: a driver elsewhere may be alive, so wait for the heartbeats to go stale (nas.settle)."""
     if config.storage:
         await_orphans([study, baseline_study], config.heartbeat_interval_s, main=study,
                       say=lambda text: print(text, file=sys.stderr))
-    _requeue_interrupted(study, baseline_study)
+    requeue_interrupted(study, baseline_study)
 
 
-def _start_ray(config: SearchConfig) -> bool:
-=======
 def start_ray(config: SearchConfig) -> bool:
->>>>>>> 66888630e88feee360aff24071171ae2e000e656
     """Join ``--address`` or start local Ray (dashboard off unless asked, docs/ray.md). Returns whether we started it."""
     if ray.is_initialized():
         return False
@@ -223,23 +206,15 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
     try:
         # Ray first: a search asking for more CPUs/GPUs than the cluster has is refused before any run file
         resources = measurer_resources(config.latency_profile) if config.needs_latency else {}
-        started_ray = _start_ray(config)
-        _check_resources(config, resources)
+        started_ray = start_ray(config)
+        check_resources(config, resources)
         lock = RunLock(run).acquire()
         storage = run.storage_url(config.storage)
         study = open_study(config, storage, num_params=len(space.parameters()), create=not resume)
         baseline_study = open_baseline_study(config, storage) if config.baselines else None
         if resume:
-<<<<<<< HEAD
             _settle_orphans(config, study, baseline_study)
         measurer_name = None
-=======
-            requeue_interrupted(study, baseline_study)
-        started_ray = start_ray(config)
-        measurer_name = None
-        resources = measurer_resources(config.latency_profile) if config.needs_latency else {}
-        check_resources(config, resources)
->>>>>>> 66888630e88feee360aff24071171ae2e000e656
         if config.needs_latency:
             measurer_name = f"videonas-measurer-{run.path.resolve()}"
             measurer = LatencyMeasurer.options(name=measurer_name, **resources).remote(

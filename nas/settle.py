@@ -9,14 +9,14 @@ its studies, in Optuna's own heartbeat table (``RDBStorage.record_heartbeat``, t
 ``fail_stale_trials`` reads). A RUNNING trial whose last beat, or start when it has none yet, is older than
 the grace period (:data:`GRACE_INTERVALS` x the interval) is **stale**: its driver is gone.
 
-Settling a trial (:func:`settle_orphan`) is what a resume always did: status FAIL, error ``interrupted``,
-not counted, Optuna state FAIL, and, for a trial that was training, its parameters enqueued again so the
-next driver re-runs it. A resumed driver on shared storage waits until every RUNNING trial is stale
+Settling a trial (:func:`settle_orphan`) is what a resume does (:func:`nas.study.requeue_interrupted`):
+marked ``interrupted`` on the study, told FAIL, never counted, and, for a trial that was training, its
+parameters enqueued again so the next driver re-runs it. A resumed driver on shared storage waits until every RUNNING trial is stale
 (:func:`await_orphans`; a heartbeat that keeps coming means a live driver and is refused); ``nas settle RUN``
 (:func:`settle_stale`) does the same from any process that reaches the storage, without running a search.
 
-Why not Optuna's ``fail_stale_trials`` itself: it sets the state FAIL first, after which Optuna refuses the
-user attributes our statuses live in, and it never re-enqueues. Why our own age rule: Optuna ignores a RUNNING
+Why not Optuna's ``fail_stale_trials`` itself: it never marks why nor re-enqueues, and it needs the storage
+built with an (experimental) ``heartbeat_interval``, which makes every ``Study.ask`` warn outside ``optimize``. Why our own age rule: Optuna ignores a RUNNING
 trial that has no beat yet, which would leave a driver killed in its first interval with a zombie forever.
 """
 
@@ -31,10 +31,10 @@ from datetime import datetime
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.study import INTERRUPTED_ATTR, INTERRUPTED_MESSAGE
 from space.errors import UserInputError
 
 GRACE_INTERVALS = 3  # a trial is stale after this many missed beats: one slow write is not a death
-INTERRUPTED = "interrupted (the driver died); re-run on resume"
 
 
 def grace_period_s(interval_s: float) -> float:
@@ -132,21 +132,19 @@ def last_beats(study: optuna.Study, trial_ids: list[int]) -> dict[int, float]:
         return {row.trial_id: (now - row.heartbeat.replace(tzinfo=None)).total_seconds() for row in rows}
 
 
-def settle_orphan(study: optuna.Study, trial: FrozenTrial, *, requeue: bool, reason: str = INTERRUPTED) -> bool:
-    """FAIL ``interrupted``, not counted; a trial that was training is enqueued again when ``requeue``.
+def settle_orphan(study: optuna.Study, trial: FrozenTrial, *, requeue: bool, reason: str = INTERRUPTED_MESSAGE) -> bool:
+    """FAIL ``interrupted``, never counted; a trial that was training is enqueued again when ``requeue``.
 
-    Returns False when another process settled or finished it first (the storage refuses the update).
+    Through public Optuna API, as a resume does (:func:`nas.study.fail_interrupted`): the message is marked
+    on the study first (``trials.parquet`` shows it), then the trial is told FAIL. Returns False when the
+    trial had finished meanwhile (another process settled it, or its driver was alive after all).
     """
-    storage = study._storage
-    was_training = trial.user_attrs.get("status") == "RUNNING"
-    try:
-        storage.set_trial_user_attr(trial._trial_id, "status", "FAIL")
-        storage.set_trial_user_attr(trial._trial_id, "error", reason)
-        storage.set_trial_user_attr(trial._trial_id, "counted", False)
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    except optuna.exceptions.UpdateFinishedTrialError:
+    if study.trials[trial.number].state != TrialState.RUNNING:
         return False
-    if was_training and requeue:
+    marks = {**study.user_attrs.get(INTERRUPTED_ATTR, {}), str(trial.number): reason}
+    study.set_user_attr(INTERRUPTED_ATTR, marks)
+    study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    if requeue and trial.user_attrs.get("status") == "RUNNING":
         attrs = {"attempt": trial.user_attrs.get("attempt", 0), "retry_of": trial.number}
         study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
     return True
