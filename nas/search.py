@@ -30,7 +30,7 @@ from nas.progress import SearchProgress
 from nas.raylocal import init_local_ray, ray_init_kwargs
 from nas.proxydata import build_proxy_data
 from nas.rundir import RunLock, environment
-from nas.runmodel import RunDir
+from nas.runmodel import RUN_FORMAT, RunDir
 from nas.core.search import SearchCore, StaticCosts
 from nas.searcher import StudySearcher
 from nas.settle import Heartbeat, await_orphans
@@ -39,6 +39,7 @@ from nas.trial import TrialSettings, run_trial
 from runners.costs import model_costs
 from space import ArchSpec, catalog_spec
 from space.errors import UserInputError
+from space.files import atomic_write
 from space.searchspace import SearchSpace, load_space
 
 if TYPE_CHECKING:
@@ -171,6 +172,7 @@ def trial_settings(config: SearchConfig, *, measurer_name: str | None) -> TrialS
 
 def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any]:
     return {
+        "format": RUN_FORMAT,
         "name": config.name,
         "objectives": [{"name": o, "direction": OBJECTIVES[o].direction} for o in config.objectives],
         "bounds": bounds,
@@ -179,6 +181,16 @@ def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any
         "config": config.to_dict(),
         "environment": environment(),
     }
+
+
+def _warn_if_other_machine(config: SearchConfig, recorded: dict[str, Any]) -> None:
+    """Latencies are this machine's: a latency search resumed elsewhere would mix two machines' figures."""
+    here = environment()
+    if not config.needs_latency or config.address:
+        return
+    if (recorded.get("hostname"), recorded.get("cpu")) != (here["hostname"], here["cpu"]):
+        print(f"warning: this run's latencies were measured on {recorded.get('hostname')} ({recorded.get('cpu')}); "
+              f"resuming on {here['hostname']} ({here['cpu']}) mixes two machines' latencies", file=sys.stderr)
 
 
 def load_run_config(run_dir: Path) -> SearchConfig:
@@ -197,7 +209,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
         raise UserInputError(f"cannot resume {run.path}: not a run directory (no search.yaml)")
     if not resume and run.path.exists() and any(p.name != ".lock" for p in run.path.iterdir()):
         raise UserInputError(f"run {run.path} already exists; resume it with --resume {run.path} or pick another --name")
-    space = load_space(config.space)
+    space = load_space(str(run.space_file) if resume and run.space_file.is_file() else config.space)
     for name in config.baselines:
         catalog_spec(name)
     lock = None
@@ -224,11 +236,14 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
         if resume:
             stored = run.read_search()
             bounds = stored["bounds"]
+            _warn_if_other_machine(config, stored.get("environment") or {})
         else:
             bounds, note = fix_bounds(
                 config, space, static_costs,
                 lambda spec: ray.get(measurer.measure.remote(spec.to_dict())),
             )
+            if Path(config.space).is_file():  # a preset is part of videonas; a file may not travel with the run
+                atomic_write(run.space_file, Path(config.space).read_text())
             run.write_search(_search_yaml(config, bounds, note))
         data = build_proxy_data(config)
         scheduler = make_scheduler(
