@@ -1,4 +1,20 @@
-"""``SearchConfig``: every setting of one search, resolved, validated and stored in ``search.yaml``."""
+"""``SearchConfig``: every setting of one search, resolved, validated and stored in ``search.yaml``.
+
+A search config is composed of parts, and each component of a search receives only the part it uses:
+
+* :class:`Problem`: what is optimised and under which limits (objectives, constraints, the deployment shape
+  and latency profile the costs are measured at, the baselines measured beside the search);
+* ``proxy``: a :class:`runners.proxy.ProxyConfig`, the proxy training every trial runs (the trial sets only
+  its own seed, threads and device on it);
+* :class:`DataSource`: the proxy data (synthetic or a prepared cache);
+* :class:`SchedulerConfig`: the rung rule (fifo, asha, moasha) and its rungs;
+* :class:`Execution`: where trials run (Ray address, resources per trial, concurrency, Optuna storage).
+
+The command line and ``search.yaml`` speak flat *flags* (``proxy_epochs``, ``max_gmacs``, ...; the ``nas search``
+options): :meth:`SearchConfig.from_flags` builds a config from them (validated with the flag's name in the
+message) and :meth:`SearchConfig.to_dict` writes them back, so the ``config`` section of ``search.yaml``
+is the same flat mapping it always was and old runs resume (``docs/architecture.md``).
+"""
 
 from __future__ import annotations
 
@@ -9,107 +25,56 @@ from typing import Any
 
 from nas.objectives import CONSTRAINTS, OBJECTIVES
 from runners.costs import parse_shape, shape_label
+from runners.proxy import ProxyConfig
 from space.errors import UserInputError
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 SCHEDULERS = ("moasha", "asha", "fifo")
+SEARCH_PROXY = ProxyConfig(epochs=4, width_mult=0.25, frames=16, size=32, batch_size=32, lr=0.05)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_finite(values: dict[str, object]) -> None:
+    """Non-finite numbers are bad input (DEVELOPERS.md), whatever the setting."""
+    for name, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserInputError(f"{_flag(name)} {value} is not allowed; allowed: a finite number")
+
+
+def _check_at_least(values: dict[str, object], low: int) -> None:
+    for name, value in values.items():
+        if value < low:  # type: ignore[operator]
+            raise UserInputError(f"{_flag(name)} {value} is not allowed; allowed: an integer >= {low}")
 
 
 @dataclass(frozen=True)
-class SearchConfig:
-    """What ``nas search`` was asked to do. Frozen; ``to_dict()`` is what ``search.yaml`` stores."""
+class Problem:
+    """What is optimised and under which limits; costs are those of the deployment model at ``deploy_shape``."""
 
-    name: str = "search"
-    runs_dir: str = "runs"
-    space: str = "joint"
-    trials: int = 20
-    time_budget_s: float | None = None
     objectives: tuple[str, ...] = ("accuracy", "gmacs", "latency")
-    sampler: str = "tpe"
-    scheduler: str = "moasha"
-    seed: int = 0
-    # data
-    data: str = "synthetic"
-    root: str | None = None
-    cache: str | None = None
-    num_clips: int = 1200
-    num_classes: int | None = None
-    # proxy
-    proxy_epochs: int = 4
-    proxy_width: float = 0.25
-    proxy_frames: int = 16
-    proxy_size: int = 32
-    proxy_batch_size: int = 32
-    proxy_lr: float = 0.05
-    # costs
     deploy_shape: tuple[int, int, int] = (16, 112, 112)
     latency_profile: str = "cpu-quick"
     max_gmacs: float | None = None
-    max_params: float | None = None
+    max_params: float | None = None  # millions
     max_latency_ms: float | None = None
     baselines: tuple[str, ...] = ()
-    # scheduler
-    grace_period: int = 1
-    reduction_factor: int = 2
-    # execution
-    address: str | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_concurrent: int | None = None
-    storage: str | None = None
-    retries: int = 0
-    heartbeat_interval_s: int = 10  # the driver's beat for its RUNNING trials; stale after 3 missed (nas.settle)
-    max_resamples: int = 200
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise UserInputError(f"--{f.name.replace('_', '-')} {value} is not allowed; allowed: a finite number")
-        self._check_objectives()
-        if self.sampler not in SAMPLERS:
-            raise UserInputError(f"--sampler {self.sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}")
-        if self.scheduler not in SCHEDULERS:
-            raise UserInputError(f"--scheduler {self.scheduler!r} is not allowed; allowed: {', '.join(SCHEDULERS)}")
-        positive = {"trials": self.trials, "proxy-epochs": self.proxy_epochs, "proxy-frames": self.proxy_frames,
-                    "proxy-size": self.proxy_size, "proxy-batch-size": self.proxy_batch_size,
-                    "num-clips": self.num_clips, "grace-period": self.grace_period}
-        for flag, value in positive.items():
-            if value < 1:
-                raise UserInputError(f"--{flag} {value} is not allowed; allowed: an integer >= 1")
-        if not 0 < self.proxy_width <= 1:
-            raise UserInputError(f"--proxy-width {self.proxy_width} is not allowed; allowed: 0 < w <= 1")
-        if self.reduction_factor < 2:
-            raise UserInputError(f"--reduction-factor {self.reduction_factor} is not allowed; allowed: >= 2")
-        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
-            raise UserInputError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise UserInputError(f"--max-concurrent {self.max_concurrent} is not allowed; allowed: >= 1")
-        if not isinstance(self.heartbeat_interval_s, int) or self.heartbeat_interval_s < 1:
-            raise UserInputError(
-                f"--heartbeat-interval {self.heartbeat_interval_s} is not allowed; allowed: an integer >= 1 (seconds)")
-        if self.retries < 0:
-            raise UserInputError(f"--retries {self.retries} is not allowed; allowed: >= 0")
-        if self.time_budget_s is not None and self.time_budget_s <= 0:
-            raise UserInputError(f"--time-budget {self.time_budget_s} is not allowed; allowed: seconds > 0")
-        if not self.name or "/" in self.name or self.name.startswith("."):
-            raise UserInputError(f"--name {self.name!r} is not allowed; allowed: a plain folder name")
-        for flag, limit in self.constraints.items():
-            if limit <= 0:
-                raise UserInputError(f"--{flag.replace('_', '-')} {limit} is not allowed; allowed: a number > 0")
-
-    def _check_objectives(self) -> None:
+        _check_finite({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         objectives = tuple(self.objectives)
         unknown = [o for o in objectives if o not in OBJECTIVES]
         if unknown:
-            raise UserInputError(
-                f"--objectives: unknown {', '.join(unknown)}; allowed: 2-4 of {', '.join(OBJECTIVES)}"
-            )
+            raise UserInputError(f"--objectives: unknown {', '.join(unknown)}; allowed: 2-4 of {', '.join(OBJECTIVES)}")
         if not 2 <= len(objectives) <= 4 or len(set(objectives)) != len(objectives):
             raise UserInputError(
                 f"--objectives {','.join(objectives)} is not allowed; allowed: 2-4 distinct of {', '.join(OBJECTIVES)}"
             )
+        for name, limit in self.constraints.items():
+            if limit <= 0:
+                raise UserInputError(f"{_flag(name)} {limit} is not allowed; allowed: a number > 0")
 
     @property
     def constraints(self) -> dict[str, float]:
@@ -125,31 +90,189 @@ class SearchConfig:
     def directions(self) -> list[str]:
         return [OBJECTIVES[o].direction for o in self.objectives]
 
-    @property
-    def rungs(self) -> list[int]:
+
+@dataclass(frozen=True)
+class DataSource:
+    """The proxy data: ``dataset`` ``synthetic`` (embedded, ``num_clips`` of them) or a prepared ``cache``."""
+
+    dataset: str = "synthetic"
+    root: str | None = None
+    cache: str | None = None
+    num_clips: int = 1200
+    num_classes: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_at_least({"num_clips": self.num_clips}, 1)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """The rung rule: trials are compared at ``grace_period * reduction_factor**k`` epochs."""
+
+    name: str = "moasha"
+    grace_period: int = 1
+    reduction_factor: int = 2
+
+    def __post_init__(self) -> None:
+        if self.name not in SCHEDULERS:
+            raise UserInputError(f"--scheduler {self.name!r} is not allowed; allowed: {', '.join(SCHEDULERS)}")
+        _check_at_least({"grace_period": self.grace_period}, 1)
+        if self.reduction_factor < 2:
+            raise UserInputError(f"--reduction-factor {self.reduction_factor} is not allowed; allowed: >= 2")
+
+    def rungs(self, max_epochs: int) -> list[int]:
         """Epochs at which the scheduler compares trials (grace * eta^k below the proxy budget)."""
         rungs, epoch = [], self.grace_period
-        while epoch < self.proxy_epochs:
+        while epoch < max_epochs:
             rungs.append(epoch)
             epoch *= self.reduction_factor
         return rungs
 
+
+@dataclass(frozen=True)
+class Execution:
+    """Where and how trials run; may change between attempts of one run (``--resume --address``)."""
+
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    storage: str | None = None
+    heartbeat_interval_s: int = 10  # the driver's beat for its RUNNING trials; stale after 3 missed (nas.settle)
+
+    def __post_init__(self) -> None:
+        _check_finite({"cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial})
+        if not isinstance(self.heartbeat_interval_s, int) or self.heartbeat_interval_s < 1:
+            raise UserInputError(
+                f"--heartbeat-interval {self.heartbeat_interval_s} is not allowed; allowed: an integer >= 1 (seconds)")
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise UserInputError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise UserInputError(f"--max-concurrent {self.max_concurrent} is not allowed; allowed: >= 1")
+
+
+_PARTS = ("problem", "proxy", "data", "scheduler", "execution")  # the fields of SearchConfig that are parts
+
+# flag (a ``nas search`` option, a key of search.yaml's ``config``) -> (part, field of that part)
+PART_FLAGS: dict[str, tuple[str, str]] = {
+    **{name: ("problem", name) for name in ("objectives", "deploy_shape", "latency_profile", "max_gmacs",
+                                             "max_params", "max_latency_ms", "baselines")},
+    "proxy_epochs": ("proxy", "epochs"),
+    "proxy_width": ("proxy", "width_mult"),
+    "proxy_frames": ("proxy", "frames"),
+    "proxy_size": ("proxy", "size"),
+    "proxy_batch_size": ("proxy", "batch_size"),
+    "proxy_lr": ("proxy", "lr"),
+    "data": ("data", "dataset"),
+    **{name: ("data", name) for name in ("root", "cache", "num_clips", "num_classes")},
+    "scheduler": ("scheduler", "name"),
+    **{name: ("scheduler", name) for name in ("grace_period", "reduction_factor")},
+    **{name: ("execution", name) for name in ("address", "cpus_per_trial", "gpus_per_trial", "max_concurrent",
+                                               "storage", "heartbeat_interval_s")},
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """What ``nas search`` was asked to do. Frozen; ``to_dict()`` is what ``search.yaml`` stores."""
+
+    name: str = "search"
+    runs_dir: str = "runs"
+    space: str = "joint"
+    trials: int = 20
+    time_budget_s: float | None = None
+    sampler: str = "tpe"
+    seed: int = 0
+    retries: int = 0
+    max_resamples: int = 200
+    problem: Problem = field(default_factory=Problem)
+    proxy: ProxyConfig = SEARCH_PROXY
+    data: DataSource = field(default_factory=DataSource)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    execution: Execution = field(default_factory=Execution)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_finite({"time_budget_s": self.time_budget_s})
+        if self.sampler not in SAMPLERS:
+            raise UserInputError(f"--sampler {self.sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}")
+        _check_at_least({"trials": self.trials}, 1)
+        if self.retries < 0:
+            raise UserInputError(f"--retries {self.retries} is not allowed; allowed: >= 0")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise UserInputError(f"--time-budget {self.time_budget_s} is not allowed; allowed: seconds > 0")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise UserInputError(f"--name {self.name!r} is not allowed; allowed: a plain folder name")
+
+    @property
+    def rungs(self) -> list[int]:
+        return self.scheduler.rungs(self.proxy.epochs)
+
+    # ---- flags: the command line's and search.yaml's flat view ----------------------------------------
+
+    @classmethod
+    def from_flags(cls, **flags: Any) -> "SearchConfig":
+        """A config from ``nas search``'s flags (``proxy_epochs=3, max_gmacs=5.0, ...``); unset ones default."""
+        top = {f.name for f in dataclasses.fields(cls)} - set(_PARTS)
+        unknown = set(flags) - top - set(PART_FLAGS)
+        if unknown:
+            raise TypeError(f"SearchConfig.from_flags: unknown flags {', '.join(sorted(unknown))}")
+        _check_proxy_flags(flags)
+        parts: dict[str, dict[str, Any]] = {part: {} for part in _PARTS}
+        for flag, value in flags.items():
+            if flag in PART_FLAGS:
+                part, name = PART_FLAGS[flag]
+                parts[part][name] = tuple(value) if name in ("objectives", "baselines") else value
+        return cls(
+            **{k: v for k, v in flags.items() if k in top},
+            problem=Problem(**parts["problem"]),
+            proxy=dataclasses.replace(SEARCH_PROXY, **parts["proxy"]),
+            data=DataSource(**parts["data"]),
+            scheduler=SchedulerConfig(**parts["scheduler"]),
+            execution=Execution(**parts["execution"]),
+        )
+
+    def flags(self) -> dict[str, Any]:
+        """Every flag's value (the inverse of :meth:`from_flags`)."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                               if f.name not in _PARTS}
+        for flag, (part, name) in PART_FLAGS.items():
+            out[flag] = getattr(getattr(self, part), name)
+        return out
+
+    def replace(self, **flags: Any) -> "SearchConfig":
+        """This config with some flags changed (``config.replace(address=..., max_concurrent=1)``)."""
+        return SearchConfig.from_flags(**{**self.flags(), **flags})
+
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["objectives"] = list(self.objectives)
-        d["baselines"] = list(self.baselines)
-        d["deploy_shape"] = shape_label(self.deploy_shape)
+        d = self.flags()
+        d["objectives"] = list(self.problem.objectives)
+        d["baselines"] = list(self.problem.baselines)
+        d["deploy_shape"] = shape_label(self.problem.deploy_shape)
+        d["extra"] = dict(self.extra)
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SearchConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
+        """Read back ``to_dict()`` (search.yaml's ``config``); keys a newer or older version wrote are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)} - set(_PARTS) | set(PART_FLAGS)
         data = {k: v for k, v in data.items() if k in known}
-        data["objectives"] = tuple(data.get("objectives", cls.objectives))
+        data["objectives"] = tuple(data.get("objectives", Problem.objectives))
         data["baselines"] = tuple(data.get("baselines", ()))
         if isinstance(data.get("deploy_shape"), str):
             data["deploy_shape"] = parse_shape(data["deploy_shape"].split("x", 2)[-1])
-        return cls(**data)
+        elif data.get("deploy_shape") is not None:
+            data["deploy_shape"] = tuple(data["deploy_shape"])
+        return cls.from_flags(**data)
 
-    def replace(self, **changes: Any) -> "SearchConfig":
-        return dataclasses.replace(self, **changes)
+
+def _check_proxy_flags(flags: dict[str, Any]) -> None:
+    """The proxy flags' own checks, with the flag in the message (ProxyConfig checks again, in its terms)."""
+    proxy = {k: v for k, v in flags.items() if k.startswith("proxy_")}
+    _check_finite(proxy)
+    _check_at_least({k: v for k, v in proxy.items() if k in ("proxy_epochs", "proxy_frames", "proxy_size",
+                                                              "proxy_batch_size")}, 1)
+    if "proxy_width" in proxy and not 0 < proxy["proxy_width"] <= 1:
+        raise UserInputError(f"--proxy-width {proxy['proxy_width']} is not allowed; allowed: 0 < w <= 1")
+    if "proxy_lr" in proxy and not proxy["proxy_lr"] > 0:
+        raise UserInputError(f"--proxy-lr {proxy['proxy_lr']} is not allowed; allowed: a finite number > 0")

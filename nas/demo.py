@@ -45,17 +45,15 @@ def demo_config(runs_dir: str | Path = "runs", name: str = "demo", **overrides: 
         seed=0,
     )
     settings.update(overrides)
-    return SearchConfig(**settings)  # type: ignore[arg-type]
+    return SearchConfig.from_flags(**settings)
 
 
 def demo_proxy(*, threads: int = 2) -> "ProxyConfig":
     """The demo search's proxy training settings as a :class:`runners.proxy.ProxyConfig` (derived, never restated)."""
-    from runners.proxy import ProxyConfig
+    import dataclasses
 
     config = demo_config()
-    return ProxyConfig(epochs=config.proxy_epochs, batch_size=config.proxy_batch_size, lr=config.proxy_lr,
-                       width_mult=config.proxy_width, frames=config.proxy_frames, size=config.proxy_size,
-                       seed=config.seed, threads=threads)
+    return dataclasses.replace(config.proxy, seed=config.seed, threads=threads)
 
 
 def demo_data() -> dict:
@@ -64,6 +62,6 @@ def demo_data() -> dict:
     from runners.synthetic import SyntheticConfig
 
     config = demo_config()
-    synthetic = SyntheticConfig(frames=config.proxy_frames, size=config.proxy_size)
-    train, val = proxy_split(config.num_clips, synthetic.num_classes)
+    synthetic = SyntheticConfig(frames=config.proxy.frames, size=config.proxy.size)
+    train, val = proxy_split(config.data.num_clips, synthetic.num_classes)
     return {"train": train, "val": val, "config": synthetic}

@@ -9,7 +9,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.config import SearchConfig
+from nas.config import Problem
 from nas.runmodel import baseline_trial_id, constraint_column, trials_table
 from nas.study import interrupted_trials
 from runners.costs import shape_label
@@ -37,7 +37,8 @@ def trial_status(trial: FrozenTrial) -> str:
 
 
 def _row(
-    trial: FrozenTrial, config: SearchConfig, *, trial_id: int, baseline: str | None, interrupted: str | None = None,
+    trial: FrozenTrial, problem: Problem, max_fidelity: int, *, trial_id: int, baseline: str | None,
+    interrupted: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """One ``trials.parquet`` row; ``interrupted``: the message when a resume told this trial FAIL."""
     attrs = trial.user_attrs
@@ -60,7 +61,7 @@ def _row(
         "recurrent_params": attrs.get("recurrent_params"),
         "feasible": bool(feasible),
         "fidelity": attrs.get("fidelity", 0),
-        "max_fidelity": config.proxy_epochs,
+        "max_fidelity": max_fidelity,
         "started_at": attrs.get("started_at", trial.datetime_start.timestamp() if trial.datetime_start else None),
         "finished_at": attrs.get("finished_at"),
         "train_seconds": attrs.get("train_seconds"),
@@ -68,22 +69,25 @@ def _row(
         "duplicate_of": attrs.get("duplicate_of"),
         "gate_open_rates": json.dumps(attrs.get("gate_open_rates") or {}),
         "params_json": json.dumps(trial.params, sort_keys=True),
-        "latency_profile": attrs.get("latency_profile") or (config.latency_profile if config.needs_latency else None),
-        "deploy_shape": shape_label(config.deploy_shape),
+        "latency_profile": attrs.get("latency_profile") or (problem.latency_profile if problem.needs_latency else None),
+        "deploy_shape": shape_label(problem.deploy_shape),
         "history": json.dumps(attrs.get("history") or []),
     }
-    for flag in config.constraints:
+    for flag in problem.constraints:
         row[constraint_column(flag)] = attrs.get(f"constraint_{flag}")
     return row
 
 
-def trials_frame(config: SearchConfig, study: optuna.Study, baseline_study: optuna.Study | None) -> pd.DataFrame:
+def trials_frame(
+    problem: Problem, max_fidelity: int, study: optuna.Study, baseline_study: optuna.Study | None,
+) -> pd.DataFrame:  # fmt: skip
+    """Every trial of the study (and the baselines') as ``trials.parquet`` rows; ``max_fidelity``: the proxy epochs."""
     interrupted = interrupted_trials(study)
-    rows = [_row(t, config, trial_id=t.number, baseline=None, interrupted=interrupted.get(t.number))
+    rows = [_row(t, problem, max_fidelity, trial_id=t.number, baseline=None, interrupted=interrupted.get(t.number))
             for t in study.get_trials(deepcopy=False)]
     if baseline_study is not None:
         interrupted = interrupted_trials(baseline_study)
         for t in baseline_study.get_trials(deepcopy=False):
-            rows.append(_row(t, config, trial_id=baseline_trial_id(t.number), baseline=t.user_attrs.get("baseline"),
+            rows.append(_row(t, problem, max_fidelity, trial_id=baseline_trial_id(t.number), baseline=t.user_attrs.get("baseline"),
                              interrupted=interrupted.get(t.number)))
-    return trials_table(rows, config.constraints)
+    return trials_table(rows, problem.constraints)

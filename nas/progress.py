@@ -175,8 +175,8 @@ class SearchProgress(Callback):
         if not points:
             return counts, 0, 0.0, ""
         values = np.asarray(points, dtype=float)
-        directions = [OBJECTIVES[o].direction for o in self.config.objectives]
-        bounds = [self.bounds[o] for o in self.config.objectives]
+        directions = [OBJECTIVES[o].direction for o in self.config.problem.objectives]
+        bounds = [self.bounds[o] for o in self.config.problem.objectives]
         normalised = normalize(values, directions, bounds)
         hv = float(hypervolume(normalised, [1.0] * len(directions)))
         return counts, int(pareto_mask(normalised).sum()), hv, self._outside(normalised) if hv == 0.0 else ""
@@ -187,7 +187,7 @@ class SearchProgress(Callback):
         if not n:
             return ""
         reasons = []
-        for k, name in enumerate(self.config.objectives):
+        for k, name in enumerate(self.config.problem.objectives):
             if beyond[:, k].any():
                 low, high = self.bounds[name]
                 worst = f"> {high:.4g}" if OBJECTIVES[name].direction == "minimize" else f"< {low:.4g}"

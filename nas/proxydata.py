@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from nas.config import SearchConfig
+from nas.config import DataSource
 from nas.trial import ProxyData
 from space.errors import UserInputError
 
@@ -16,30 +16,31 @@ def proxy_split(num_clips: int, num_classes: int) -> tuple[int, int]:
     return num_clips - val, val
 
 
-def build_proxy_data(config: SearchConfig) -> ProxyData:
-    """Synthetic data at the proxy shape, or a prepared cache (``nas data prepare``) given by ``--cache``.
+def build_proxy_data(source: DataSource, *, frames: int, size: int, seed: int) -> ProxyData:
+    """Synthetic data at the proxy shape (``frames`` x ``size`` x ``size``, seeded), or a prepared cache
+    (``nas data prepare``) given by ``--cache``.
 
     The search selects on a validation split carved from the training data; it never reads the test split.
     """
-    if config.data == "synthetic":
+    if source.dataset == "synthetic":
         from runners.synthetic import SyntheticConfig, synthetic_splits
 
         synthetic = SyntheticConfig(
-            frames=config.proxy_frames,
-            size=config.proxy_size,
-            **({"num_classes": config.num_classes} if config.num_classes else {}),
+            frames=frames,
+            size=size,
+            **({"num_classes": source.num_classes} if source.num_classes else {}),
         )
-        train, val = proxy_split(config.num_clips, synthetic.num_classes)
-        splits = synthetic_splits(train=train, val=val, config=synthetic, seed=config.seed)
+        train, val = proxy_split(source.num_clips, synthetic.num_classes)
+        splits = synthetic_splits(train=train, val=val, config=synthetic, seed=seed)
         return ProxyData(splits["train"], splits["val"], uuid.uuid4().hex)
-    if not config.cache:
+    if not source.cache:
         raise UserInputError(
-            f"--data {config.data} needs --cache DIR (a dataset prepared once with `nas data prepare`); "
+            f"--data {source.dataset} needs --cache DIR (a dataset prepared once with `nas data prepare`); "
             "proxy trials never decode videos"
         )
     from runners.cache import open_cache
 
-    cache = Path(config.cache)
+    cache = Path(source.cache)
     if not cache.is_dir():
         raise UserInputError(f"--cache {cache} does not exist; prepare it with `nas data prepare --out {cache}`")
     splits = open_cache(cache)  # `nas data prepare` carved a seeded, stratified val split from train

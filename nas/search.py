@@ -21,7 +21,7 @@ import ray
 from ray import tune
 
 from nas.affinity import measurer_cores
-from nas.config import SearchConfig
+from nas.config import Execution, Problem, SearchConfig
 from nas.export import trials_frame
 from nas.measurer import LatencyMeasurer, measurer_resources
 from nas.moasha import make_scheduler
@@ -56,22 +56,22 @@ class SearchOutcome:
     message: str | None
 
 
-def static_cost_fn(config: SearchConfig):
-    """Static costs of the deployment model (cached by spec key): what SearchCore and `nas bench record` use."""
+DEPLOY_NUM_CLASSES = 400  # costs are reported for the deployment model at the papers' 400 classes
+
+
+def static_cost_fn(problem: Problem):
+    """Static costs of the deployment model at ``problem.deploy_shape`` (cached by spec key): what SearchCore
+    and `nas bench record` use."""
     cache: dict[str, StaticCosts] = {}
 
     def costs(spec: ArchSpec) -> StaticCosts:
         key = spec.key()
         if key not in cache:
-            c = model_costs(spec, shape=config.deploy_shape, num_classes=_num_classes(config))
+            c = model_costs(spec, shape=problem.deploy_shape, num_classes=DEPLOY_NUM_CLASSES)
             cache[key] = StaticCosts(gmacs=c.gmacs, params=c.params, recurrent_params=c.recurrent_params)
         return cache[key]
 
     return costs
-
-
-def _num_classes(config: SearchConfig) -> int:
-    return 400  # costs are reported for the deployment model at the papers' 400 classes
 
 
 def _sample_specs(space: SearchSpace, seed: int, count: int) -> list[ArchSpec]:
@@ -86,56 +86,56 @@ def _sample_specs(space: SearchSpace, seed: int, count: int) -> list[ArchSpec]:
     return list(specs.values())
 
 
-def fix_bounds(config: SearchConfig, space: SearchSpace, costs, measure_latency) -> tuple[dict, str]:
+def fix_bounds(problem: Problem, space: SearchSpace, costs, measure_latency, *, seed: int) -> tuple[dict, str]:
     """Normalisation bounds fixed at the start of the run (stored in search.yaml, never moved)."""
-    specs = _sample_specs(space, config.seed, BOUND_SAMPLE) + [catalog_spec(b) for b in config.baselines]
+    specs = _sample_specs(space, seed, BOUND_SAMPLE) + [catalog_spec(b) for b in problem.baselines]
     sampled = [costs(s) for s in specs]
     largest = max(specs, key=lambda s: costs(s).gmacs)
     upper = {
-        "gmacs": config.max_gmacs or 1.25 * max(c.gmacs for c in sampled),
-        "params": (config.max_params or 1.25 * max(c.params for c in sampled) / 1e6) * 1e6,
+        "gmacs": problem.max_gmacs or 1.25 * max(c.gmacs for c in sampled),
+        "params": (problem.max_params or 1.25 * max(c.params for c in sampled) / 1e6) * 1e6,
     }
-    if config.needs_latency:
-        upper["latency"] = config.max_latency_ms or 1.25 * measure_latency(largest)
+    if problem.needs_latency:
+        upper["latency"] = problem.max_latency_ms or 1.25 * measure_latency(largest)
     bounds = {"accuracy": [0.0, 1.0]}
-    for name in config.objectives:
+    for name in problem.objectives:
         if name != "accuracy":
             bounds[name] = [0.0, float(upper[name])]
     note = (
         f"accuracy in [0, 1]; cost objectives from 0 to their constraint when one is set, else to 1.25 x the "
-        f"largest of {len(specs)} architectures sampled from the space with seed {config.seed}"
+        f"largest of {len(specs)} architectures sampled from the space with seed {seed}"
     )
     return bounds, note
 
 
-def _settle_orphans(config: SearchConfig, study: optuna.Study, baseline_study: optuna.Study | None) -> None:
+def _settle_orphans(config: SearchConfig, study: "optuna.Study", baseline_study: "optuna.Study | None") -> None:
     """On resume. The run's own study.db: our flock proves every RUNNING trial an orphan. A shared
     ``--storage``: a driver elsewhere may be alive, so wait for the heartbeats to go stale (nas.settle)."""
-    if config.storage:
-        await_orphans([study, baseline_study], config.heartbeat_interval_s, main=study,
+    if config.execution.storage:
+        await_orphans([study, baseline_study], config.execution.heartbeat_interval_s, main=study,
                       say=lambda text: print(text, file=sys.stderr))
     requeue_interrupted(study, baseline_study)
 
 
-def start_ray(config: SearchConfig) -> bool:
+def start_ray(execution: Execution) -> bool:
     """Join ``--address`` or start local Ray (dashboard off unless asked, docs/ray.md). Returns whether we started it."""
     if ray.is_initialized():
         return False
-    if config.address:
-        ray.init(address=config.address, **ray_init_kwargs(joining=True))
+    if execution.address:
+        ray.init(address=execution.address, **ray_init_kwargs(joining=True))
     else:
         init_local_ray(**ray_init_kwargs(joining=False))
     return True
 
 
-def check_resources(config: SearchConfig, measurer: dict[str, float]) -> None:
+def check_resources(execution: Execution, measurer: dict[str, float]) -> None:
     available = ray.cluster_resources()
     cpus, gpus = available.get("CPU", 0), available.get("GPU", 0)
-    need_cpu = config.cpus_per_trial + measurer.get("num_cpus", 0)
-    need_gpu = config.gpus_per_trial + measurer.get("num_gpus", 0)
+    need_cpu = execution.cpus_per_trial + measurer.get("num_cpus", 0)
+    need_gpu = execution.gpus_per_trial + measurer.get("num_gpus", 0)
     if need_cpu > cpus or need_gpu > gpus:
         raise UserInputError(
-            f"one trial ({config.cpus_per_trial:g} CPU, {config.gpus_per_trial:g} GPU) plus the latency measurer "
+            f"one trial ({execution.cpus_per_trial:g} CPU, {execution.gpus_per_trial:g} GPU) plus the latency measurer "
             f"({_resources_label(measurer)}) needs {need_cpu:g} CPU and {need_gpu:g} GPU, more than the cluster has "
             f"({cpus:g} CPU, {gpus:g} GPU); lower --cpus-per-trial / --gpus-per-trial or join a bigger cluster "
             f"with --address"
@@ -148,25 +148,24 @@ def _resources_label(resources: dict[str, float]) -> str:
     return f"{resources.get('num_cpus', 0):g} CPU, {resources.get('num_gpus', 0):g} GPU"
 
 
-def _measurer_cores(config: SearchConfig) -> list[int]:
+def _measurer_cores(problem: Problem, execution: Execution) -> list[int]:
     """On a local CPU search the measurer pins itself to these cores and trials stay off them."""
-    if not config.needs_latency or config.address:
+    if not problem.needs_latency or execution.address:
         return []
     from runners.latency import get_profile
 
-    profile = get_profile(config.latency_profile)
+    profile = get_profile(problem.latency_profile)
     return [] if profile.device.startswith("cuda") else measurer_cores(int(profile.threads or 1))
 
 
 def trial_settings(config: SearchConfig, *, measurer_name: str | None) -> TrialSettings:
     """What every trial of ``config`` trains with (the search and `nas bench record` share it)."""
     return TrialSettings(
-        epochs=config.proxy_epochs, batch_size=config.proxy_batch_size, lr=config.proxy_lr,
-        width_mult=config.proxy_width, cpus_per_trial=config.cpus_per_trial,
-        gpus_per_trial=config.gpus_per_trial, measurer_name=measurer_name,
-        latency_profile=config.latency_profile, max_latency_ms=config.max_latency_ms,
+        proxy=config.proxy, cpus_per_trial=config.execution.cpus_per_trial,
+        gpus_per_trial=config.execution.gpus_per_trial, measurer_name=measurer_name,
+        latency_profile=config.problem.latency_profile, max_latency_ms=config.problem.max_latency_ms,
         faults=dict(config.extra.get("faults", {})),
-        measurer_cores=tuple(_measurer_cores(config)),
+        measurer_cores=tuple(_measurer_cores(config.problem, config.execution)),
     )
 
 
@@ -174,10 +173,10 @@ def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any
     return {
         "format": RUN_FORMAT,
         "name": config.name,
-        "objectives": [{"name": o, "direction": OBJECTIVES[o].direction} for o in config.objectives],
+        "objectives": [{"name": o, "direction": OBJECTIVES[o].direction} for o in config.problem.objectives],
         "bounds": bounds,
         "bounds_note": note,
-        "reference_point": [REFERENCE_POINT] * len(config.objectives),
+        "reference_point": [REFERENCE_POINT] * len(config.problem.objectives),
         "config": config.to_dict(),
         "environment": environment(),
     }
@@ -185,9 +184,9 @@ def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any
 
 def _warn_if_other_machine(config: SearchConfig, recorded: dict[str, Any]) -> None:
     """Latencies are this machine's: a latency search resumed elsewhere would mix two machines' figures."""
-    here = environment()
-    if not config.needs_latency or config.address:
+    if not config.problem.needs_latency or config.execution.address:
         return
+    here = environment()
     if (recorded.get("hostname"), recorded.get("cpu")) != (here["hostname"], here["cpu"]):
         print(f"warning: this run's latencies were measured on {recorded.get('hostname')} ({recorded.get('cpu')}); "
               f"resuming on {here['hostname']} ({here['cpu']}) mixes two machines' latencies", file=sys.stderr)
@@ -210,53 +209,53 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
     if not resume and run.path.exists() and any(p.name != ".lock" for p in run.path.iterdir()):
         raise UserInputError(f"run {run.path} already exists; resume it with --resume {run.path} or pick another --name")
     space = load_space(str(run.space_file) if resume and run.space_file.is_file() else config.space)
-    for name in config.baselines:
+    for name in config.problem.baselines:
         catalog_spec(name)
     lock = None
     started_ray = False
     measurer = None
     try:
         # Ray first: a search asking for more CPUs/GPUs than the cluster has is refused before any run file
-        resources = measurer_resources(config.latency_profile) if config.needs_latency else {}
-        started_ray = start_ray(config)
-        check_resources(config, resources)
+        resources = measurer_resources(config.problem.latency_profile) if config.problem.needs_latency else {}
+        started_ray = start_ray(config.execution)
+        check_resources(config.execution, resources)
         lock = RunLock(run).acquire()
-        storage = run.storage_url(config.storage)
+        storage = run.storage_url(config.execution.storage)
         study = open_study(config, storage, num_params=len(space.parameters()), create=not resume)
-        baseline_study = open_baseline_study(config, storage) if config.baselines else None
+        baseline_study = open_baseline_study(config, storage) if config.problem.baselines else None
         if resume:
             _settle_orphans(config, study, baseline_study)
         measurer_name = None
-        if config.needs_latency:
+        if config.problem.needs_latency:
             measurer_name = f"videonas-measurer-{run.path.resolve()}"
             measurer = LatencyMeasurer.options(name=measurer_name, **resources).remote(
-                config.latency_profile, str(run.costs_dir.resolve())
+                config.problem.latency_profile, str(run.costs_dir.resolve())
             )
-        static_costs = static_cost_fn(config)
+        static_costs = static_cost_fn(config.problem)
         if resume:
             stored = run.read_search()
             bounds = stored["bounds"]
             _warn_if_other_machine(config, stored.get("environment") or {})
         else:
             bounds, note = fix_bounds(
-                config, space, static_costs,
-                lambda spec: ray.get(measurer.measure.remote(spec.to_dict())),
+                config.problem, space, static_costs,
+                lambda spec: ray.get(measurer.measure.remote(spec.to_dict())), seed=config.seed,
             )
             if Path(config.space).is_file():  # a preset is part of videonas; a file may not travel with the run
                 atomic_write(run.space_file, Path(config.space).read_text())
             run.write_search(_search_yaml(config, bounds, note))
-        data = build_proxy_data(config)
+        data = build_proxy_data(config.data, frames=config.proxy.frames, size=config.proxy.size, seed=config.seed)
         scheduler = make_scheduler(
-            config.scheduler,
-            [(OBJECTIVES[o].column, "max" if OBJECTIVES[o].direction == "maximize" else "min") for o in config.objectives],
-            config.grace_period,
-            config.reduction_factor,
-            config.proxy_epochs,
+            config.scheduler.name,
+            [(OBJECTIVES[o].column, "max" if OBJECTIVES[o].direction == "maximize" else "min") for o in config.problem.objectives],
+            config.scheduler.grace_period,
+            config.scheduler.reduction_factor,
+            config.proxy.epochs,
             time_attr="epoch",
         )
 
         def export() -> None:
-            run.write_trials(trials_frame(config, study, baseline_study))
+            run.write_trials(trials_frame(config.problem, config.proxy.epochs, study, baseline_study))
 
         core = SearchCore(
             config=config, study=study, baseline_study=baseline_study, space=space, static_costs=static_costs,
@@ -266,7 +265,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
         settings = trial_settings(config, measurer_name=measurer_name)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, data=data, settings=settings),
-            {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial},
+            {"cpu": config.execution.cpus_per_trial, "gpu": config.execution.gpus_per_trial},
         )
         progress = SearchProgress(config, core, scheduler, bounds, enabled=show_progress)
         attempt = sum(1 for p in run.ray_dir.glob("attempt-*")) if run.ray_dir.exists() else 0
@@ -274,7 +273,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=StudySearcher(core), scheduler=scheduler, num_samples=-1,
-                max_concurrent_trials=config.max_concurrent, reuse_actors=True,
+                max_concurrent_trials=config.execution.max_concurrent, reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=f"attempt-{attempt}", storage_path=str(run.ray_dir.resolve()), verbose=0,
@@ -282,7 +281,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
             ),
         )
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our live view replaces Ray's console output
-        with progress, Heartbeat([study, baseline_study], config.heartbeat_interval_s):
+        with progress, Heartbeat([study, baseline_study], config.execution.heartbeat_interval_s):
             tuner.fit()
         core.close_pending()
         export()

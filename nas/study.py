@@ -33,31 +33,31 @@ import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.config import SearchConfig
+from nas.config import Problem, SearchConfig
 from runners.costs import shape_label
 from space.errors import UserInputError
 
 BASELINE_SUFFIX = "-baselines"
 
 
-def metric_names(config: SearchConfig) -> list[str]:
+def metric_names(problem: Problem) -> list[str]:
     """What each told value is, in its unit, so optuna-dashboard labels its axes (``Study.set_metric_names``)."""
-    shape = shape_label(config.deploy_shape)
+    shape = shape_label(problem.deploy_shape)
     names = {
         "accuracy": "accuracy (proxy val top-1, fraction)",
         "gmacs": f"GMACs @ {shape}",
-        "latency": f"latency ms (median, profile {config.latency_profile})",
+        "latency": f"latency ms (median, profile {problem.latency_profile})",
         "params": "parameters (count)",
     }
-    return [names[o] for o in config.objectives]
+    return [names[o] for o in problem.objectives]
 
 
-def _name_metrics(study: optuna.Study, config: SearchConfig) -> optuna.Study:
+def _name_metrics(study: optuna.Study, problem: Problem) -> optuna.Study:
     """Name the objectives once (runs created before names existed get them on resume)."""
     if study.metric_names is None:
         with warnings.catch_warnings():  # set_metric_names is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(metric_names(config))
+            study.set_metric_names(metric_names(problem))
     return study
 
 
@@ -88,13 +88,13 @@ def open_study(config: SearchConfig, storage_url: str, *, num_params: int, creat
     try:
         if create:
             study = optuna.create_study(
-                study_name=config.name, storage=storage_url, sampler=sampler, directions=config.directions
+                study_name=config.name, storage=storage_url, sampler=sampler, directions=config.problem.directions
             )
         else:
             study = optuna.load_study(study_name=config.name, storage=storage_url, sampler=sampler)
     except RuntimeError as exc:
         raise (_schema_error(storage_url, exc) or exc) from None
-    return _name_metrics(study, config)
+    return _name_metrics(study, config.problem)
 
 
 def _schema_error(storage_url: str, exc: RuntimeError) -> UserInputError | None:
@@ -109,10 +109,10 @@ def open_baseline_study(config: SearchConfig, storage_url: str) -> optuna.Study:
     study = optuna.create_study(
         study_name=config.name + BASELINE_SUFFIX,
         storage=storage_url,
-        directions=config.directions,
+        directions=config.problem.directions,
         load_if_exists=True,
     )
-    return _name_metrics(study, config)
+    return _name_metrics(study, config.problem)
 
 
 INTERRUPTED_ATTR = "interrupted_trials"  # study user attribute: trial number (as text) -> message

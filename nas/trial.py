@@ -8,6 +8,7 @@ driver sees the message: a result with ``error`` (FAIL) or ``infeasible`` (laten
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import traceback
@@ -20,6 +21,7 @@ from ray import tune
 
 from nas.affinity import pin_away_from
 from runners.clips import ClipSet
+from runners.proxy import ProxyConfig
 from space import spec_from_dict
 
 
@@ -34,19 +36,20 @@ class ProxyData:
 
 @dataclass(frozen=True)
 class TrialSettings:
-    """Everything a trial needs that is the same for all trials of a search."""
+    """Everything a trial needs that is the same for all trials of a search.
 
-    epochs: int
-    batch_size: int
-    lr: float
-    width_mult: float
+    ``proxy`` is the search's proxy config as given; each trial sets its own seed, threads, device and the
+    data's clip shape on it.
+    """
+
+    proxy: ProxyConfig
     cpus_per_trial: float
     gpus_per_trial: float
     measurer_name: str | None  # the named Ray actor that measures latency, or None when not needed
     latency_profile: str
     max_latency_ms: float | None
     measurer_cores: tuple[int, ...] = ()  # cores the measurer is pinned to; trials keep off them
-    faults: dict[str, str] = field(default_factory=dict)  # testing aid: spec key -> a mode of _inject_fault
+    faults: dict[str, str] = field(default_factory=dict)  # testing aid: spec key -> a mode of _train
 
 
 def run_trial(config: dict[str, Any], *, data: ProxyData, settings: TrialSettings) -> None:
@@ -110,7 +113,7 @@ def _release_memory() -> None:
 
 
 class _InjectedOutOfMemory:
-    """Testing aid: a global forward pre-hook that raises out of memory on the ``at``-th forward pass.
+    """Testing aid: a global forward pre-hook that raises out of memory on the ``at``-th module call.
 
     It fires inside the real training loop (model built, optimizer and batch feeder running), where a real
     CUDA or host allocation failure would: ``torch.OutOfMemoryError`` for ``oom``, ``MemoryError`` for
@@ -150,15 +153,13 @@ def _train(spec, config: dict, data: ProxyData, settings: TrialSettings, base: d
 
 def _train_proxy(spec, config: dict, data: ProxyData, settings: TrialSettings, base: dict,
                  latency: _LatencyFuture, fault: str | None) -> None:
-    from runners.proxy import ProxyConfig, train_proxy
+    from runners.proxy import train_proxy
 
     use_gpu = settings.gpus_per_trial > 0 and torch.cuda.is_available()
     threads = max(1, int(settings.cpus_per_trial))
-    proxy = ProxyConfig(
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        lr=1e30 if fault == "nan" else settings.lr,  # a real divergence, caught by train_proxy
-        width_mult=settings.width_mult,
+    proxy = dataclasses.replace(
+        settings.proxy,
+        lr=1e30 if fault == "nan" else settings.proxy.lr,  # a real divergence, caught by train_proxy
         frames=data.train.clip_shape[0],
         size=data.train.clip_shape[1],
         seed=int(config["seed"]),

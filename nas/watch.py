@@ -41,7 +41,7 @@ def settle_run(run_dir: Path, *, storage: str | None = None, timeout_s: float | 
     run = RunDir(run_dir)
     study, baselines = _open(config, run)
     studies = [study, baselines]
-    interval = config.heartbeat_interval_s
+    interval = config.execution.heartbeat_interval_s
     deadline = None if timeout_s is None else time.time() + timeout_s
     settled: list[int] = []
     settled_baselines = 0
@@ -64,12 +64,12 @@ def settle_run(run_dir: Path, *, storage: str | None = None, timeout_s: float | 
 
 
 def _open(config: SearchConfig, run: RunDir):
-    storage = run.storage_url(config.storage)
+    storage = run.storage_url(config.execution.storage)
     try:
         study = open_study(config, storage, num_params=0, create=False)
     except KeyError:
         raise UserInputError(f"{storage} holds no study {config.name!r}: pass the storage it lives in with --storage") from None
-    baselines = open_baseline_study(config, storage) if config.baselines else None
+    baselines = open_baseline_study(config, storage) if config.problem.baselines else None
     return study, baselines
 
 
@@ -79,7 +79,7 @@ def _export_if_idle(config: SearchConfig, run: RunDir, study, baselines) -> bool
     except RunLockedError:
         return False
     try:
-        run.write_trials(trials_frame(config, study, baselines))
+        run.write_trials(trials_frame(config.problem, config.proxy.epochs, study, baselines))
         return True
     finally:
         lock.release()

@@ -146,18 +146,18 @@ def run_overhead_benchmark(out_dir: Path, *, quick: bool = False) -> dict[str, A
     frame = pd.read_parquet(outcome.run_dir / "trials.parquet")
     log = _measurer_log(outcome.run_dir)
     busy = _union_seconds(_training_intervals(frame) + [(e["start"], e["end"]) for e in log])
-    latency_rows = _latency_alone(outcome.run_dir, log, config.latency_profile)
+    latency_rows = _latency_alone(outcome.run_dir, log, config.problem.latency_profile)
     ratios = [r["ratio"] for r in latency_rows]
     figures = {
-        "search": f"demo space, {config.trials} trials, {config.proxy_epochs} proxy epochs, baselines "
-                  f"{', '.join(config.baselines)}",
+        "search": f"demo space, {config.trials} trials, {config.proxy.epochs} proxy epochs, baselines "
+                  f"{', '.join(config.problem.baselines)}",
         "wall_seconds": round(wall, 1),
         "busy_seconds": round(busy, 1),
         "harness_overhead_seconds": round(wall - busy, 1),
         "harness_overhead_share": round((wall - busy) / wall, 4),
         "peak_memory_gib": peak,
         "peak_memory_source": memory.kind,
-        "latency_profile": config.latency_profile,
+        "latency_profile": config.problem.latency_profile,
         "latency_in_search_vs_alone_median_ratio": round(statistics.median(ratios), 3) if ratios else None,
         "latency_in_search_vs_alone_worst_ratio": round(max(ratios, key=lambda r: abs(r - 1)), 3) if ratios else None,
         "latency_architectures": len(ratios),
@@ -166,7 +166,7 @@ def run_overhead_benchmark(out_dir: Path, *, quick: bool = False) -> dict[str, A
     (out_dir / "overhead.json").write_text(json.dumps({**figures, "latency": latency_rows}, indent=2))
     lines = ["# nas bench overhead", "", f"Search: {figures['search']}.", "", "| figure | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in figures.items() if k != "search"]
-    lines += ["", "## Latency (ms, profile " + config.latency_profile + "): in search vs alone", "",
+    lines += ["", "## Latency (ms, profile " + config.problem.latency_profile + "): in search vs alone", "",
               "| spec key | in search | alone | ratio |", "| --- | --- | --- | --- |"]
     lines += [f"| {r['spec_key']} | {r['in_search_ms']:.1f} | {r['alone_ms']:.1f} | {r['ratio']:.3f} |" for r in latency_rows]
     (out_dir / "overhead.md").write_text("\n".join(lines) + "\n")

@@ -28,11 +28,11 @@ def record_config(space: str, *, quick: bool):
 def run_record_benchmark(out_dir: Path, *, quick: bool = False, space: str | None = None, seeds: int = 2,
                          workers: int = 1, show_progress: bool = True) -> dict[str, Any]:
     """Record (or resume) ``space``'s table into ``out_dir/table.parquet``; returns rows done / total."""
-    from nas.sim.record import record_table
     from space.errors import UserInputError
 
     if not space:
         raise UserInputError("nas bench record needs a space: `nas bench record SPACE` (a preset or a YAML file)")
+    from nas.sim.record import record_table  # imports Ray
     config = record_config(space, quick=quick)
     outcome = record_table(config=config, out_dir=out_dir, seeds=seeds, workers=workers, show_progress=show_progress)
     return {"table": str(outcome.table_path), "trials_done": outcome.done, "trials_total": outcome.total,

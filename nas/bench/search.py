@@ -75,7 +75,7 @@ def full_trial_seconds(table, overheads, config) -> float:
     totals = []
     for (key, _seed), curve in rows.groupby(["spec_key", "seed"]):
         seconds = curve.sort_values("epoch")["seconds"].tolist()
-        first = max(seconds[0], overheads.latency_s.get(key, 0.0)) if config.needs_latency else seconds[0]
+        first = max(seconds[0], overheads.latency_s.get(key, 0.0)) if config.problem.needs_latency else seconds[0]
         totals.append(overheads.startup_s + first + sum(seconds[1:]))
     return statistics.median(totals)
 
@@ -103,11 +103,11 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
     architectures = recorded.rows.loc[recorded.rows["baseline"].isna(), "spec_key"].nunique()
     config = bench_config(recorded.manifest, trials=architectures).replace(max_resamples=MAX_RESAMPLES[quick])
     overheads = Overheads.from_table(recorded)
-    bounds = table_bounds(recorded, config.objectives)
+    bounds = table_bounds(recorded, config.problem.objectives)
     full_s = full_trial_seconds(recorded, overheads, config)
     budget_trials = max(3, math.ceil(BUDGET_SHARE * architectures))
     budget_s = budget_trials * full_s / workers
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # GP's per-trial note on conditional parameters: docs/simulator.md
     total = 4 * 3 * seeds
     started = time.time()
     done = [0]

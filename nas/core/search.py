@@ -121,7 +121,7 @@ class SearchCore:
             for t in (baseline_study.get_trials(deepcopy=False) if baseline_study else [])
             if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
         }
-        self.baseline_queue = [b for b in config.baselines if b not in done_baselines]
+        self.baseline_queue = [b for b in config.problem.baselines if b not in done_baselines]
 
     # ---- bookkeeping ------------------------------------------------------------------------
 
@@ -222,7 +222,7 @@ class SearchCore:
         key = spec.key()
         self._set_attrs(otrial, spec=spec.to_json(), spec_key=key, family=spec.family,
                         attempt=otrial.user_attrs.get("attempt", 0))
-        error = self.space.build_error(spec, 1.0) or self.space.build_error(spec, self.config.proxy_width)
+        error = self.space.build_error(spec, 1.0) or self.space.build_error(spec, self.config.proxy.width_mult)
         if error:
             self._tell_invalid(otrial, spec, error)
             return None
@@ -271,7 +271,7 @@ class SearchCore:
     def _constraint_values(self, costs: StaticCosts, latency_ms: float | None) -> dict[str, float]:
         measured = {"gmacs": costs.gmacs, "params": costs.params / 1e6, "latency_ms": latency_ms}
         values = {}
-        for flag, limit in self.config.constraints.items():
+        for flag, limit in self.config.problem.constraints.items():
             value = measured[CONSTRAINTS[flag]]
             if value is not None:
                 values[flag] = float(value - limit)
@@ -280,20 +280,20 @@ class SearchCore:
     def _constraint_list(self, invalid: bool, violations: dict[str, float]) -> list[float]:
         """``[invalid, gmacs - limit, ...]`` in a fixed order (feasible iff all <= 0)."""
         values = [1.0 if invalid else 0.0]
-        for flag in self.config.constraints:
+        for flag in self.config.problem.constraints:
             values.append(violations.get(flag, 0.0))
         return values
 
     def _set_constraints(self, otrial: optuna.Trial, invalid: bool, violations: dict[str, float]) -> list[float]:
         """Tell Optuna the trial's constraint values (constrained samplers learn from them) and return them."""
         values = self._constraint_list(invalid, violations)
-        for name, value in zip(("invalid", *self.config.constraints), values):
+        for name, value in zip(("invalid", *self.config.problem.constraints), values):
             otrial.set_constraint(name, value)
         return values
 
     def _objective_values(self, accuracy: float, costs: dict[str, float | None]) -> list[float]:
         values = []
-        for name in self.config.objectives:
+        for name in self.config.problem.objectives:
             column = OBJECTIVES[name].column
             if column == "accuracy":
                 values.append(float(accuracy))
@@ -306,7 +306,7 @@ class SearchCore:
         return {"gmacs": costs.gmacs, "params": costs.params, "latency_ms": latency_ms}
 
     def _tell_invalid(self, otrial: optuna.Trial, spec: ArchSpec | None, message: str) -> None:
-        upper = {OBJECTIVES[name].column: self.bounds[name][1] for name in self.config.objectives}
+        upper = {OBJECTIVES[name].column: self.bounds[name][1] for name in self.config.problem.objectives}
         self._set_attrs(otrial, status="INVALID", counted=False, error=message, accuracy=0.0,
                         constraints=self._set_constraints(otrial, True, {}), finished_at=self.clock())
         self.study.tell(otrial, self._objective_values(0.0, upper))
@@ -332,7 +332,7 @@ class SearchCore:
             "constraints", "gate_open_rates", "latency_profile", "feasible", "error")}
         self._set_attrs(otrial, **{k: v for k, v in copied.items() if v is not None}, status="DUPLICATE",
                         counted=False, duplicate_of=original.number, finished_at=self.clock())
-        for name, value in zip(("invalid", *self.config.constraints), original.user_attrs.get("constraints") or []):
+        for name, value in zip(("invalid", *self.config.problem.constraints), original.user_attrs.get("constraints") or []):
             otrial.set_constraint(name, value)
         if original.state == TrialState.COMPLETE:
             self.study.tell(otrial, list(original.values))
@@ -357,14 +357,14 @@ class SearchCore:
 
     def _finish_trained(self, trial_id: str, live: LiveTrial, result: dict) -> None:
         fidelity = int(result.get("epoch", len(live.history)))
-        complete = trained_status(fidelity, self.config.proxy_epochs) == "COMPLETE"
+        complete = trained_status(fidelity, self.config.proxy.epochs) == "COMPLETE"
         latency = result.get("latency_ms")
         violations = self._constraint_values(live.costs, latency)
         accuracy = float(result.get("accuracy", 0.0))
         attrs = dict(
             status="COMPLETE" if complete else "PRUNED", counted=live.baseline is None, accuracy=accuracy,
             latency_ms=latency, latency_profile=result.get("latency_profile"), fidelity=fidelity,
-            max_fidelity=self.config.proxy_epochs, finished_at=self.clock(), history=live.history,
+            max_fidelity=self.config.proxy.epochs, finished_at=self.clock(), history=live.history,
             train_seconds=float(result.get("train_seconds", self.clock() - live.started_at)),
             gate_open_rates=gate_rates(result.get("gate_open_rates")),
             constraints=self._set_constraints(live.otrial, False, violations),

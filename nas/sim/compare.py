@@ -63,17 +63,17 @@ def normalised_points(frame: pd.DataFrame, config: SearchConfig, bounds: dict,
                       accuracy_of: Callable[[pd.Series], float] | None = None) -> np.ndarray:
     """Objective vectors of ``frame``'s rows, normalised (0 best, 1 worst); accuracy from ``accuracy_of`` if given."""
     if frame.empty:
-        return np.empty((0, len(config.objectives)))
+        return np.empty((0, len(config.problem.objectives)))
     columns = []
-    for name in config.objectives:
+    for name in config.problem.objectives:
         column = OBJECTIVES[name].column
         if column == "accuracy" and accuracy_of is not None:
             columns.append(frame.apply(accuracy_of, axis=1).to_numpy(dtype=float))
         else:
             columns.append(frame[column].to_numpy(dtype=float))
     values = np.column_stack(columns)
-    directions = [OBJECTIVES[o].direction for o in config.objectives]
-    return normalize(values, directions, [bounds[o] for o in config.objectives])
+    directions = [OBJECTIVES[o].direction for o in config.problem.objectives]
+    return normalize(values, directions, [bounds[o] for o in config.problem.objectives])
 
 
 def best_hypervolume(table: Table, config: SearchConfig, bounds: dict) -> float:
@@ -82,7 +82,7 @@ def best_hypervolume(table: Table, config: SearchConfig, bounds: dict) -> float:
     last = last[last["baseline"].isna() & last["error"].isna()]
     means = mean_accuracy(table)
     points = normalised_points(last, config, bounds, lambda row: means[row["spec_key"]])
-    return hypervolume(points, [REFERENCE] * len(config.objectives))
+    return hypervolume(points, [REFERENCE] * len(config.problem.objectives))
 
 
 def hv_curve(frame: pd.DataFrame, config: SearchConfig, bounds: dict, times: np.ndarray,
@@ -91,7 +91,7 @@ def hv_curve(frame: pd.DataFrame, config: SearchConfig, bounds: dict, times: np.
     done = frame[front_candidate_mask(frame)]
     done = done.sort_values("finished_at")
     points = normalised_points(done, config, bounds, accuracy_of)
-    history = hypervolume_history(points, [REFERENCE] * len(config.objectives)) if len(points) else np.zeros(0)
+    history = hypervolume_history(points, [REFERENCE] * len(config.problem.objectives)) if len(points) else np.zeros(0)
     finished = done["finished_at"].to_numpy(dtype=float)
     reached = np.searchsorted(finished, times, side="right")  # trials finished at or before each time
     return np.where(reached > 0, history[np.maximum(reached - 1, 0)] if len(history) else 0.0, 0.0)
@@ -125,7 +125,7 @@ def run_strategies(*, config: SearchConfig, table: Table, space: SearchSpace, se
                                             name=f"{sampler}-{scheduler}-{seed}")
                 outcome = simulate(config=run_config, table=table, space=space, workers=workers,
                                    overheads=overheads, bounds=bounds)
-                frame = trials_frame(run_config, outcome.study, outcome.baseline_study)
+                frame = trials_frame(run_config.problem, run_config.proxy.epochs, outcome.study, outcome.baseline_study)
                 run = Run(sampler, scheduler, seed, frame, outcome.core.counted(), outcome.elapsed_s)
                 runs.append(run)
                 on_run(run)
@@ -167,7 +167,7 @@ def summarise(runs: list[Run], *, config: SearchConfig, table: Table, bounds: di
             })
     return {"times": times.tolist(), "best_hv": best, "target_hv": target, "strategies": strategies,
             "budget_s": budget_s, "bounds": {k: list(v) for k, v in bounds.items()},
-            "reference_point": [REFERENCE] * len(config.objectives), "objectives": list(config.objectives)}
+            "reference_point": [REFERENCE] * len(config.problem.objectives), "objectives": list(config.problem.objectives)}
 
 
 def runs_frame(runs: list[Run]) -> pd.DataFrame:

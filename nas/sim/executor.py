@@ -94,15 +94,15 @@ class SimOutcome:
 
 
 def make_rule(config: SearchConfig) -> RungRule:
-    """The pure rule ``config.scheduler`` names, with the rungs a real search uses (``nas.moasha.make_scheduler``)."""
+    """The pure rule ``config.scheduler.name`` names, with the rungs a real search uses (``nas.moasha.make_scheduler``)."""
     objectives = [(OBJECTIVES[o].column, "max" if OBJECTIVES[o].direction == "maximize" else "min")
-                  for o in config.objectives]
-    rungs = rung_levels(config.grace_period, config.reduction_factor, config.proxy_epochs)
-    if config.scheduler == "fifo":
-        return FifoRule(rungs=rungs, max_t=config.proxy_epochs)
-    if config.scheduler == "asha":
-        return AshaRule("accuracy", "max", rungs=rungs, max_t=config.proxy_epochs, eta=config.reduction_factor)
-    return MoashaRule(objectives, rungs=rungs, max_t=config.proxy_epochs, eta=config.reduction_factor)
+                  for o in config.problem.objectives]
+    rungs = rung_levels(config.scheduler.grace_period, config.scheduler.reduction_factor, config.proxy.epochs)
+    if config.scheduler.name == "fifo":
+        return FifoRule(rungs=rungs, max_t=config.proxy.epochs)
+    if config.scheduler.name == "asha":
+        return AshaRule("accuracy", "max", rungs=rungs, max_t=config.proxy.epochs, eta=config.scheduler.reduction_factor)
+    return MoashaRule(objectives, rungs=rungs, max_t=config.proxy.epochs, eta=config.scheduler.reduction_factor)
 
 
 def table_static_costs(table: Table):
@@ -125,7 +125,7 @@ def check_table(table: Table, *, config: SearchConfig, space: SearchSpace) -> No
     """Refuse a table recorded with another version, space or settings, and baselines it lacks."""
     check_compatible(table.manifest, config=config, digest=space_digest(s.key() for s in space.enumerate()),
                      what="the table")
-    missing = [b for b in config.baselines if b not in set(table.rows["baseline"].dropna())]
+    missing = [b for b in config.problem.baselines if b not in set(table.rows["baseline"].dropna())]
     if missing:
         raise UserInputError(f"the table has no baseline(s) {', '.join(missing)}; simulate with baselines=() "
                              "or record them")
@@ -155,12 +155,12 @@ def simulate(*, config: SearchConfig, table: Table, space: SearchSpace, workers:
     overheads = overheads if overheads is not None else Overheads.from_table(table)
     clock = SimClock()
     study = optuna.create_study(study_name=config.name, sampler=make_sampler(config, len(space.parameters())),
-                                directions=config.directions)
+                                directions=config.problem.directions)
     with warnings.catch_warnings():  # set_metric_names is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(metric_names(config))
-    baseline_study = optuna.create_study(study_name=config.name + "-baselines", directions=config.directions) \
-        if config.baselines else None
+        study.set_metric_names(metric_names(config.problem))
+    baseline_study = optuna.create_study(study_name=config.name + "-baselines", directions=config.problem.directions) \
+        if config.problem.baselines else None
     core = SearchCore(config=config, study=study, baseline_study=baseline_study, space=space,
                       static_costs=table_static_costs(table), bounds=bounds, clock=clock)
     rule = make_rule(config)
@@ -182,7 +182,7 @@ def simulate(*, config: SearchConfig, table: Table, space: SearchSpace, workers:
         running[trial_id] = run
         first = curve[0]
         epoch_s = 0.0 if first["epoch"] == 0 else float(first["seconds"])
-        wait = max(epoch_s, overheads.latency_s.get(spec_key, 0.0)) if config.needs_latency else epoch_s
+        wait = max(epoch_s, overheads.latency_s.get(spec_key, 0.0)) if config.problem.needs_latency else epoch_s
         schedule(run.train_started + wait, trial_id)
 
     def schedule(at: float, trial_id: str) -> None:
@@ -232,13 +232,13 @@ def simulate(*, config: SearchConfig, table: Table, space: SearchSpace, workers:
 
 def _result(run: _Running, row: dict, config: SearchConfig, now: float) -> dict[str, Any]:
     """The result the real trial reports for this epoch (the fields the core and the rules read)."""
-    latency = _finite(row["latency_ms"]) if config.needs_latency else None
+    latency = _finite(row["latency_ms"]) if config.problem.needs_latency else None
     result = {"epoch": int(row["epoch"]), "accuracy": float(row["accuracy"]), "loss": float(row["loss"]),
               "seconds": float(row["seconds"]), "data_wait_seconds": 0.0, "gmacs": run.config["gmacs"],
               "params": run.config["params"], "latency_ms": latency, "train_started_at": run.train_started,
               "reported_at": now, "train_seconds": now - run.train_started, "gate_open_rates": "{}"}
     if latency is not None:
-        result["latency_profile"] = config.latency_profile
+        result["latency_profile"] = config.problem.latency_profile
     return result
 
 

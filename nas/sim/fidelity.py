@@ -84,7 +84,7 @@ def compare_run(run_dir: Path, table: Table, *, points: int = 200) -> Fidelity:
     workers = concurrency(real)
     outcome = simulate(config=config, table=table, space=space, workers=workers, bounds=bounds,
                        table_seed=config.seed)
-    simulated = trials_frame(config, outcome.study, outcome.baseline_study)
+    simulated = trials_frame(config.problem, config.proxy.epochs, outcome.study, outcome.baseline_study)
     real, simulated = shifted(real), shifted(simulated)
     end = float(max(real["finished_at"].max(), simulated["finished_at"].max()))
     times = np.linspace(0.0, end, points)
@@ -95,7 +95,7 @@ def compare_run(run_dir: Path, table: Table, *, points: int = 200) -> Fidelity:
     sim_keys = _trained_keys(simulated)
     same_prefix = next((i for i, (a, b) in enumerate(zip(real_keys, sim_keys)) if a != b), min(len(real_keys), len(sim_keys)))
     figures = {
-        "run": str(run.path), "sampler": config.sampler, "scheduler": config.scheduler, "seed": config.seed,
+        "run": str(run.path), "sampler": config.sampler, "scheduler": config.scheduler.name, "seed": config.seed,
         "workers": workers, "table_seed_replayed": config.seed in table.seeds,
         "real_final_hv": real_final, "sim_final_hv": sim_final, "final_hv_gap": sim_final - real_final,
         "final_hv_gap_relative": (sim_final - real_final) / real_final if real_final else math.nan,

@@ -10,7 +10,7 @@ FIFO (no trial is ever stopped). A trial trains with the seed a search with seed
 Resumable: the table is rewritten (atomically) after every trial; a second run with the same ``--out``
 reads it, refuses it if it was recorded with other settings, and trains only the pairs not in it yet.
 Order: seed by seed (every architecture of seed 0, then of seed 1, ...), so a half-done recording is
-already a complete one-seed table.
+already a complete one-seed table. This module imports Ray (the simulator never imports it).
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ray.tune import Callback
+from ray.tune.search import Searcher
 
 from nas.config import SearchConfig
 from nas.sim.table import TABLE_FILE, TABLE_VERSION, Table, check_compatible, read_table, recorded_settings, \
@@ -56,12 +59,12 @@ def record_plan(config: SearchConfig, *, seeds: int) -> tuple[list[Job], list[st
     space = load_space(config.space)
     specs, unbuildable = [], []
     for spec in space.enumerate():
-        if space.build_error(spec, 1.0) or space.build_error(spec, config.proxy_width):
+        if space.build_error(spec, 1.0) or space.build_error(spec, config.proxy.width_mult):
             unbuildable.append(spec.key())
         else:
             specs.append(spec)
     digest = space_digest(s.key() for s in space.enumerate())
-    archs = [(spec, None) for spec in specs] + [(catalog_spec(name), name) for name in config.baselines]
+    archs = [(spec, None) for spec in specs] + [(catalog_spec(name), name) for name in config.problem.baselines]
     jobs = [Job(spec, seed, baseline) for seed in range(seeds) for spec, baseline in archs]
     return jobs, unbuildable, digest
 
@@ -83,7 +86,7 @@ def check_record_args(config: SearchConfig, *, seeds: int, workers: int) -> None
         raise UserInputError(f"--seeds {seeds} is not allowed; allowed: an integer >= 1 (the issue asks for >= 2)")
     if workers < 1:
         raise UserInputError(f"--workers {workers} is not allowed; allowed: an integer >= 1")
-    if config.constraints:
+    if config.problem.constraints:
         raise UserInputError("a recording trains every architecture: it takes no --max-* constraint "
                              "(the simulator applies constraints to the recorded costs)")
 
@@ -93,7 +96,7 @@ def _manifest(config: SearchConfig, *, digest: str, unbuildable: list[str], seed
     from nas.rundir import environment
     from runners.latency import get_profile, hardware_fingerprint
 
-    fingerprint = hardware_fingerprint(get_profile(config.latency_profile))
+    fingerprint = hardware_fingerprint(get_profile(config.problem.latency_profile))
     env = environment()
     return {
         "version": TABLE_VERSION,
@@ -101,11 +104,11 @@ def _manifest(config: SearchConfig, *, digest: str, unbuildable: list[str], seed
         "space_digest": digest,
         "space_yaml": space_yaml(config.space),
         "unbuildable": unbuildable,
-        "baselines": list(config.baselines),
+        "baselines": list(config.problem.baselines),
         "seeds": list(range(seeds)),
         "settings": recorded_settings(config),
-        "data": {"kind": config.data, "num_clips": config.num_clips, "num_classes": config.num_classes,
-                 "cache": config.cache, "seeded_by": "the search seed (the data a search with that seed builds)"},
+        "data": {"kind": config.data.dataset, "num_clips": config.data.num_clips, "num_classes": config.data.num_classes,
+                 "cache": config.data.cache, "seeded_by": "the search seed (the data a search with that seed builds)"},
         "hardware": {"latency_fingerprint": fingerprint.as_dict(), "cpu": env["cpu"], "cpu_count": env["cpu_count"],
                      "gpu": env["gpu"], "platform": env["platform"], "hostname": env["hostname"]},
         "versions": {k: env[k] for k in ("python", "torch", "ray", "optuna", "git_revision")},
@@ -214,17 +217,17 @@ def _run_jobs(config: SearchConfig, todo: list[Job], out_dir: Path, writer: _Tab
     from nas.search import check_resources, start_ray, static_cost_fn
 
     costs_dir = out_dir / "costs"
-    started_ray = start_ray(config)
+    started_ray = start_ray(config.execution)
     measurer = None
     try:
-        resources = measurer_resources(config.latency_profile)
-        check_resources(config, resources)
+        resources = measurer_resources(config.problem.latency_profile)
+        check_resources(config.execution, resources)
         name = f"videonas-record-measurer-{out_dir.resolve()}"
-        measurer = LatencyMeasurer.options(name=name, **resources).remote(config.latency_profile, str(costs_dir.resolve()))
-        static_costs = static_cost_fn(config)
+        measurer = LatencyMeasurer.options(name=name, **resources).remote(config.problem.latency_profile, str(costs_dir.resolve()))
+        static_costs = static_cost_fn(config.problem)
         for seed in sorted({job.seed for job in todo}):
             seed_jobs = [job for job in todo if job.seed == seed]
-            data = build_proxy_data(config.replace(seed=seed))
+            data = build_proxy_data(config.data, frames=config.proxy.frames, size=config.proxy.size, seed=seed)
             _run_seed(config, seed_jobs, data, name, static_costs, out_dir, writer, progress)
     finally:
         progress.close()
@@ -243,7 +246,7 @@ def _run_seed(config, jobs, data, measurer_name, static_costs, out_dir, writer, 
 
     settings = trial_settings(config, measurer_name=measurer_name)
     trainable = tune.with_resources(tune.with_parameters(run_trial, data=data, settings=settings),
-                                    {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial})
+                                    {"cpu": config.execution.cpus_per_trial, "gpu": config.execution.gpus_per_trial})
     configs = []
     for number, job in enumerate(jobs):
         costs = static_costs(job.spec)
@@ -255,42 +258,32 @@ def _run_seed(config, jobs, data, measurer_name, static_costs, out_dir, writer, 
     attempt = len(list((out_dir / "ray").glob("attempt-*"))) if (out_dir / "ray").exists() else 0
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=_list_searcher(configs), num_samples=-1,
-                                    max_concurrent_trials=config.max_concurrent, reuse_actors=True),
+        tune_config=tune.TuneConfig(search_alg=_ListSearcher(configs), num_samples=-1,
+                                    max_concurrent_trials=config.execution.max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(name=f"attempt-{attempt}", storage_path=str((out_dir / "ray").resolve()),
                                   verbose=0, callbacks=[callback], log_to_file=True),
     )
     tuner.fit()
 
 
-def _list_searcher(configs: list[dict]):
+class _ListSearcher(Searcher):
     """A Ray Tune ``Searcher`` that hands out ``configs`` in order, then finishes."""
-    from ray.tune.search import Searcher
 
-    class _ListSearcher(Searcher):
-        def __init__(self) -> None:
-            super().__init__(metric=None, mode=None)
-            self.queue = list(configs)
+    def __init__(self, configs: list[dict]) -> None:
+        super().__init__(metric=None, mode=None)
+        self.queue = list(configs)
 
-        def set_search_properties(self, metric, mode, config, **spec) -> bool:
-            return True
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True
 
-        def suggest(self, trial_id: str):
-            return self.queue.pop(0) if self.queue else Searcher.FINISHED
+    def suggest(self, trial_id: str):
+        return self.queue.pop(0) if self.queue else Searcher.FINISHED
 
-        def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
-            pass
-
-    return _ListSearcher()
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        pass
 
 
-def _record_callback_base():
-    from ray.tune import Callback
-
-    return Callback
-
-
-class _RecordCallback(_record_callback_base()):  # type: ignore[misc]
+class _RecordCallback(Callback):
     """Turns each trial's reports into table rows; writes them when the trial ends."""
 
     def __init__(self, writer: _TableWriter, progress: RecordProgress, measurer_log: Path) -> None:

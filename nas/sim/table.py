@@ -157,7 +157,26 @@ def read_table(path: Path) -> Table:
     missing = [c for c in TABLE_COLUMNS if c not in frame.columns]
     if missing:
         raise UserInputError(f"{path} lacks the table column(s) {', '.join(missing)}")
-    return Table(table_frame(frame[TABLE_COLUMNS].to_dict("records")), manifest)
+    table = Table(table_frame(frame[TABLE_COLUMNS].to_dict("records")), manifest)
+    _check_values(table, path)
+    return table
+
+
+def _check_values(table: Table, path: Path) -> None:
+    """Non-finite or impossible numbers in a table are bad input: the simulator's clock and fronts read them."""
+    import numpy as np
+
+    epochs = table.rows[table.rows["epoch"] > 0]
+    checks = {
+        "seconds": np.isfinite(epochs["seconds"]) & (epochs["seconds"] >= 0),
+        "accuracy": np.isfinite(epochs["accuracy"]) & epochs["accuracy"].between(0, 1),
+        "gmacs": np.isfinite(table.rows["gmacs"]) & (table.rows["gmacs"] >= 0),
+    }
+    for column, ok in checks.items():
+        if not bool(ok.all()):
+            bad = (epochs if column != "gmacs" else table.rows).loc[~ok, column].iloc[0]
+            raise UserInputError(f"{path}: column {column} holds {bad!r}; allowed: a finite number "
+                                 f"{'in [0, 1]' if column == 'accuracy' else '>= 0'}")
 
 
 def check_compatible(manifest: Mapping[str, Any], *, config: SearchConfig, digest: str, what: str) -> None:

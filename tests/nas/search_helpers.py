@@ -61,7 +61,7 @@ def tiny_config(tmp_path: Path, **overrides) -> SearchConfig:
         seed=0,
     )
     settings.update(overrides)
-    return SearchConfig(**settings)
+    return SearchConfig.from_flags(**settings)
 
 
 def start_ray_head(tmp_path: Path) -> str:

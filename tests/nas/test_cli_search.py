@@ -50,7 +50,7 @@ def test_search_config_rejects_non_finite_numbers():
 
     for field in ("max_params", "max_gmacs", "max_latency_ms", "proxy_lr", "time_budget_s", "proxy_width"):
         with pytest.raises(UserInputError, match="finite"):
-            SearchConfig(**{field: float("nan")})
+            SearchConfig.from_flags(**{field: float("nan")})
 
 
 def test_search_cli_defaults_are_the_dataclass_defaults():
@@ -62,10 +62,10 @@ def test_search_cli_defaults_are_the_dataclass_defaults():
 
     command = typer.main.get_command(app).commands["search"]
     defaults = {p.name: p.default for p in command.params}
-    config = SearchConfig()
+    config = SearchConfig().flags()
     for field in ("space", "trials", "sampler", "scheduler", "num_clips", "proxy_epochs", "proxy_width",
                   "proxy_frames", "proxy_size", "proxy_batch_size", "proxy_lr", "latency_profile", "grace_period",
                   "reduction_factor", "cpus_per_trial", "gpus_per_trial", "seed", "retries"):
-        assert defaults[field] == getattr(config, field), field
-    assert defaults["objectives"] == ",".join(config.objectives)
-    assert defaults["deploy_shape"] == "x".join(map(str, config.deploy_shape))
+        assert defaults[field] == config[field], field
+    assert defaults["objectives"] == ",".join(config["objectives"])
+    assert defaults["deploy_shape"] == "x".join(map(str, config["deploy_shape"]))

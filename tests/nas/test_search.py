@@ -183,11 +183,11 @@ def test_existing_run_without_resume_is_refused(ray_address, small_run):
 def _cli_args(config, address):
     return [
         "--space", config.space, "--runs-dir", config.runs_dir, "--name", config.name, "--trials", str(config.trials),
-        "--objectives", ",".join(config.objectives), "--sampler", config.sampler, "--scheduler", config.scheduler,
-        "--num-clips", str(config.num_clips), "--proxy-epochs", str(config.proxy_epochs),
-        "--proxy-width", str(config.proxy_width), "--proxy-frames", str(config.proxy_frames),
-        "--proxy-size", str(config.proxy_size), "--proxy-batch-size", str(config.proxy_batch_size),
-        "--deploy-shape", "x".join(map(str, config.deploy_shape)), "--max-concurrent", "1",
+        "--objectives", ",".join(config.problem.objectives), "--sampler", config.sampler, "--scheduler", config.scheduler.name,
+        "--num-clips", str(config.data.num_clips), "--proxy-epochs", str(config.proxy.epochs),
+        "--proxy-width", str(config.proxy.width_mult), "--proxy-frames", str(config.proxy.frames),
+        "--proxy-size", str(config.proxy.size), "--proxy-batch-size", str(config.proxy.batch_size),
+        "--deploy-shape", "x".join(map(str, config.problem.deploy_shape)), "--max-concurrent", "1",
         "--address", address, "--quiet", "--no-report",
     ]
 

@@ -29,16 +29,17 @@ pytestmark = pytest.mark.slow  # two real searches each
 
 
 def _search_args(config, address: str) -> list[str]:
+    f = config.flags()
     args = [
-        "--space", config.space, "--runs-dir", config.runs_dir, "--name", config.name, "--trials", str(config.trials),
-        "--objectives", ",".join(config.objectives), "--sampler", config.sampler, "--scheduler", config.scheduler,
-        "--num-clips", str(config.num_clips), "--proxy-epochs", str(config.proxy_epochs),
-        "--proxy-width", str(config.proxy_width), "--proxy-frames", str(config.proxy_frames),
-        "--proxy-size", str(config.proxy_size), "--proxy-batch-size", str(config.proxy_batch_size),
-        "--deploy-shape", "x".join(map(str, config.deploy_shape)), "--max-concurrent", "1",
+        "--space", f["space"], "--runs-dir", f["runs_dir"], "--name", f["name"], "--trials", str(f["trials"]),
+        "--objectives", ",".join(f["objectives"]), "--sampler", f["sampler"], "--scheduler", f["scheduler"],
+        "--num-clips", str(f["num_clips"]), "--proxy-epochs", str(f["proxy_epochs"]),
+        "--proxy-width", str(f["proxy_width"]), "--proxy-frames", str(f["proxy_frames"]),
+        "--proxy-size", str(f["proxy_size"]), "--proxy-batch-size", str(f["proxy_batch_size"]),
+        "--deploy-shape", "x".join(map(str, f["deploy_shape"])), "--max-concurrent", "1",
         "--heartbeat-interval", "1", "--address", address, "--quiet", "--no-report",
     ]
-    return args + (["--storage", config.storage] if config.storage else [])
+    return args + (["--storage", f["storage"]] if f["storage"] else [])
 
 
 def _kill_mid_trial(config, address: str) -> list[int]:

@@ -17,7 +17,7 @@ def test_new_and_resumed_studies_carry_metric_names(tmp_path):
     open_baseline_study(config, storage)
     expected = ["accuracy (proxy val top-1, fraction)", "GMACs @ 1x3x16x112x112",
                 "latency ms (median, profile cpu-quick)"]
-    assert metric_names(config) == expected
+    assert metric_names(config.problem) == expected
     for name in (config.name, config.name + "-baselines"):  # read back by a fresh client, as the dashboard does
         assert optuna.load_study(study_name=name, storage=storage).metric_names == expected
 
@@ -25,7 +25,7 @@ def test_new_and_resumed_studies_carry_metric_names(tmp_path):
 def test_a_study_created_without_names_gets_them_on_resume(tmp_path):
     config = tiny_config(tmp_path, objectives=("accuracy", "params"))
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    optuna.create_study(study_name=config.name, storage=storage, directions=config.directions)
+    optuna.create_study(study_name=config.name, storage=storage, directions=config.problem.directions)
     assert optuna.load_study(study_name=config.name, storage=storage).metric_names is None
     open_study(config, storage, num_params=3, create=False)
     assert optuna.load_study(study_name=config.name, storage=storage).metric_names == [
@@ -64,7 +64,7 @@ def test_a_resume_fails_what_a_dead_driver_left_running_and_requeues_what_was_tr
     assert interrupted_trials(study) == {1: INTERRUPTED_MESSAGE, 2: INTERRUPTED_MESSAGE}
     assert [t.state for t in baselines.get_trials()] == [TrialState.FAIL]
 
-    frame = trials_frame(config, study, baselines).set_index("trial_id")
+    frame = trials_frame(config.problem, config.proxy.epochs, study, baselines).set_index("trial_id")
     assert list(frame["status"]) == ["COMPLETE", "FAIL", "FAIL", "RUNNING", "FAIL"]  # baseline last, id -1
     assert pd.isna(frame.loc[0, "error"])
     assert all("interrupted" in frame.loc[i, "error"] for i in (1, 2, -1))

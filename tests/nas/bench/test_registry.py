@@ -14,14 +14,15 @@ def test_the_data_benchmark_uses_exactly_the_demo_search_settings():
     """`nas demo` trains on 1,680 / 420 clips; DEMO_DATA claimed 1,500 / 600. Now derived: they cannot differ."""
     config = demo_config()
     classes = DEMO_DATA["config"].num_classes
-    assert (DEMO_DATA["train"], DEMO_DATA["val"]) == proxy_split(config.num_clips, classes) == (1680, 420)
+    assert (DEMO_DATA["train"], DEMO_DATA["val"]) == proxy_split(config.data.num_clips, classes) == (1680, 420)
     # and the search splits its clips with that very rule (a small demo-shaped search, to stay fast)
-    data = build_proxy_data(config.replace(num_clips=60))
+    small = config.replace(num_clips=60)
+    data = build_proxy_data(small.data, frames=small.proxy.frames, size=small.proxy.size, seed=small.seed)
     assert (len(data.train), len(data.val)) == proxy_split(60, classes)
     assert data.train.clip_shape[:2] == (DEMO_DATA["config"].frames, DEMO_DATA["config"].size)
     assert (DEMO_PROXY.epochs, DEMO_PROXY.batch_size, DEMO_PROXY.lr, DEMO_PROXY.width_mult) == (
-        config.proxy_epochs, config.proxy_batch_size, config.proxy_lr, config.proxy_width)
-    assert (DEMO_PROXY.frames, DEMO_PROXY.size) == (config.proxy_frames, config.proxy_size)
+        config.proxy.epochs, config.proxy.batch_size, config.proxy.lr, config.proxy.width_mult)
+    assert (DEMO_PROXY.frames, DEMO_PROXY.size) == (config.proxy.frames, config.proxy.size)
 
 
 def test_every_registered_benchmark_takes_an_out_dir_and_quick():

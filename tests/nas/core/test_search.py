@@ -19,7 +19,7 @@ def make_searcher(tmp_path, **overrides) -> SearchCore:
     study = open_study(config, f"sqlite:///{tmp_path / 'study.db'}", num_params=len(space.parameters()), create=True)
     bounds = {"accuracy": (0.0, 1.0), "gmacs": (0.0, 50.0), "params": (0.0, 1e8), "latency": (0.0, 1e4)}
     return SearchCore(config=config, study=study, baseline_study=None, space=space,
-                         static_costs=static_cost_fn(config), bounds=bounds)
+                         static_costs=static_cost_fn(config.problem), bounds=bounds)
 
 
 def _epoch(epoch: int, accuracy: float, **extra) -> dict:

@@ -28,7 +28,7 @@ def hand_config(tmp_path, **overrides) -> SearchConfig:
                     objectives=("accuracy", "gmacs", "latency"), sampler="random", scheduler="moasha",
                     proxy_epochs=3, grace_period=1, reduction_factor=2, seed=0, num_clips=96)
     settings.update(overrides)
-    return SearchConfig(**settings)
+    return SearchConfig.from_flags(**settings)
 
 
 def hand_table(config: SearchConfig, seeds=(0,)) -> Table:
@@ -37,7 +37,7 @@ def hand_table(config: SearchConfig, seeds=(0,)) -> Table:
     rows = []
     for index, spec in enumerate(space.enumerate()):
         for seed in seeds:
-            for epoch in range(1, config.proxy_epochs + 1):
+            for epoch in range(1, config.proxy.epochs + 1):
                 rows.append({
                     "spec_key": spec.key(), "spec": json.dumps(spec.to_dict()), "family": spec.family, "baseline": None,
                     "gmacs": 10.0 + 5 * ((index * 7) % 6), "params": 1_000_000 + index, "recurrent_params": 0,
@@ -195,3 +195,14 @@ def test_the_simulator_imports_no_ray():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("column, value", [("seconds", float("nan")), ("seconds", float("inf")), ("accuracy", 1.5)])
+def test_a_table_with_impossible_numbers_is_refused(tmp_path, column, value):
+    config = hand_config(tmp_path)
+    table = hand_table(config)
+    rows = table.rows.copy()
+    rows.loc[3, column] = value
+    write_table(tmp_path / "bad.parquet", Table(rows, table.manifest))
+    with pytest.raises(UserInputError, match=f"column {column} holds"):
+        read_table(tmp_path / "bad.parquet")

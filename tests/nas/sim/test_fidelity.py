@@ -28,14 +28,14 @@ def fake_run(tmp_path, sampler="tpe", scheduler="moasha", seed=1, workers=2):
     table = read_table(SMALL_TABLE)
     config = bench_config(table.manifest, trials=6).replace(sampler=sampler, scheduler=scheduler, seed=seed,
                                                              runs_dir=str(tmp_path), name="fake")
-    bounds = table_bounds(table, config.objectives)
+    bounds = table_bounds(table, config.problem.objectives)
     outcome = simulate(config=config, table=table, space=parse_space(table.manifest["space_yaml"]), workers=workers,
                        bounds=bounds, table_seed=seed)
     run = RunDir(tmp_path / "fake")
     run.path.mkdir()
     run.write_search({"config": config.to_dict(), "bounds": {k: list(v) for k, v in bounds.items()},
-                      "reference_point": [1.0] * len(config.objectives)})
-    run.write_trials(trials_frame(config, outcome.study, outcome.baseline_study))
+                      "reference_point": [1.0] * len(config.problem.objectives)})
+    run.write_trials(trials_frame(config.problem, config.proxy.epochs, outcome.study, outcome.baseline_study))
     return run, table
 
 
