@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray import tune
@@ -29,15 +30,20 @@ from nas.progress import SearchProgress
 from nas.raylocal import init_local_ray, ray_init_kwargs
 from nas.proxydata import build_proxy_data
 from nas.rundir import RunLock, environment
-from nas.runmodel import RunDir
+from nas.runmodel import RUN_FORMAT, RunDir
 from nas.core.search import SearchCore, StaticCosts
 from nas.searcher import StudySearcher
+from nas.settle import Heartbeat, await_orphans
 from nas.study import open_baseline_study, open_study, requeue_interrupted
 from nas.trial import TrialSettings, run_trial
 from runners.costs import model_costs
 from space import ArchSpec, catalog_spec
 from space.errors import UserInputError
+from space.files import atomic_write
 from space.searchspace import SearchSpace, load_space
+
+if TYPE_CHECKING:
+    import optuna
 
 REFERENCE_POINT = 1.0  # in normalised objective space (0 = best bound, 1 = worst bound)
 BOUND_SAMPLE = 12
@@ -102,6 +108,15 @@ def fix_bounds(problem: Problem, space: SearchSpace, costs, measure_latency, *, 
     return bounds, note
 
 
+def _settle_orphans(config: SearchConfig, study: "optuna.Study", baseline_study: "optuna.Study | None") -> None:
+    """On resume. The run's own study.db: our flock proves every RUNNING trial an orphan. A shared
+    ``--storage``: a driver elsewhere may be alive, so wait for the heartbeats to go stale (nas.settle)."""
+    if config.execution.storage:
+        await_orphans([study, baseline_study], config.execution.heartbeat_interval_s, main=study,
+                      say=lambda text: print(text, file=sys.stderr))
+    requeue_interrupted(study, baseline_study)
+
+
 def start_ray(execution: Execution) -> bool:
     """Join ``--address`` or start local Ray (dashboard off unless asked, docs/ray.md). Returns whether we started it."""
     if ray.is_initialized():
@@ -120,9 +135,17 @@ def check_resources(execution: Execution, measurer: dict[str, float]) -> None:
     need_gpu = execution.gpus_per_trial + measurer.get("num_gpus", 0)
     if need_cpu > cpus or need_gpu > gpus:
         raise UserInputError(
-            f"one trial ({execution.cpus_per_trial} CPU, {execution.gpus_per_trial} GPU) plus the latency measurer "
-            f"({measurer}) needs more than the cluster has ({cpus:g} CPU, {gpus:g} GPU); lower --cpus-per-trial"
+            f"one trial ({execution.cpus_per_trial:g} CPU, {execution.gpus_per_trial:g} GPU) plus the latency measurer "
+            f"({_resources_label(measurer)}) needs {need_cpu:g} CPU and {need_gpu:g} GPU, more than the cluster has "
+            f"({cpus:g} CPU, {gpus:g} GPU); lower --cpus-per-trial / --gpus-per-trial or join a bigger cluster "
+            f"with --address"
         )
+
+
+def _resources_label(resources: dict[str, float]) -> str:
+    if not resources:
+        return "none: no latency objective"
+    return f"{resources.get('num_cpus', 0):g} CPU, {resources.get('num_gpus', 0):g} GPU"
 
 
 def _measurer_cores(problem: Problem, execution: Execution) -> list[int]:
@@ -148,6 +171,7 @@ def trial_settings(config: SearchConfig, *, measurer_name: str | None) -> TrialS
 
 def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any]:
     return {
+        "format": RUN_FORMAT,
         "name": config.name,
         "objectives": [{"name": o, "direction": OBJECTIVES[o].direction} for o in config.problem.objectives],
         "bounds": bounds,
@@ -156,6 +180,16 @@ def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any
         "config": config.to_dict(),
         "environment": environment(),
     }
+
+
+def _warn_if_other_machine(config: SearchConfig, recorded: dict[str, Any]) -> None:
+    """Latencies are this machine's: a latency search resumed elsewhere would mix two machines' figures."""
+    if not config.problem.needs_latency or config.execution.address:
+        return
+    here = environment()
+    if (recorded.get("hostname"), recorded.get("cpu")) != (here["hostname"], here["cpu"]):
+        print(f"warning: this run's latencies were measured on {recorded.get('hostname')} ({recorded.get('cpu')}); "
+              f"resuming on {here['hostname']} ({here['cpu']}) mixes two machines' latencies", file=sys.stderr)
 
 
 def load_run_config(run_dir: Path) -> SearchConfig:
@@ -174,22 +208,24 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
         raise UserInputError(f"cannot resume {run.path}: not a run directory (no search.yaml)")
     if not resume and run.path.exists() and any(p.name != ".lock" for p in run.path.iterdir()):
         raise UserInputError(f"run {run.path} already exists; resume it with --resume {run.path} or pick another --name")
-    space = load_space(config.space)
+    space = load_space(str(run.space_file) if resume and run.space_file.is_file() else config.space)
     for name in config.problem.baselines:
         catalog_spec(name)
-    lock = RunLock(run).acquire()
+    lock = None
     started_ray = False
     measurer = None
     try:
+        # Ray first: a search asking for more CPUs/GPUs than the cluster has is refused before any run file
+        resources = measurer_resources(config.problem.latency_profile) if config.problem.needs_latency else {}
+        started_ray = start_ray(config.execution)
+        check_resources(config.execution, resources)
+        lock = RunLock(run).acquire()
         storage = run.storage_url(config.execution.storage)
         study = open_study(config, storage, num_params=len(space.parameters()), create=not resume)
         baseline_study = open_baseline_study(config, storage) if config.problem.baselines else None
         if resume:
-            requeue_interrupted(study, baseline_study)
-        started_ray = start_ray(config.execution)
+            _settle_orphans(config, study, baseline_study)
         measurer_name = None
-        resources = measurer_resources(config.problem.latency_profile) if config.problem.needs_latency else {}
-        check_resources(config.execution, resources)
         if config.problem.needs_latency:
             measurer_name = f"videonas-measurer-{run.path.resolve()}"
             measurer = LatencyMeasurer.options(name=measurer_name, **resources).remote(
@@ -199,11 +235,14 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
         if resume:
             stored = run.read_search()
             bounds = stored["bounds"]
+            _warn_if_other_machine(config, stored.get("environment") or {})
         else:
             bounds, note = fix_bounds(
                 config.problem, space, static_costs,
                 lambda spec: ray.get(measurer.measure.remote(spec.to_dict())), seed=config.seed,
             )
+            if Path(config.space).is_file():  # a preset is part of videonas; a file may not travel with the run
+                atomic_write(run.space_file, Path(config.space).read_text())
             run.write_search(_search_yaml(config, bounds, note))
         data = build_proxy_data(config.data, frames=config.proxy.frames, size=config.proxy.size, seed=config.seed)
         scheduler = make_scheduler(
@@ -242,7 +281,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
             ),
         )
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our live view replaces Ray's console output
-        with progress:
+        with progress, Heartbeat([study, baseline_study], config.execution.heartbeat_interval_s):
             tuner.fit()
         core.close_pending()
         export()
@@ -252,4 +291,5 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
             ray.kill(measurer)
         if started_ray:
             ray.shutdown()
-        lock.release()
+        if lock is not None:
+            lock.release()
