@@ -139,9 +139,13 @@ class Execution:
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
     storage: str | None = None
+    heartbeat_interval_s: int = 10  # the driver's beat for its RUNNING trials; stale after 3 missed (nas.settle)
 
     def __post_init__(self) -> None:
         _check_finite({"cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial})
+        if not isinstance(self.heartbeat_interval_s, int) or self.heartbeat_interval_s < 1:
+            raise UserInputError(
+                f"--heartbeat-interval {self.heartbeat_interval_s} is not allowed; allowed: an integer >= 1 (seconds)")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise UserInputError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
         if self.max_concurrent is not None and self.max_concurrent < 1:
@@ -165,7 +169,7 @@ PART_FLAGS: dict[str, tuple[str, str]] = {
     "scheduler": ("scheduler", "name"),
     **{name: ("scheduler", name) for name in ("grace_period", "reduction_factor")},
     **{name: ("execution", name) for name in ("address", "cpus_per_trial", "gpus_per_trial", "max_concurrent",
-                                               "storage")},
+                                               "storage", "heartbeat_interval_s")},
 }  # fmt: skip
 
 
@@ -305,13 +309,14 @@ def load_run_config(run_dir: Path) -> SearchConfig:
 # Everything else defines *what* is searched (the space, the objectives, the proxy, the data, the seed...):
 # changing it mid-run would mix two searches in one study, so it is refused, never silently ignored.
 RESUME_CHANGEABLE = ("trials", "time_budget_s", "address", "max_concurrent", "retries", "cpus_per_trial",
-                     "gpus_per_trial")
+                     "gpus_per_trial", "heartbeat_interval_s")
 _PATH_FIELDS = ("runs_dir", "space", "root", "cache")
 
 
 def flag_of(field_name: str) -> str:
     """The ``nas search`` flag that sets a config field."""
-    return "--time-budget" if field_name == "time_budget_s" else "--" + field_name.replace("_", "-")
+    named = {"time_budget_s": "--time-budget", "heartbeat_interval_s": "--heartbeat-interval"}
+    return named.get(field_name, "--" + field_name.replace("_", "-"))
 
 
 def resumed_config(stored: SearchConfig, given: dict[str, Any]) -> SearchConfig:

@@ -12,6 +12,7 @@ address by accident. ``VIDEONAS_RAY_DASHBOARD=1`` turns it on for a local instan
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Mapping
 
@@ -26,7 +27,9 @@ def ray_init_kwargs(*, joining: bool, environ: Mapping[str, str] = os.environ) -
 
     ``joining`` an existing cluster (``--address``) never starts a dashboard: that cluster has its own.
     """
-    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, namespace="videonas")
+    # Ray's INFO lines ("Connecting to existing Ray cluster ...") would break SPEC 9's one-line errors on stderr
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, namespace="videonas",
+                                  logging_level=logging.WARNING)
     if not joining and environ.get(DASHBOARD_ENV) == "1":
         kwargs.update(include_dashboard=True, dashboard_host="127.0.0.1")
     return kwargs

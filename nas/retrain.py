@@ -59,6 +59,7 @@ def retrain(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     address: str | None = None,
     console: Console | None = None,
+    max_failures: int = 2,
 ) -> Any:
     """Train ``arch`` at full scale on ``data`` with ``config`` (a :class:`runners.retrain.RetrainConfig`).
 
@@ -85,7 +86,7 @@ def retrain(
         num_test_clips=data.num_test_clips, num_classes=data.num_classes, seed=data.seed,
     )  # fmt: skip
     result = train_full_scale(spec, config, train=train, test=test, out_dir=out_dir, resume=resume, on_event=on_event,
-                              data_info=info, address=address)
+                              data_info=info, address=address, max_failures=max_failures)
     if from_run is not None:
         write_back(from_run[0], from_run[1], label, result, Path(out_dir).resolve())
     return result

@@ -29,6 +29,10 @@ from space.files import atomic_write
 # ---- files --------------------------------------------------------------------------------------
 
 SEARCH_FILE = "search.yaml"
+SPACE_FILE = "space.yaml"  # a copy of the --space file, so a copied or moved run resumes without it
+# The run directory's format: written to search.yaml as ``format``; a reader refuses a newer one (a run made
+# by a later videonas) in one line instead of misreading it. Runs from before the field are format 1.
+RUN_FORMAT = 1
 TRIALS_FILE = "trials.parquet"
 STATE_FILE = "state.yaml"  # how the last driver left the run: running, finished or interrupted
 STUDY_FILE = "study.db"
@@ -172,6 +176,10 @@ class RunDir:
         return self.path / SEARCH_FILE
 
     @property
+    def space_file(self) -> Path:
+        return self.path / SPACE_FILE
+
+    @property
     def trials_file(self) -> Path:
         return self.path / TRIALS_FILE
 
@@ -223,6 +231,7 @@ class RunDir:
             raise UserInputError(f"{self.search_file} is not valid YAML: {exc}") from None
         if not isinstance(content, dict):
             raise UserInputError(f"{self.search_file} is not a mapping")
+        check_run_format(self.search_file, content.get("format", 1))
         return content
 
     def objectives(self) -> list[str]:
@@ -261,6 +270,16 @@ class RunDir:
 
     def write_trials(self, frame: pd.DataFrame) -> None:
         atomic_write(self.trials_file, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def check_run_format(search_file: Path, version: Any) -> None:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise UserInputError(f"{search_file}: format {version!r} is not a run format (an integer >= 1)")
+    if version > RUN_FORMAT:
+        raise UserInputError(
+            f"{search_file.parent} was written by a newer videonas (run format {version}; this one reads up to "
+            f"{RUN_FORMAT}): upgrade videonas to read or resume it; nothing in it was changed"
+        )
 
 
 def trial_row(run_dir: str | Path, trial_id: int) -> dict[str, Any]:

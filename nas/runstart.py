@@ -21,14 +21,14 @@ import optuna
 from nas.config import SearchConfig
 from nas.proxydata import check_data
 from nas.rundir import RunLockedError, held_by_a_driver
-from nas.runmodel import LOCK_FILE, RunDir, STATE_FILE, STUDY_FILE, SEARCH_FILE, TRIALS_FILE
+from nas.runmodel import LOCK_FILE, RunDir, SPACE_FILE, STATE_FILE, STUDY_FILE, SEARCH_FILE, TRIALS_FILE
 from nas.study import BASELINE_SUFFIX
 from space import catalog_spec
 from space.errors import UserInputError
 from space.searchspace import SearchSpace, load_space
 
 # What a fresh start writes before its first trial (and nothing a user would keep).
-_STARTUP_FILES = {LOCK_FILE, STUDY_FILE, SEARCH_FILE, STATE_FILE, TRIALS_FILE, "costs", "ray"}
+_STARTUP_FILES = {LOCK_FILE, STUDY_FILE, SPACE_FILE, SEARCH_FILE, STATE_FILE, TRIALS_FILE, "costs", "ray"}
 _LEFTOVER_FILES = _STARTUP_FILES - {SEARCH_FILE, STATE_FILE, TRIALS_FILE}  # before search.yaml
 
 
@@ -41,7 +41,7 @@ def check_before_creating(config: SearchConfig, run: RunDir, *, resume: bool) ->
     if held_by_a_driver(run):  # before Ray starts (the lock itself is taken after, and checked again)
         holder = run.lock_file.read_text(errors="replace").strip() or "another process"
         raise RunLockedError(f"run {run.path} is locked by {holder}; one driver per run")
-    space = load_space(config.space)
+    space = load_space(str(run.space_file) if resume and run.space_file.is_file() else config.space)
     for name in config.problem.baselines:
         catalog_spec(name)
     if config.problem.needs_latency:

@@ -5,20 +5,19 @@ proxy data once, start Ray and the latency measurer, run a Ray Tune ``Tuner`` dr
 :class:`~nas.searcher.StudySearcher` (the adapter of the Ray-free :class:`~nas.core.search.SearchCore`),
 export ``trials.parquet`` after every trial. The report is the caller's (the CLI builds it after a search).
 On resume the study is the single source of truth: trials a dead driver left RUNNING are marked FAIL
-(``interrupted``) and their parameters re-enqueued; Ray's old experiment state is ignored. Ctrl-C and the
-other interruptions: :mod:`nas.interruption`; a start that fails leaves nothing behind: :mod:`nas.runstart`.
+(``interrupted``) and their parameters re-enqueued; Ray's old experiment state is ignored.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
 import ray
 from ray import tune
 
@@ -40,15 +39,20 @@ from nas.raylocal import init_local_ray, ray_init_kwargs
 from nas.proxydata import build_proxy_data
 from nas.rundir import RunLock, environment
 from nas.runstart import check_before_creating, discard_unstarted, take_over_leftover
-from nas.runmodel import RunDir
+from nas.runmodel import RUN_FORMAT, RunDir
 from nas.core.search import SearchCore, StaticCosts
 from nas.searcher import StudySearcher
+from nas.settle import Heartbeat, await_orphans
 from nas.study import open_baseline_study, open_study, requeue_interrupted
 from nas.trial import TrialSettings, run_trial
 from runners.costs import model_costs
 from space import ArchSpec, catalog_spec
 from space.errors import UserInputError
+from space.files import atomic_write
 from space.searchspace import SearchSpace
+
+if TYPE_CHECKING:
+    import optuna
 
 REFERENCE_POINT = 1.0  # in normalised objective space (0 = best bound, 1 = worst bound)
 BOUND_SAMPLE = 12
@@ -113,6 +117,15 @@ def fix_bounds(problem: Problem, space: SearchSpace, costs, measure_latency, *, 
     return bounds, note
 
 
+def _settle_orphans(config: SearchConfig, study: "optuna.Study", baseline_study: "optuna.Study | None") -> None:
+    """On resume. The run's own study.db: our flock proves every RUNNING trial an orphan. A shared
+    ``--storage``: a driver elsewhere may be alive, so wait for the heartbeats to go stale (nas.settle)."""
+    if config.execution.storage:
+        await_orphans([study, baseline_study], config.execution.heartbeat_interval_s, main=study,
+                      say=lambda text: print(text, file=sys.stderr))
+    requeue_interrupted(study, baseline_study, INTERRUPTED_BY_DEATH)
+
+
 def start_ray(execution: Execution) -> bool:
     """Join ``--address`` or start local Ray (dashboard off unless asked, docs/ray.md). Returns whether we started it."""
     if ray.is_initialized():
@@ -131,9 +144,17 @@ def check_resources(execution: Execution, measurer: dict[str, float]) -> None:
     need_gpu = execution.gpus_per_trial + measurer.get("num_gpus", 0)
     if need_cpu > cpus or need_gpu > gpus:
         raise UserInputError(
-            f"one trial ({execution.cpus_per_trial} CPU, {execution.gpus_per_trial} GPU) plus the latency measurer "
-            f"({measurer}) needs more than the cluster has ({cpus:g} CPU, {gpus:g} GPU); lower --cpus-per-trial"
+            f"one trial ({execution.cpus_per_trial:g} CPU, {execution.gpus_per_trial:g} GPU) plus the latency measurer "
+            f"({_resources_label(measurer)}) needs {need_cpu:g} CPU and {need_gpu:g} GPU, more than the cluster has "
+            f"({cpus:g} CPU, {gpus:g} GPU); lower --cpus-per-trial / --gpus-per-trial or join a bigger cluster "
+            f"with --address"
         )
+
+
+def _resources_label(resources: dict[str, float]) -> str:
+    if not resources:
+        return "none: no latency objective"
+    return f"{resources.get('num_cpus', 0):g} CPU, {resources.get('num_gpus', 0):g} GPU"
 
 
 def _measurer_cores(problem: Problem, execution: Execution) -> list[int]:
@@ -159,6 +180,7 @@ def trial_settings(config: SearchConfig, *, measurer_name: str | None) -> TrialS
 
 def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any]:
     return {
+        "format": RUN_FORMAT,
         "name": config.name,
         "objectives": [{"name": o, "direction": OBJECTIVES[o].direction} for o in config.problem.objectives],
         "bounds": bounds,
@@ -167,6 +189,16 @@ def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any
         "config": config.to_dict(),
         "environment": environment(),
     }
+
+
+def _warn_if_other_machine(config: SearchConfig, recorded: dict[str, Any]) -> None:
+    """Latencies are this machine's: a latency search resumed elsewhere would mix two machines' figures."""
+    if not config.problem.needs_latency or config.execution.address:
+        return
+    here = environment()
+    if (recorded.get("hostname"), recorded.get("cpu")) != (here["hostname"], here["cpu"]):
+        print(f"warning: this run's latencies were measured on {recorded.get('hostname')} ({recorded.get('cpu')}); "
+              f"resuming on {here['hostname']} ({here['cpu']}) mixes two machines' latencies", file=sys.stderr)
 
 
 def run_search(config: SearchConfig, *, resume: bool = False, show_progress: bool = True) -> SearchOutcome:
@@ -178,7 +210,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
     :class:`~nas.interruption.SearchInterrupted` once the run is settled (docs/reliability.md).
     """
     run = RunDir(Path(config.runs_dir) / config.name)
-    space = check_before_creating(config, run, resume=resume)
+    space = check_before_creating(config, run, resume=resume)  # a resume reads the space the run copied
     if not resume:
         config = config.replace(study_name=config.study)  # fixed now, stored in search.yaml: a renamed run keeps it
     started_ray = False
@@ -237,7 +269,7 @@ class _Attempt:
         self.study = open_study(config, storage, num_params=len(self.space.parameters()), create=not self.resume)
         self.baseline_study = open_baseline_study(config, storage) if config.problem.baselines else None
         if self.resume:
-            requeue_interrupted(self.study, self.baseline_study, INTERRUPTED_BY_DEATH)
+            _settle_orphans(config, self.study, self.baseline_study)
         measurer_name = None
         if config.problem.needs_latency:
             measurer_name = f"videonas-measurer-{run.path.resolve()}"
@@ -248,6 +280,7 @@ class _Attempt:
         if self.resume:
             stored = run.read_search()
             bounds = stored["bounds"]
+            _warn_if_other_machine(config, stored.get("environment") or {})
             if stored.get("config") != config.to_dict():  # --trials and the other flags that may change
                 run.write_search({**stored, "name": config.study, "config": config.to_dict()})
         else:
@@ -255,6 +288,8 @@ class _Attempt:
                 config.problem, self.space, static_costs,
                 lambda spec: ray.get(self.measurer.measure.remote(spec.to_dict())), seed=config.seed,
             )
+            if Path(config.space).is_file():  # a preset is part of videonas; a file may not travel with the run
+                atomic_write(run.space_file, Path(config.space).read_text())
             run.write_search(_search_yaml(config, bounds, note))
         data = build_proxy_data(config.data, frames=config.proxy.frames, size=config.proxy.size, seed=config.seed)
         core = SearchCore(
@@ -266,7 +301,8 @@ class _Attempt:
         tuner, progress = self._tuner(core, data, bounds, measurer_name)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our live view replaces Ray's console output
         self.trials_started = True
-        with graceful_sigint(on_first=core.stop) as interrupted, progress:
+        heartbeat = Heartbeat([self.study, self.baseline_study], config.execution.heartbeat_interval_s)
+        with graceful_sigint(on_first=core.stop) as interrupted, progress, heartbeat:
             tuner.fit()
         if interrupted():
             return self._interrupted(INTERRUPTED_BY_USER)

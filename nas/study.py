@@ -35,6 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import Problem, SearchConfig
 from runners.costs import shape_label
+from space.errors import UserInputError
 
 BASELINE_SUFFIX = "-baselines"
 
@@ -84,13 +85,23 @@ def make_sampler(config: SearchConfig, num_params: int) -> BaseSampler:
 def open_study(config: SearchConfig, storage_url: str, *, num_params: int, create: bool) -> optuna.Study:
     """Create (new run) or load (resume) the study named after the run."""
     sampler = make_sampler(config, num_params)
-    if create:
-        study = optuna.create_study(
-            study_name=config.study, storage=storage_url, sampler=sampler, directions=config.problem.directions
-        )
-    else:
-        study = optuna.load_study(study_name=config.study, storage=storage_url, sampler=sampler)
+    try:
+        if create:
+            study = optuna.create_study(
+                study_name=config.study, storage=storage_url, sampler=sampler, directions=config.problem.directions
+            )
+        else:
+            study = optuna.load_study(study_name=config.study, storage=storage_url, sampler=sampler)
+    except RuntimeError as exc:
+        raise (_schema_error(storage_url, exc) or exc) from None
     return _name_metrics(study, config.problem)
+
+
+def _schema_error(storage_url: str, exc: RuntimeError) -> UserInputError | None:
+    """Optuna's refusal of a storage whose schema another Optuna version wrote, as one user-facing line."""
+    if "table schema" not in str(exc):
+        return None
+    return UserInputError(f"the study storage {storage_url} was written by another Optuna version: {exc}")
 
 
 def open_baseline_study(config: SearchConfig, storage_url: str) -> optuna.Study:

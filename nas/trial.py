@@ -49,7 +49,7 @@ class TrialSettings:
     latency_profile: str
     max_latency_ms: float | None
     measurer_cores: tuple[int, ...] = ()  # cores the measurer is pinned to; trials keep off them
-    faults: dict[str, str] = field(default_factory=dict)  # testing aid: spec key -> "raise" | "nan"
+    faults: dict[str, str] = field(default_factory=dict)  # testing aid: spec key -> a mode of _train
 
 
 def run_trial(config: dict[str, Any], *, data: ProxyData, settings: TrialSettings) -> None:
@@ -71,6 +71,9 @@ def run_trial(config: dict[str, Any], *, data: ProxyData, settings: TrialSetting
         _train(spec, config, data, settings, base, latency)
     except Exception as exc:  # reported, so the driver records the message and the search goes on
         message = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+            message = f"out of memory ({message}); lower --proxy-batch-size, --proxy-width or --max-concurrent"
+            _release_memory()  # the actor is reused for the next trial: give back what this one held
         # accuracy 0.0 only because Ray insists every result carries the scheduler's metric; there is no
         # "epoch" here, so no scheduler rung records it and the driver tells the trial FAIL.
         tune.report({**base, "accuracy": 0.0, "error": message, "traceback": traceback.format_exc(limit=8)})
@@ -101,13 +104,57 @@ class _LatencyFuture:
         return {"latency_ms": self.value(), "latency_profile": self.profile}
 
 
+def _release_memory() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+class _InjectedOutOfMemory:
+    """Testing aid: a global forward pre-hook that raises out of memory on the ``at``-th module call.
+
+    It fires inside the real training loop (model built, optimizer and batch feeder running), where a real
+    CUDA or host allocation failure would: ``torch.OutOfMemoryError`` for ``oom``, ``MemoryError`` for
+    ``host-oom``.
+    """
+
+    def __init__(self, mode: str, at: int = 200) -> None:  # ~ the third training step of a depth-18 proxy
+        self.mode, self.at, self.calls, self._handle = mode, at, 0, None
+
+    def __call__(self, module, inputs) -> None:
+        self.calls += 1
+        if self.calls == self.at:
+            if self.mode == "oom":
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected fault, testing aid)")
+            raise MemoryError("cannot allocate 2.00 GiB of host memory (injected fault, testing aid)")
+
+    def __enter__(self) -> "_InjectedOutOfMemory":
+        self._handle = torch.nn.modules.module.register_module_forward_pre_hook(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.remove()
+
+
 def _train(spec, config: dict, data: ProxyData, settings: TrialSettings, base: dict,
            latency: _LatencyFuture) -> None:
-    from runners.proxy import train_proxy
-
+    """Proxy-train ``spec``. ``settings.faults`` (testing aid) may inject: ``raise`` (before training),
+    ``nan`` (a real divergence), ``oom`` / ``host-oom`` (out of memory in a forward pass)."""
     fault = settings.faults.get(spec.key())
     if fault == "raise":
         raise RuntimeError("injected fault (testing aid): this trial raises before training")
+    if fault in ("oom", "host-oom"):
+        with _InjectedOutOfMemory(fault):
+            return _train_proxy(spec, config, data, settings, base, latency, fault)
+    return _train_proxy(spec, config, data, settings, base, latency, fault)
+
+
+def _train_proxy(spec, config: dict, data: ProxyData, settings: TrialSettings, base: dict,
+                 latency: _LatencyFuture, fault: str | None) -> None:
+    from runners.proxy import train_proxy
+
     use_gpu = settings.gpus_per_trial > 0 and torch.cuda.is_available()
     threads = max(1, int(settings.cpus_per_trial))
     proxy = dataclasses.replace(

@@ -21,7 +21,7 @@ import yaml
 
 from nas.objectives import OBJECTIVES
 from nas.pareto import check_directions
-from nas.runmodel import RunDir
+from nas.runmodel import RunDir, check_run_format
 from space.errors import UserInputError
 
 DEFAULT_REFERENCE = 1.0  # in normalised space: the worst bound of every objective
@@ -124,6 +124,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise ReportInputError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(config, dict):
         raise ReportInputError(f"{path} must hold a mapping of settings, got {type(config).__name__}")
+    check_run_format(path, config.get("format", 1))  # a newer videonas's run: refused, never misread
     return config
 
 

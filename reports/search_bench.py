@@ -93,7 +93,7 @@ def _method(results: dict) -> list[str]:
         f"seed-mean final accuracy; normalisation bounds {bounds} (0 = best, 1 = worst); reference point "
         f"{results['reference_point']}. Best achievable (every architecture of the table): {results['best_hv']:.4f}; "
         f"random + fifo's median final: {results['target_hv']:.4f}.",
-        f"Simulated in {results['wall_seconds']:.0f} s of real time." + (" `--quick`: a smoke-test table; these figures "
+        f"Simulated in {results['wall_seconds']:.0f} s of real time ({results.get('processes', 1)} process(es))." + (" `--quick`: a smoke-test table; these figures "
                                                                          "say nothing about the demo problem." if results["quick"] else ""),
     ]
 
@@ -159,7 +159,9 @@ def _fidelity_method(figures: dict) -> str:
     return (f"Run `{figures['run']}` ({figures['sampler']} + {figures['scheduler']}, seed {figures['seed']}, "
             f"{figures['workers']} trial(s) at once) and its simulation from the table "
             f"(seed {'replayed' if figures['table_seed_replayed'] else 'not recorded: seeds drawn'}). The first "
-            f"{figures['same_leading_architectures']} trained trials are the same architectures in the same order.")
+            f"{figures['same_leading_architectures']} trained trials are the same architectures in the same order; the "
+            f"first {figures['same_leading_outcomes']} of the run's {figures['trials']} trials have the same "
+            f"architecture, status and accuracy.")
 
 
 def render_fidelity_markdown(result: dict) -> str:

@@ -24,6 +24,7 @@ are recomputable from it).
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import sys
 import time
@@ -33,6 +34,7 @@ from typing import Any
 
 TABLES = resources.files("nas") / "sim" / "tables"
 BUDGET_SHARE = 0.3
+PROCESSES = max(1, min(4, os.cpu_count() or 1))  # full mode: simulations in parallel (GP proposals dominate)
 QUICK_SEEDS = 2
 FULL_SEEDS = 10
 # A sampler that proposes this many architectures already evaluated in a row ends its run (a real search
@@ -121,14 +123,15 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
                   f"trained {run.trained} · ETA {eta:.0f} s", file=sys.stderr, flush=True)
 
     runs = run_strategies(config=config, table=recorded, space=space, seeds=seeds, workers=workers,
-                          budget_s=budget_s, bounds=bounds, overheads=overheads, on_run=on_run)
+                          budget_s=budget_s, bounds=bounds, overheads=overheads, on_run=on_run,
+                          processes=1 if quick else PROCESSES)
     results = summarise(runs, config=config, table=recorded, bounds=bounds, budget_s=budget_s)
     results.update({
         "table": str(table_path), "table_rows": int(len(recorded.rows)), "architectures": int(architectures),
         "table_seeds": recorded.seeds, "space": recorded.manifest["space"], "settings": recorded.manifest["settings"],
         "hardware": recorded.manifest.get("hardware"), "seeds": seeds, "workers": workers,
         "budget_full_trials": budget_trials, "full_trial_s": full_s, "overheads": overheads.describe(),
-        "wall_seconds": time.time() - started, "quick": quick,
+        "wall_seconds": time.time() - started, "quick": quick, "processes": 1 if quick else PROCESSES,
     })
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = runs_frame(runs)

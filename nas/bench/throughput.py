@@ -46,8 +46,8 @@ from torch import Tensor, nn
 from runners.costs import count_macs_meta
 from runners.latency import torch_threads
 from runners.layout import to_training_layout, training_memory_format
+from runners.trainstep import OptimisationStep
 from space import CATALOG, ArchSpec, build_model
-from space.srtg import auxiliary_loss
 
 __all__ = [
     "FAMILIES",
@@ -124,22 +124,14 @@ def warm_up(fn: Callable[[], Any], device: torch.device, seconds: float, min_cal
 
 
 def training_step(model: nn.Module, x: Tensor, y: Tensor, *, amp: bool = False) -> Callable[[], float]:
-    """One proxy training step as :mod:`runners.proxy` runs it (loss sync included); returns the loss."""
+    """One proxy training step, the very one :mod:`runners.proxy` runs (:class:`runners.trainstep.OptimisationStep`,
+    loss sync included); returns the loss."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    device_type = x.device.type
-    scaler = torch.amp.GradScaler(device_type, enabled=amp)
+    trainer = OptimisationStep(model, optimizer, amp=amp)
     model.train()
 
     def step() -> float:
-        with torch.autocast(device_type=device_type, dtype=torch.float16, enabled=amp):
-            logits = model(x)
-            loss = F.cross_entropy(logits.float(), y) + auxiliary_loss(model).to(x.device)
-        value = float(loss.detach())
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        return value
+        return trainer(x, y, epoch=0, step=0).loss
 
     return step
 

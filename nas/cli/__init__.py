@@ -47,9 +47,9 @@ def _root(
 
 
 def _register_commands() -> None:
-    from nas.cli import catalog, report, search, bench, space, retrain, data, profile, export
+    from nas.cli import catalog, report, search, bench, space, retrain, data, profile, export, settle
 
-    for module in (catalog, report, search, bench, space, retrain, data, profile, export):
+    for module in (catalog, report, search, bench, space, retrain, data, profile, export, settle):
         module.register(app)
 
 

@@ -111,6 +111,7 @@ def register(app: typer.Typer) -> None:
         init: Optional[Path] = typer.Option(None, help="Fine-tune from this checkpoint (matching tensors are loaded)."),
         resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
         address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a private local Ray)."),
+        max_failures: int = typer.Option(2, min=0, help="Restarts of the worker group after a worker dies; each continues from the last checkpoint."),
         out: Optional[Path] = typer.Option(None, help="Output folder (default: RUN_DIR/retrain/ID or retrains/NAME)."),
         seed: int = typer.Option(0, help="Seed of the model, the data order and the synthetic data."),
         width_mult: float = typer.Option(1.0, help="Channel width multiplier (1.0 = the real model)."),
@@ -138,7 +139,7 @@ def register(app: typer.Typer) -> None:
         bar = _Bar(console, epochs)
         try:
             result = retrain(arch, source, config, out_dir=out, resume=resume, on_event=bar, address=address,
-                             console=console)
+                             console=console, max_failures=max_failures)
         finally:
             bar.stop()
         typer.echo(

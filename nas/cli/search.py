@@ -24,7 +24,7 @@ def _csv(text: str | None) -> tuple[str, ...]:
     return tuple(p.strip() for p in (text or "").split(",") if p.strip())
 
 
-_FIELD_OF_PARAM = {"time_budget": "time_budget_s"}  # CLI parameter -> SearchConfig field, where they differ
+_FIELD_OF_PARAM = {"time_budget": "time_budget_s", "heartbeat_interval": "heartbeat_interval_s"}  # CLI parameter -> SearchConfig field, where they differ
 
 
 def _given_on_command_line(ctx: typer.Context) -> list[str]:
@@ -81,6 +81,7 @@ def register_search(app: typer.Typer) -> None:
         gpus_per_trial: float = typer.Option(DEFAULTS.execution.gpus_per_trial, help="GPUs per trial (fractional allowed; AMP on GPU)."),
         max_concurrent: Optional[int] = typer.Option(None, help="Trials running at once (default: as resources allow)."),
         storage: Optional[str] = typer.Option(None, help="Optuna storage URL (e.g. postgresql://...); default RUN/study.db."),
+        heartbeat_interval: int = typer.Option(DEFAULTS.execution.heartbeat_interval_s, help="Seconds between the driver's heartbeats for its RUNNING trials; a trial with none for 3 intervals is stale (its driver died) and `nas settle` / a resume settle it."),
         seed: int = typer.Option(DEFAULTS.seed, help="Seed of the sampler, the data and the proxies."),
         retries: int = typer.Option(DEFAULTS.retries, help="Re-run a failed trial this many times."),
         resume: Optional[Path] = typer.Option(None, help="Resume the run in this directory (its config is reused)."),
@@ -103,6 +104,7 @@ def register_search(app: typer.Typer) -> None:
             baselines=_csv(baselines), grace_period=grace_period, reduction_factor=reduction_factor,
             address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
             max_concurrent=max_concurrent, storage=storage, retries=retries,
+            heartbeat_interval_s=heartbeat_interval,
         )
         if resume is not None:
             given = {_FIELD_OF_PARAM.get(p, p): flags[_FIELD_OF_PARAM.get(p, p)] for p in _given_on_command_line(ctx)

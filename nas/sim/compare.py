@@ -115,21 +115,50 @@ class Run:
 
 def run_strategies(*, config: SearchConfig, table: Table, space: SearchSpace, seeds: int, workers: int,
                    budget_s: float, bounds: dict, samplers=SAMPLERS, schedulers=SCHEDULERS,
-                   overheads: Overheads | None = None, on_run: Callable[[Run], None] = lambda run: None) -> list[Run]:
-    """Simulate every sampler x scheduler x seed at ``budget_s`` simulated seconds and ``workers`` workers."""
-    runs = []
-    for sampler in samplers:
-        for scheduler in schedulers:
-            for seed in range(seeds):
-                run_config = config.replace(sampler=sampler, scheduler=scheduler, seed=seed, time_budget_s=budget_s,
-                                            name=f"{sampler}-{scheduler}-{seed}")
-                outcome = simulate(config=run_config, table=table, space=space, workers=workers,
-                                   overheads=overheads, bounds=bounds)
-                frame = trials_frame(run_config.problem, run_config.proxy.epochs, outcome.study, outcome.baseline_study)
-                run = Run(sampler, scheduler, seed, frame, outcome.core.counted(), outcome.elapsed_s)
-                runs.append(run)
-                on_run(run)
+                   overheads: Overheads | None = None, on_run: Callable[[Run], None] = lambda run: None,
+                   processes: int = 1) -> list[Run]:
+    """Simulate every sampler x scheduler x seed at ``budget_s`` simulated seconds and ``workers`` workers.
+
+    ``processes`` > 1 runs the simulations in that many spawned processes (each run is independent and
+    deterministic, so the results are the same; the GP sampler's proposals are what takes long). There each
+    process rebuilds the space from the table's embedded YAML, which has the same architectures (checked).
+    """
+    jobs = [(sampler, scheduler, seed) for sampler in samplers for scheduler in schedulers for seed in range(seeds)]
+    common = dict(config=config, table=table, workers=workers, budget_s=budget_s, bounds=bounds, overheads=overheads)
+    if processes <= 1:
+        runs = []
+        for job in jobs:
+            runs.append(simulate_one(*job, space=space, **common))
+            on_run(runs[-1])
+        return runs
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(simulate_one, *job, space=None, **common) for job in jobs]
+        runs = []
+        for future in futures:  # in job order, so the result does not depend on which process ran what
+            runs.append(future.result())
+            on_run(runs[-1])
     return runs
+
+
+def simulate_one(sampler: str, scheduler: str, seed: int, *, config: SearchConfig, table: Table,
+                 space: SearchSpace | None, workers: int, budget_s: float, bounds: dict,
+                 overheads: Overheads | None) -> Run:
+    """One strategy and seed; ``space=None`` parses the table's embedded space (in a spawned process)."""
+    import optuna
+
+    from space.searchspace import parse_space
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if space is None:
+        space = parse_space(table.manifest["space_yaml"], default_name=str(table.manifest["space"]))
+    run_config = config.replace(sampler=sampler, scheduler=scheduler, seed=seed, time_budget_s=budget_s,
+                                name=f"{sampler}-{scheduler}-{seed}")
+    outcome = simulate(config=run_config, table=table, space=space, workers=workers, overheads=overheads, bounds=bounds)
+    frame = trials_frame(run_config.problem, run_config.proxy.epochs, outcome.study, outcome.baseline_study)
+    return Run(sampler, scheduler, seed, frame, outcome.core.counted(), outcome.elapsed_s)
 
 
 def summarise(runs: list[Run], *, config: SearchConfig, table: Table, bounds: dict, budget_s: float,

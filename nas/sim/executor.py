@@ -6,8 +6,10 @@ duplicates, constraints and fronts are exactly a real search's. Only training is
 is looked up in the table (its architecture, at a recorded seed drawn per trial) and its epochs "happen"
 when the clock reaches them.
 
-The clock (simulated seconds from 0) jumps from event to event. ``workers`` trials run at once; a free
-worker asks the core at once (as Ray does when a trial ends). A trial's timeline, from the moment it starts:
+The clock (simulated seconds from 0) jumps from event to event. ``workers`` trials run at once, and as in
+Ray Tune one more is suggested ahead (``pending``; none with ``--max-concurrent``): it waits for the next
+free worker, sampled without the results of the trials running meanwhile. A trial's timeline, from the
+moment it starts on a worker:
 
 * ``startup_s``: the executor's start of the trial to its first training step (the table's median
   ``startup_seconds``: Ray scheduling the trial, the actor, building the model);
@@ -125,7 +127,10 @@ def check_table(table: Table, *, config: SearchConfig, space: SearchSpace) -> No
     """Refuse a table recorded with another version, space or settings, and baselines it lacks."""
     check_compatible(table.manifest, config=config, digest=space_digest(s.key() for s in space.enumerate()),
                      what="the table")
-    missing = [b for b in config.problem.baselines if b not in set(table.rows["baseline"].dropna())]
+    from space import catalog_spec
+
+    recorded = set(table.rows["spec_key"])
+    missing = [b for b in config.problem.baselines if catalog_spec(b).key() not in recorded]
     if missing:
         raise UserInputError(f"the table has no baseline(s) {', '.join(missing)}; simulate with baselines=() "
                              "or record them")
@@ -141,13 +146,21 @@ class _Running:
     train_started: float = 0.0
 
 
+def ray_pending(config: SearchConfig) -> int:
+    """Trials Ray Tune asks our searcher for beyond those running: its ``max_pending_trials`` is 1 for a custom
+    searcher, and with ``--max-concurrent`` its concurrency limiter caps running + pending at that number."""
+    return 0 if config.execution.max_concurrent else 1
+
+
 def simulate(*, config: SearchConfig, table: Table, space: SearchSpace, workers: int = 1,
              overheads: Overheads | None = None, table_seed: int | None = None,
-             bounds: dict[str, tuple[float, float]]) -> SimOutcome:
+             bounds: dict[str, tuple[float, float]], pending: int | None = None) -> SimOutcome:
     """Run ``config``'s search against ``table`` with ``workers`` simulated workers; deterministic for ``config.seed``.
 
     A trial replays the recorded seed ``table_seed`` when given (and recorded for it), else one drawn per
-    trial (``random.Random(config.seed)``) from the architecture's recorded seeds.
+    trial (``random.Random(config.seed)``) from the architecture's recorded seeds. ``pending`` trials are
+    suggested ahead of a free worker, as Ray Tune does (default :func:`ray_pending`): such a trial was
+    sampled without the results of the trials running then, and starts when a worker frees up.
     """
     if workers < 1:
         raise UserInputError(f"--workers {workers} is not allowed; allowed: an integer >= 1")
@@ -167,6 +180,8 @@ def simulate(*, config: SearchConfig, table: Table, space: SearchSpace, workers:
     draw = random.Random(config.seed)
     events: list[tuple[float, int, str]] = []
     running: dict[str, _Running] = {}
+    queued: list[tuple[str, dict]] = []  # suggested, waiting for a worker
+    pending = ray_pending(config) if pending is None else pending
     seeds_used: dict[int, int] = {}
     counter = 0
     finished = False
@@ -191,7 +206,11 @@ def simulate(*, config: SearchConfig, table: Table, space: SearchSpace, workers:
         heappush(events, (at, counter, trial_id))
 
     while True:
-        while not finished and len(running) < workers:
+        while True:
+            while queued and len(running) < workers:
+                start(*queued.pop(0))
+            if finished or len(running) + len(queued) >= workers + pending:
+                break
             counter += 1
             trial_id = f"sim-{counter:05d}"
             suggestion = core.suggest(trial_id)
@@ -200,7 +219,7 @@ def simulate(*, config: SearchConfig, table: Table, space: SearchSpace, workers:
             elif suggestion is None:
                 break
             else:
-                start(trial_id, suggestion)
+                queued.append((trial_id, suggestion))
         if not events:
             break
         clock.now, _, trial_id = heappop(events)

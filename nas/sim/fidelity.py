@@ -12,6 +12,7 @@ trained the same architectures in the same order.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from nas.config import SearchConfig
 from nas.export import trials_frame
 from nas.runmodel import TRAINED_STATUSES, RunDir, front_candidate_mask
 from nas.sim.compare import hv_curve, time_to_reach
-from nas.sim.executor import simulate
+from nas.sim.executor import ray_pending, simulate
 from nas.sim.table import Table
 from space.errors import UserInputError
 from space.searchspace import SearchSpace, load_space, parse_space, preset_names
@@ -53,15 +54,25 @@ def table_space(config: SearchConfig, table: Table) -> SearchSpace:
 
 
 def concurrency(frame: pd.DataFrame) -> int:
-    """The most trials that trained at the same time in a run (its effective worker count)."""
-    trained = frame[frame["status"].isin(TRAINED_STATUSES)].dropna(subset=["started_at", "finished_at"])
-    events = sorted([(t, 1) for t in trained["started_at"]] + [(t, -1) for t in trained["finished_at"]],
-                    key=lambda e: (e[0], e[1]))
+    """The most trials that trained at the same time in a run (its effective worker count).
+
+    Training, not the trial's ``started_at``: Ray suggests a trial ahead and it waits for a worker; a
+    trial trains from its first epoch's ``train_started_at`` (its history) to its ``finished_at``.
+    """
+    trained = frame[frame["status"].isin(TRAINED_STATUSES)].dropna(subset=["finished_at"])
+    starts = [_train_start(row) for row in trained.itertuples()]
+    events = sorted([(t, 1) for t in starts] + [(t, -1) for t in trained["finished_at"]], key=lambda e: (e[0], e[1]))
     running = best = 0
     for _, step in events:
         running += step
         best = max(best, running)
     return max(best, 1)
+
+
+def _train_start(row) -> float:
+    history = json.loads(row.history) if isinstance(row.history, str) and row.history else []
+    started = [e.get("train_started_at") for e in history if e.get("train_started_at") is not None]
+    return float(started[0]) if started else float(row.started_at)
 
 
 def shifted(frame: pd.DataFrame) -> pd.DataFrame:
@@ -83,7 +94,7 @@ def compare_run(run_dir: Path, table: Table, *, points: int = 200) -> Fidelity:
     space = table_space(config, table)
     workers = concurrency(real)
     outcome = simulate(config=config, table=table, space=space, workers=workers, bounds=bounds,
-                       table_seed=config.seed)
+                       table_seed=config.seed, pending=ray_pending(config))
     simulated = trials_frame(config.problem, config.proxy.epochs, outcome.study, outcome.baseline_study)
     real, simulated = shifted(real), shifted(simulated)
     end = float(max(real["finished_at"].max(), simulated["finished_at"].max()))
@@ -105,8 +116,22 @@ def compare_run(run_dir: Path, table: Table, *, points: int = 200) -> Fidelity:
         "real_trained": int(real["status"].isin(TRAINED_STATUSES).sum()),
         "sim_trained": int(simulated["status"].isin(TRAINED_STATUSES).sum()),
         "same_leading_architectures": int(same_prefix),
+        "same_leading_outcomes": _same_prefix(_outcomes(real), _outcomes(simulated)),
+        "trials": len(real),
     }
     return Fidelity(times.tolist(), real_curve.tolist(), sim_curve.tolist(), figures)
+
+
+def _outcomes(frame: pd.DataFrame) -> list[tuple]:
+    """Every trial in order: (architecture, status, accuracy to 4 places)."""
+    ordered = frame.sort_values("trial_id") if "trial_id" in frame else frame
+    ordered = ordered[ordered["trial_id"] >= 0]  # search trials; baselines have negative ids
+    return [(k, s, None if a != a else round(float(a), 4)) for k, s, a in
+            zip(ordered["spec_key"], ordered["status"], ordered["accuracy"])]
+
+
+def _same_prefix(a: list, b: list) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 def _trained_keys(frame: pd.DataFrame) -> list[str]:

@@ -55,6 +55,7 @@ def record_plan(config: SearchConfig, *, seeds: int) -> tuple[list[Job], list[st
     """Every buildable architecture of the space (then the config's baselines) for seeds 0..seeds-1.
 
     Returns (jobs in recording order, spec keys not buildable at full or proxy width, the space digest).
+    A baseline whose architecture is in the space is not recorded twice: the simulator finds it by spec key.
     """
     space = load_space(config.space)
     specs, unbuildable = [], []
@@ -64,7 +65,10 @@ def record_plan(config: SearchConfig, *, seeds: int) -> tuple[list[Job], list[st
         else:
             specs.append(spec)
     digest = space_digest(s.key() for s in space.enumerate())
-    archs = [(spec, None) for spec in specs] + [(catalog_spec(name), name) for name in config.problem.baselines]
+    in_space = {spec.key() for spec in space.enumerate()}
+    extra = [(catalog_spec(name), name) for name in config.problem.baselines]
+    # a baseline that is also an architecture of the space (the demo's r3d-18, srtg-r3d-18-final) is recorded once
+    archs = [(spec, None) for spec in specs] + [(spec, name) for spec, name in extra if spec.key() not in in_space]
     jobs = [Job(spec, seed, baseline) for seed in range(seeds) for spec, baseline in archs]
     return jobs, unbuildable, digest
 
@@ -154,7 +158,8 @@ class _TableWriter:
             self.rows = [r for r in self.rows if (r["spec_key"], int(r["seed"])) in done]
 
     def add(self, rows: list[dict]) -> None:
-        self.rows.extend(rows)
+        recorded = {(r["spec_key"], int(r["seed"])) for r in self.rows}
+        self.rows.extend(r for r in rows if (r["spec_key"], int(r["seed"])) not in recorded)  # never one pair twice
         self.flush()
 
     def flush(self) -> None:

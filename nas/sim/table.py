@@ -159,6 +159,11 @@ def read_table(path: Path) -> Table:
         raise UserInputError(f"{path} lacks the table column(s) {', '.join(missing)}")
     table = Table(table_frame(frame[TABLE_COLUMNS].to_dict("records")), manifest)
     _check_values(table, path)
+    repeated = table.rows.duplicated(["spec_key", "seed", "epoch"])
+    if repeated.any():
+        row = table.rows[repeated].iloc[0]
+        raise UserInputError(f"{path}: architecture {row['spec_key']} seed {row['seed']} epoch {row['epoch']} is recorded "
+                             "twice; allowed: one row per (architecture, seed, epoch)")
     return table
 
 

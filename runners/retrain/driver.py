@@ -74,13 +74,17 @@ def retrain(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     data_info: dict[str, Any] | None = None,
     address: str | None = None,
+    max_failures: int = 2,
+    faults: dict[str, Any] | None = None,
 ) -> RetrainResult:
     """Train ``spec`` on ``train`` with Ray Train, evaluate on ``test``, write the output folder.
 
     ``on_event`` receives progress events from rank 0 (``step``, ``epoch``, ``init``, ``resumed``) in the
     calling thread; the CLI draws its progress bar from them. ``resume`` continues the run in ``out_dir``
     from its last checkpoint. Ray: the caller's if initialised, else ``address`` (an existing cluster), else
-    a private local instance.
+    a private local instance. A worker that dies (SIGKILL, lost node) restarts the whole worker group, up
+    to ``max_failures`` times, from the last reported checkpoint (Ray Train's ``FailureConfig``). ``faults``
+    is a testing aid (:func:`runners.retrain.worker.inject_fault`).
     """
     import ray
     import ray.train
@@ -89,6 +93,8 @@ def retrain(
 
     if train.classes != test.classes:
         raise UserInputError("train and test splits have different classes")
+    if max_failures < 0:
+        raise UserInputError(f"--max-failures {max_failures} is not allowed; allowed: an integer >= 0")
     frames = config.frames or train.clip_shape[0]
     size = config.size or min(train.clip_shape[1:])
     view = ViewConfig(frames=frames, size=size, max_stride=config.max_stride)
@@ -111,6 +117,7 @@ def retrain(
         "frames": frames,
         "size": size,
         "queue": queue,
+        "faults": dict(faults or {}),
     }
     resources = {"CPU": config.cpus_per_worker}
     if config.use_gpu:
@@ -125,6 +132,7 @@ def retrain(
             name="train",
             storage_path=str(out_dir / "ray"),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            failure_config=ray.train.FailureConfig(max_failures=max_failures),
         ),
     )
     outcome: dict[str, Any] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +200,7 @@ class _Training:
     step: OptimisationStep
     view: ViewConfig
     plans: list[EpochPlan]
+    faults: dict[str, Any] = field(default_factory=dict)  # testing aid: see inject_fault
 
 
 @dataclass
@@ -261,7 +262,7 @@ def _set_up(loop_config: dict[str, Any]) -> _Training:
     return _Training(
         config=config, spec=spec, train_set=train_set, test_set=test_set, ctx=ctx, model=model, wrapped=wrapped,
         optimizer=optimizer, step=step, view=ViewConfig(frames=frames, size=size, max_stride=config.max_stride),
-        plans=epoch_plans(config, spec, frames, size),
+        plans=epoch_plans(config, spec, frames, size), faults=dict(loop_config.get("faults") or {}),
     )  # fmt: skip
 
 
@@ -329,6 +330,7 @@ def _train_one_epoch(run: _Training, epoch: int, plan: EpochPlan) -> tuple[float
         counts += torch.tensor([result.loss * len(indices), result.correct, len(indices)], dtype=torch.float64)
         seen[torch.from_numpy(indices)] += 1
         ctx.progress({"kind": "step", "epoch": epoch, "step": step + 1, "steps": len(batches), "loss": result.loss})
+        inject_fault(run.faults, rank=ctx.rank, epoch=epoch, step=step)
     return lr, _all_reduce(counts), _all_reduce(seen)
 
 
@@ -379,6 +381,43 @@ def _gather_rng_states(world_size: int) -> list[dict[str, Tensor]]:
     gathered: list[Any] = [None] * world_size
     torch.distributed.all_gather_object(gathered, rng_state())
     return gathered
+
+
+def inject_fault(faults: dict[str, Any], *, rank: int, epoch: int, step: int) -> None:
+    """Testing aid: ``{"kill_rank": R, "epoch": E, "step": S, "marker": PATH}`` SIGKILLs rank R's process
+    after step S of epoch E (0-based), once: the marker file records that it fired, so the restarted worker
+    group trains on. A real kill, as a lost machine or the kernel's OOM killer would deliver it.
+
+    With ``"snapshot": PATH`` (Ray Train's ``checkpoint_manager_snapshot.json``) it first waits, up to 60 s,
+    until the controller has registered the checkpoint of epoch E: Ray Train registers a reported checkpoint
+    at its next poll of the workers (every 2 s), and a restart resumes from the last *registered* one.
+    """
+    if not faults or (faults.get("kill_rank"), faults.get("epoch"), faults.get("step")) != (rank, epoch, step):
+        return
+    marker = Path(faults["marker"])
+    if marker.exists():
+        return
+    if faults.get("snapshot"):
+        _wait_for_registered_checkpoint(Path(faults["snapshot"]), epoch)
+    marker.write_text(f"rank {rank} killed after step {step + 1} of epoch {epoch + 1}\n")
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _wait_for_registered_checkpoint(snapshot: Path, epoch: int, limit_s: float = 60.0) -> None:
+    import time
+
+    deadline = time.time() + limit_s
+    while time.time() < deadline:
+        try:
+            latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
+            if int(latest.get("metrics", {}).get("epoch", 0)) >= epoch:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
 
 
 def share(clips: ClipSet) -> dict[str, Any]:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium b
 def test_the_search_benchmark_page_renders_offline(tmp_path):
     table = read_table("nas/sim/tables/small.parquet")
     config = bench_config(table.manifest, trials=8).replace(max_resamples=5)
-    bounds = table_bounds(table, config.objectives)
+    bounds = table_bounds(table, config.problem.objectives)
     runs = run_strategies(config=config, table=table, space=parse_space(table.manifest["space_yaml"]), seeds=1,
                           workers=1, budget_s=200.0, bounds=bounds, samplers=("random",), schedulers=("fifo", "moasha"))
     results = summarise(runs, config=config, table=table, bounds=bounds, budget_s=200.0)

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from nas.config import SearchConfig
@@ -124,17 +125,19 @@ def test_a_simulation_is_deterministic_for_a_seed():
 
 
 def test_the_time_budget_ends_the_search_at_the_next_rung(tmp_path):
-    """The first trial ends inside the budget; the second reaches rung 1 past it and is stopped there."""
+    """The first trial ends inside the budget; the second reaches rung 1 past it and is stopped there. With Ray's
+    one trial suggested ahead (the default), that third trial was already suggested: it too trains to rung 1."""
     config = hand_config(tmp_path, scheduler="fifo")
     table = hand_table(config)
-    unlimited = run(config, table, workers=1, overheads=Overheads.none())
+    unlimited = run(config, table, workers=1, overheads=Overheads.none(), pending=0)
     first_end = min(t.user_attrs["finished_at"] for t in unlimited.study.get_trials() if t.user_attrs.get("fidelity"))
     config = config.replace(time_budget_s=first_end + 1.0)
-    outcome = run(config, table, workers=1, overheads=Overheads.none())
-    rows = [t.user_attrs for t in outcome.study.get_trials() if t.user_attrs.get("status") in ("COMPLETE", "PRUNED")]
-    assert [(r["status"], r["fidelity"]) for r in rows] == [("COMPLETE", 3), ("PRUNED", 1)]
-    assert rows[0]["finished_at"] < config.time_budget_s < rows[1]["finished_at"] == outcome.elapsed_s
-    assert outcome.core.counted() == 2
+    for pending, expected in ((0, [("COMPLETE", 3), ("PRUNED", 1)]), (1, [("COMPLETE", 3), ("PRUNED", 1), ("PRUNED", 1)])):
+        outcome = run(config, table, workers=1, overheads=Overheads.none(), pending=pending)
+        rows = [t.user_attrs for t in outcome.study.get_trials() if t.user_attrs.get("status") in ("COMPLETE", "PRUNED")]
+        assert [(r["status"], r["fidelity"]) for r in rows] == expected
+        assert rows[0]["finished_at"] < config.time_budget_s < rows[1]["finished_at"] <= rows[-1]["finished_at"] == outcome.elapsed_s
+        assert outcome.core.counted() == len(expected)
 
 
 def test_a_recorded_failure_is_told_fail_and_counted(tmp_path):
@@ -206,3 +209,28 @@ def test_a_table_with_impossible_numbers_is_refused(tmp_path, column, value):
     write_table(tmp_path / "bad.parquet", Table(rows, table.manifest))
     with pytest.raises(UserInputError, match=f"column {column} holds"):
         read_table(tmp_path / "bad.parquet")
+
+
+def test_a_table_with_a_repeated_row_is_refused(tmp_path):
+    config = hand_config(tmp_path)
+    table = hand_table(config)
+    rows = pd.concat([table.rows, table.rows.iloc[[0]]], ignore_index=True)
+    write_table(tmp_path / "twice.parquet", Table(rows, table.manifest))
+    with pytest.raises(UserInputError, match="recorded twice"):
+        read_table(tmp_path / "twice.parquet")
+
+
+def test_parallel_simulations_give_the_same_runs():
+    from nas.bench.search import bench_config
+    from nas.sim.compare import run_strategies, table_bounds
+
+    table = read_table(SMALL_TABLE)
+    config = bench_config(table.manifest, trials=8).replace(max_resamples=5)
+    options = dict(config=config, table=table, space=parse_space(table.manifest["space_yaml"]), seeds=2, workers=1,
+                   budget_s=150.0, bounds=table_bounds(table, config.problem.objectives), samplers=("tpe",),
+                   schedulers=("moasha",))
+    one = run_strategies(**options)
+    two = run_strategies(**options, processes=2)
+    assert [(r.seed, r.trained, r.elapsed_s) for r in one] == [(r.seed, r.trained, r.elapsed_s) for r in two]
+    assert all(a.frame[["status", "spec_key", "finished_at"]].equals(b.frame[["status", "spec_key", "finished_at"]])
+               for a, b in zip(one, two))

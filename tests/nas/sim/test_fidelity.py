@@ -46,6 +46,7 @@ def test_a_simulated_run_is_its_own_simulation(tmp_path):
     assert figures["workers"] == 2 and figures["seed"] == 1 and figures["table_seed_replayed"]
     assert figures["final_hv_gap"] == pytest.approx(0.0, abs=1e-12) and figures["real_final_hv"] > 0
     assert figures["sim_trained"] == figures["real_trained"] == figures["same_leading_architectures"] == 6
+    assert figures["same_leading_outcomes"] == figures["trials"] >= 6
     assert fidelity.real_curve == pytest.approx(fidelity.sim_curve)
 
 

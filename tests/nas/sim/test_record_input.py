@@ -18,3 +18,20 @@ def test_bad_input_is_one_error_line_and_nothing_is_written(tmp_path, args, need
     result = run_nas("bench", *args, "--out", str(out))
     assert_one_line_error(result, needle)
     assert not out.exists()
+
+
+def test_the_demo_plan_records_each_architecture_once_per_seed_baselines_included():
+    """The demo's r3d-18 and mtnet-32 baselines are architectures of the demo space: recorded once, found by key."""
+    from nas.bench.record import record_config
+    from nas.sim.record import record_plan
+    from space import catalog_spec
+    from space.searchspace import load_space
+
+    config = record_config("demo", quick=False)
+    jobs, unbuildable, _ = record_plan(config, seeds=2)
+    pairs = [(job.spec.key(), job.seed) for job in jobs]
+    assert len(pairs) == len(set(pairs))
+    keys = {key for key, _ in pairs}
+    assert {s.key() for s in load_space("demo").enumerate()} - set(unbuildable) <= keys
+    assert all(catalog_spec(name).key() in keys for name in config.problem.baselines)
+    assert [job.seed for job in jobs] == sorted(job.seed for job in jobs)  # seed-major: seed 0 complete first
