@@ -206,7 +206,7 @@ def _is_a_ray_worker(pid: int) -> bool:
 
 def test_a_search_interrupted_again_and_again_loses_nothing(ray_address, tmp_path):
     (tmp_path / "loop.yaml").write_text(LOOP_SPACE)
-    config = tiny_config(tmp_path, name="loop", space=str(tmp_path / "loop.yaml"), trials=6, retries=1)
+    config = tiny_config(tmp_path, name="loop", space=str(tmp_path / "loop.yaml"), trials=8, retries=1, proxy_epochs=3)
     run_dir = Path(config.runs_dir) / "loop"
     rng = random.Random(LOOP_SEED)
     survived: list[str] = []

@@ -125,7 +125,7 @@ def test_a_killed_driver_is_settled_by_a_watching_process_then_resumed(ray_addre
     study = optuna.load_study(study_name=config.name, storage=storage)
     assert not _running(study)
     frame = pd.read_parquet(run_dir / "trials.parquet").set_index("trial_id")
-    assert (frame.loc[interrupted, "status"] == "FAIL").all()  # nas runs / nas trials see it at once
+    assert (frame.loc[interrupted, "status"] == "INTERRUPTED").all()  # nas runs / nas trials see it at once
     result = run_nas("search", "--resume", str(run_dir), "--address", ray_address, "--quiet", "--no-report")
     assert result.returncode == 0, result.stderr
     _assert_resumed_search_is_whole(optuna.load_study(study_name=config.name, storage=storage), kept, interrupted, 3)
