@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# Everything but the tests marked slow (real Ray searches and Ray Train runs): under 3 minutes on 2 cores.
+# Everything but the tests marked slow (Ray searches, Ray Train, CLI subprocesses, full-width costs: each >= 1.5 s): ~70 s on 2 cores.
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 

@@ -9,6 +9,7 @@ module (the search library never builds a report); and the module import graph h
 
 from __future__ import annotations
 
+import pytest
 import ast
 import sys
 from pathlib import Path
@@ -96,6 +97,7 @@ def test_the_run_model_and_the_pareto_math_import_no_reports_and_no_cli():
         assert not {t for t in graph[name] if t.startswith(("reports", "nas.cli", "runners"))}, name
 
 
+@pytest.mark.slow
 def test_no_import_cycle_between_modules():
     graph = _graph()
     state: dict[str, int] = {}

@@ -109,7 +109,6 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
     full_s = full_trial_seconds(recorded, overheads, config)
     budget_trials = max(3, math.ceil(BUDGET_SHARE * architectures))
     budget_s = budget_trials * full_s / workers
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # GP's per-trial note on conditional parameters: docs/simulator.md
     total = 4 * 3 * seeds
     started = time.time()
     done = [0]

@@ -151,12 +151,17 @@ def simulate_one(sampler: str, scheduler: str, seed: int, *, config: SearchConfi
 
     from space.searchspace import parse_space
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     if space is None:
         space = parse_space(table.manifest["space_yaml"], default_name=str(table.manifest["space"]))
     run_config = config.replace(sampler=sampler, scheduler=scheduler, seed=seed, time_budget_s=budget_s,
                                 name=f"{sampler}-{scheduler}-{seed}")
-    outcome = simulate(config=run_config, table=table, space=space, workers=workers, overheads=overheads, bounds=bounds)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # GP's per-trial note on conditional parameters
+    try:  # restored after: a library call must not leave the process's logging changed
+        outcome = simulate(config=run_config, table=table, space=space, workers=workers, overheads=overheads,
+                           bounds=bounds)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     frame = trials_frame(run_config.problem, run_config.proxy.epochs, outcome.study, outcome.baseline_study)
     return Run(sampler, scheduler, seed, frame, outcome.core.counted(), outcome.elapsed_s)
 

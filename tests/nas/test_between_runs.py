@@ -41,6 +41,7 @@ LATE_MISTAKES = {
 
 
 @pytest.mark.parametrize("mistake", list(LATE_MISTAKES))
+@pytest.mark.slow
 def test_a_mistake_found_after_the_run_directory_used_to_exist_leaves_none(tmp_path, mistake):
     """Each of these used to fail after RUN/ was created (the name was then taken for good)."""
     if mistake.startswith("GPUs") and torch.cuda.is_available():
@@ -79,6 +80,7 @@ def test_a_folder_left_by_a_killed_start_is_taken_over_and_anything_else_is_kept
     assert (run.path / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_nas_runs_lists_every_readable_run_and_marks_each_unreadable_one(tmp_path):
     runs = tmp_path / "runs"
     write_run(runs / "good")
@@ -121,6 +123,7 @@ def finished_run(tmp_path) -> Path:
     (["--deploy-shape", "8x32x32"], "--deploy-shape 8x32x32"),
     (["--trials", "9", "--sampler", "nsga2"], "--sampler nsga2"),
 ])
+@pytest.mark.slow
 def test_a_flag_that_cannot_change_on_resume_is_refused(finished_run, flags, refused):
     before = (finished_run / "search.yaml").read_bytes()
     result = run_nas("search", "--resume", str(finished_run), *flags, "--quiet")

@@ -1,5 +1,6 @@
 """``nas catalog``, ``nas --version`` and the one-line error convention."""
 
+import pytest
 import yaml
 
 from nas import __version__
@@ -7,11 +8,13 @@ from space import catalog_spec, spec_from_dict
 from tests.nas.cli_helpers import assert_one_line_error, run_nas
 
 
+@pytest.mark.slow
 def test_version():
     result = run_nas("--version")
     assert result.returncode == 0 and __version__ in result.stdout
 
 
+@pytest.mark.slow
 def test_catalog_lists_every_family_and_placement():
     result = run_nas("catalog")
     assert result.returncode == 0
@@ -21,6 +24,7 @@ def test_catalog_lists_every_family_and_placement():
         assert f"srtg-r3d-50-{placement}" in result.stdout
 
 
+@pytest.mark.slow
 def test_catalog_entry_prints_resolved_yaml_and_params():
     result = run_nas("catalog", "r3d-18")
     assert result.returncode == 0, result.stderr
@@ -29,6 +33,7 @@ def test_catalog_entry_prints_resolved_yaml_and_params():
     assert "33,371,472" in result.stdout  # torchvision's r3d_18 at 400 classes
 
 
+@pytest.mark.slow
 def test_catalog_accepts_a_spec_file(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("family: resnet3d\nconv: r2plus1d\ndepth: 18\nsrtg: {placement: res, recurrent: gru}\n")
@@ -37,20 +42,24 @@ def test_catalog_accepts_a_spec_file(tmp_path):
     assert yaml.safe_load(result.stdout)["srtg"]["placement"] == "res"
 
 
+@pytest.mark.slow
 def test_unknown_name_is_one_line_error():
     assert_one_line_error(run_nas("catalog", "r3d-35"), "unknown architecture", "r3d-34")
 
 
+@pytest.mark.slow
 def test_invalid_spec_file_is_one_line_error(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("family: resnet3d\ndepth: 34\nsrtg: {placement: top}\n")
     assert_one_line_error(run_nas("catalog", str(path)), "srtg.placement='top'", "allowed")
 
 
+@pytest.mark.slow
 def test_unknown_flag_is_one_line_error():
     assert_one_line_error(run_nas("catalog", "--bogus"), "--bogus")
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback():
     result = run_nas("--debug", "catalog", "r3d-35")
     assert result.returncode != 0 and "Traceback" in result.stderr
@@ -61,6 +70,7 @@ def _table_rows(text: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("│ \n").split("│")] for line in text.splitlines() if line.startswith("│")]
 
 
+@pytest.mark.slow
 def test_piped_catalog_keeps_every_column_and_every_name_whole():
     from nas.cli.catalog import COLUMNS
     from space import CATALOG
@@ -82,6 +92,7 @@ def test_piped_catalog_keeps_every_column_and_every_name_whole():
     assert rows["mtnet-64-r0.5"]["ratio"] == "0.5" and rows["mtnet-64-g8"]["substreams"] == "8"
 
 
+@pytest.mark.slow
 def test_a_depth_without_bottlenecks_shows_no_bottleneck_expansion():
     result = run_nas("catalog", "srtg-r3d-34-final")
     assert result.returncode == 0, result.stderr

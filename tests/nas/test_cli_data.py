@@ -34,6 +34,7 @@ def nas(capsys):
     return run
 
 
+@pytest.mark.slow
 def test_prepare_then_inspect_a_real_layout(tmp_path: Path, nas) -> None:
     layout = data_layouts.ucf101(tmp_path)
     out = tmp_path / "cache"

@@ -26,12 +26,14 @@ SMALL = ["--shape", "4x32x32", "--num-classes", "5"]
         (["r3d-18", "--format", "onnx", "--num-classes", "0"], "--num-classes 0"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_writes_nothing(args, needle, tmp_path):
     result = run_nas("export", *args, "--out", str(tmp_path / "out"))
     assert_one_line_error(result, needle)
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_folder_that_is_not_a_retraining_run_is_refused(tmp_path):
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "spec.yaml").write_text(CATALOG["r3d-18"].to_yaml())
@@ -40,6 +42,7 @@ def test_a_folder_that_is_not_a_retraining_run_is_refused(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_non_empty_out_is_refused(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "x").write_text("")

@@ -15,6 +15,7 @@ KEYS = {"arch", "key", "params", "recurrent_params", "gmacs", "shape", "latency"
 LATENCY_KEYS = {"profile", "fwd_ms_median", "fwd_ms_p90", "train_ms_median", "train_ms_p90", "cv"}
 
 
+@pytest.mark.slow
 def test_json_without_latency_has_exactly_the_keys():
     result = run_nas("profile", "r3d-18", "srtg-r3d-18-final", "--json", "--no-latency", "--shape", "8x64x64")
     assert result.returncode == 0, result.stderr
@@ -28,6 +29,7 @@ def test_json_without_latency_has_exactly_the_keys():
     assert rows[0]["recurrent_params"] == 0 < rows[1]["recurrent_params"]
 
 
+@pytest.mark.slow
 def test_second_call_hits_the_latency_cache(tmp_path):
     args = ("profile", "r3d-18", "--json", "--profile", "cpu-quick", "--cache-dir", str(tmp_path))
     first = run_nas(*args)
@@ -50,6 +52,7 @@ def test_second_call_hits_the_latency_cache(tmp_path):
     assert "GMACs @ 1x3x8x112x112" in table.stdout and "(cached)" in table.stdout
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_error():
     assert_one_line_error(run_nas("profile", "r3d-18", "--no-latency", "--shape", "16x112"), "TxHxW")
     assert_one_line_error(run_nas("profile", "r3d-18", "--profile", "fastest"), "latency profile")
@@ -58,6 +61,7 @@ def test_bad_input_is_one_line_error():
         assert_one_line_error(run_nas("profile", "r3d-18", "--profile", "cuda"), "CUDA")
 
 
+@pytest.mark.slow
 def test_piped_json_shows_a_progress_line_per_architecture_on_stderr():
     result = run_nas("profile", "r3d-18", "mtnet-32", "--json", "--no-latency", "--shape", "8x32x32")
     assert result.returncode == 0, result.stderr

@@ -27,6 +27,7 @@ def _same(a, b) -> bool:
     return a == b
 
 
+@pytest.mark.slow
 def test_trials_json_round_trips_every_column_of_the_parquet(runs_dir):
     result = run_nas("trials", str(runs_dir / "alpha"), "--json")
     assert result.returncode == 0, result.stderr
@@ -43,6 +44,7 @@ def test_trials_json_round_trips_every_column_of_the_parquet(runs_dir):
     assert back.shape == stored.shape
 
 
+@pytest.mark.slow
 def test_trials_json_front_matches_the_table(runs_dir):
     front = json.loads(run_nas("trials", str(runs_dir / "alpha"), "--front", "--json").stdout)
     table = run_nas("trials", str(runs_dir / "alpha"), "--front").stdout
@@ -51,6 +53,7 @@ def test_trials_json_front_matches_the_table(runs_dir):
     assert "latency ms (cpu-quick)" in table  # the latency column names its profile
 
 
+@pytest.mark.slow
 def test_runs_takes_runs_dir_like_search_and_prints_json(runs_dir):
     as_option = run_nas("runs", "--runs-dir", str(runs_dir), "--json")
     assert as_option.returncode == 0, as_option.stderr

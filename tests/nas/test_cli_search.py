@@ -21,6 +21,7 @@ from tests.nas.cli_helpers import assert_one_line_error, run_nas
         (["--resume", "/nowhere/run"], ["not a run directory", "search.yaml"]),
     ],
 )
+@pytest.mark.slow
 def test_bad_search_input_is_one_line_and_writes_nothing(tmp_path, args, needles):
     runs = tmp_path / "runs"
     result = run_nas("search", "--runs-dir", str(runs), "--space", "demo", *args, cwd=tmp_path)
@@ -30,6 +31,7 @@ def test_bad_search_input_is_one_line_and_writes_nothing(tmp_path, args, needles
 
 @pytest.mark.parametrize("flag, value", [("--max-params", "nan"), ("--max-gmacs", "inf"), ("--max-latency-ms", "nan"),
                                          ("--proxy-lr", "-inf"), ("--time-budget", "inf")])
+@pytest.mark.slow
 def test_non_finite_numbers_are_bad_input(tmp_path, flag, value):
     """Issue 11.9: `--max-params nan` was written as the bound and the search then ran forever."""
     runs = tmp_path / "runs"
@@ -38,6 +40,7 @@ def test_non_finite_numbers_are_bad_input(tmp_path, flag, value):
     assert not runs.exists()
 
 
+@pytest.mark.slow
 def test_non_finite_numbers_are_bad_input_for_every_command(tmp_path):
     result = run_nas("retrain", "r3d-18", "--lr", "nan", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert_one_line_error(result, "--lr", "finite")

@@ -29,6 +29,7 @@ def run_in_process(capsys, monkeypatch, *args: str) -> str:
     return capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_show_demo_prints_tree_size_and_valid_shares(capsys, monkeypatch):
     out = run_in_process(capsys, monkeypatch, "space", "show", "demo", "--proxy-width", "0.125")
     for text in ("resnet3d.srtg.placement", "none | start | mid | res | final", "mtnet.ratio", "warmup: 0.5  (fixed)"):
@@ -57,6 +58,7 @@ def test_bad_flags_are_user_errors(capsys, monkeypatch):
         assert capsys.readouterr().err.startswith(f"error: {needle}")
 
 
+@pytest.mark.slow
 def test_show_errors_are_one_line_with_the_file_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(TWO_FAILURES.replace("substreams: [1, 16]", "substreams: [1, 3]"))

@@ -30,7 +30,8 @@ def test_an_old_flat_search_yaml_is_read_into_the_parts():
     assert config.scheduler == SchedulerConfig(name="asha", grace_period=1, reduction_factor=3)
     assert config.execution == Execution(cpus_per_trial=2.0, max_concurrent=2)
     assert (config.name, config.trials, config.seed, config.retries) == ("old", 12, 7, 1)
-    assert config.to_dict() == OLD_SEARCH_YAML_CONFIG  # and written back exactly as it was
+    # written back as it was, plus the flags added since, at their defaults
+    assert config.to_dict() == {**OLD_SEARCH_YAML_CONFIG, "heartbeat_interval_s": 10, "study_name": None}
 
 
 def test_flags_round_trip_and_unknown_keys_from_other_versions_are_ignored():

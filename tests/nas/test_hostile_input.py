@@ -139,6 +139,7 @@ def fresh(tmp_path: Path, counter: list[int]) -> Path:
 
 @HOSTILE
 @given(content=FILE_CONTENTS, filename=st.sampled_from(["space.yaml", "my space ü.yaml", "spec.yml", "ℌ.json", "x"]))
+@pytest.mark.slow
 def test_space_show_takes_any_file(tmp_path, content, filename):
     path = write_hostile(fresh(tmp_path, _count) / filename, content)
     code, out, err = nas("space", "show", str(path), "--sample", "2")

@@ -37,6 +37,7 @@ def test_the_terminal_the_report_and_the_benchmark_show_one_front_without_baseli
     assert set(front_candidates(frame)["status"]) == {"COMPLETE"}
 
 
+@pytest.mark.slow
 def test_trials_front_lists_baselines_beside_the_front(run_with_a_winning_baseline):
     result = run_nas("trials", str(run_with_a_winning_baseline), "--front")
     assert result.returncode == 0, result.stderr

@@ -32,6 +32,7 @@ def _training_trial(study):
     return trial
 
 
+@pytest.mark.slow
 def test_a_beating_driver_is_left_alone_and_a_silent_one_is_settled_after_the_grace_period(tmp_path):
     study = _study(tmp_path)
     trial = _training_trial(study)
@@ -50,6 +51,7 @@ def test_a_beating_driver_is_left_alone_and_a_silent_one_is_settled_after_the_gr
     assert settle_stale([study], INTERVAL, main=study) == []  # settled once, never twice
 
 
+@pytest.mark.slow
 def test_a_trial_killed_before_its_first_beat_is_still_settled(tmp_path):
     """Optuna's own rule skips a RUNNING trial with no beat at all; ours ages it from its start."""
     study = _study(tmp_path)
@@ -59,6 +61,7 @@ def test_a_trial_killed_before_its_first_beat_is_still_settled(tmp_path):
     assert [r.trial.number for r in settle_stale([study], INTERVAL, main=study)] == [trial.number]
 
 
+@pytest.mark.slow
 def test_a_resume_waits_for_a_dead_drivers_trials_and_refuses_a_live_one(tmp_path):
     study = _study(tmp_path)
     _training_trial(study)

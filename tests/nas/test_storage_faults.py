@@ -42,6 +42,7 @@ def _one_error_line(code: int, err: str) -> str:
 
 
 @pytest.mark.parametrize("damage", ["garbage", "empty", "locked"])
+@pytest.mark.slow
 def test_a_corrupt_or_locked_study_db_does_not_stop_runs_trials_or_report(runs, tmp_path, damage):
     run = runs / "damaged"
     before = nas("trials", str(run), "--json")
@@ -69,6 +70,7 @@ def test_a_corrupt_or_locked_study_db_does_not_stop_runs_trials_or_report(runs, 
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "directory"])
+@pytest.mark.slow
 def test_a_corrupt_trials_parquet_is_one_error_line_and_nas_runs_lists_the_others(runs, tmp_path, damage):
     parquet = runs / "damaged" / "trials.parquet"
     if damage == "garbage":
@@ -132,6 +134,7 @@ def test_a_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # no temp file left behind
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_writing_trials_parquet_keeps_the_previous_table(runs):
     from nas.runmodel import RunDir
 

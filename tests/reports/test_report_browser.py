@@ -59,6 +59,7 @@ def _wait_for_plots(driver, expected: int, timeout: float = 60.0) -> int:
     return count
 
 
+@pytest.mark.slow
 def test_report_renders_offline_without_console_errors(tmp_path):
     run_dir = tmp_path / "browser-run"
     write_run(run_dir, retrain={0: 0.7, 3: 0.66, 5: 0.5, 7: 0.61})
@@ -93,6 +94,7 @@ def test_report_renders_offline_without_console_errors(tmp_path):
     assert screenshot.stat().st_size > 50_000  # a real page, not a blank one
 
 
+@pytest.mark.slow
 def test_the_first_screen_shows_the_summary_and_the_whole_front_table(tmp_path):
     """Findings first: at 1400 x 900 the summary and the front table are on screen; the settings are collapsed."""
     run_dir = tmp_path / "first-screen"

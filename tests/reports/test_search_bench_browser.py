@@ -17,6 +17,7 @@ from tests.reports.test_report_browser import CHROMIUM, _driver, _wait_for_plots
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium binary not installed (.ci/run installs it)")
 
 
+@pytest.mark.slow
 def test_the_search_benchmark_page_renders_offline(tmp_path):
     table = read_table("nas/sim/tables/small.parquet")
     config = bench_config(table.manifest, trials=8).replace(max_resamples=5)

@@ -58,6 +58,7 @@ def test_summary_front_table_holds_the_front_with_trade_offs_and_commands(mixed)
     assert "reference point accuracy = 1, gmacs = 1, latency = 1" in text
 
 
+@pytest.mark.slow
 def test_trials_outside_the_bounds_are_counted_and_a_zero_hypervolume_explained(tmp_path):
     tight = {"accuracy": [0.0, 1.0], "gmacs": [0.0, 200.0], "latency": [0.0, 60.0]}
     table = write_run(tmp_path / "tight", bounds=tight, with_study=False)

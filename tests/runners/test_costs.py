@@ -91,6 +91,7 @@ def test_an_unclassified_op_is_an_error_not_a_silent_zero():
 
 
 @pytest.mark.parametrize("name", list(CATALOG))
+@pytest.mark.slow
 def test_catalog_counters_agree_and_nothing_unsupported(name):
     spec = CATALOG[name]
     model = _build(spec, 400, "cpu").eval()  # zero weights: the counts depend on shapes only
@@ -105,6 +106,7 @@ def test_catalog_counters_agree_and_nothing_unsupported(name):
 
 
 @pytest.mark.parametrize("name", ["r3d-18", "srtg-r3d-18-final", "mtnet-32"])
+@pytest.mark.slow
 def test_full_size_counters_agree(name):
     pair = count_gmacs_both(CATALOG[name], (16, 224, 224))
     assert pair.relative_difference <= 1e-3
@@ -122,6 +124,7 @@ def test_full_size_counters_agree(name):
     ],
     ids=["gru-rho4-residual", "l2-warmup", "inactive-none", "mtnet-lstm-r0.5-g2", "mtnet-norecurrent"],
 )
+@pytest.mark.slow
 def test_search_space_options_outside_the_catalog_agree(spec):
     pair = count_gmacs_both(spec, (4, 32, 32))
     assert pair.relative_difference <= 1e-3

@@ -85,6 +85,7 @@ def test_time_model_measures_eval_forward_and_train_forward_backward():
     assert none is None and forward_only.median_ms > 0
 
 
+@pytest.mark.slow
 def test_cache_hit_and_fingerprint_miss(tmp_path):
     spec = CATALOG["r3d-18"]
     first = measure_latency(spec, TINY, cache=tmp_path)

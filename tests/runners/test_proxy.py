@@ -22,6 +22,7 @@ def tiny_data() -> dict[str, ClipSet]:
     return synthetic_splits(train=32, val=16, config=SyntheticConfig(num_classes=4, frames=6, size=20), seed=1)
 
 
+@pytest.mark.slow
 def test_temporal_order_is_needed_to_beat_chance_on_reversed_pairs() -> None:
     """Frame-shuffled: inside the binomial 95% interval of 50% on the pairs; ordered: >= 25 points above it.
 

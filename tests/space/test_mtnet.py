@@ -167,6 +167,7 @@ def test_substreams_up_to_8_build_at_every_paper_ratio_at_full_and_proxy_width()
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_parameter_counts_within_4_percent_of_table3(capsys):
     rows = []
     for name, paper in TABLE3_PARAMS_M.items():
@@ -249,6 +250,7 @@ def _check_streams(where: str, streams, split) -> None:
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("name", MTNET_NAMES)
+@pytest.mark.slow
 def test_catalog_mtnet_runs_and_long_stream_is_half_the_short(name, shape):
     spec = CATALOG[name]
     model = build_meta(spec)
@@ -368,6 +370,7 @@ def test_lateral_connection_feeds_short_into_long():
     assert shortcut.lateral is None
 
 
+@pytest.mark.slow
 def test_traces_with_jit_and_matches_eager():
     for name in ("mtnet-32", "mtnet-64-r1.0"):
         model = build_model(CATALOG[name], num_classes=5, width_mult=0.25).eval()

@@ -21,6 +21,7 @@ VALID = list(_valid_combinations())
 
 
 @pytest.mark.parametrize("conv, depth, placement, recurrent", VALID, ids=["-".join(map(str, c)) for c in VALID])
+@pytest.mark.slow
 def test_every_valid_combination_trains(conv, depth, placement, recurrent):
     torch.manual_seed(0)
     expansion = 4 if depth in (18, 34) else 1  # expansion 4 is covered by the catalog tests below

@@ -18,6 +18,7 @@ PREDICTORS = [
 ]
 
 
+@pytest.mark.slow
 def test_the_sample_is_seeded_distinct_and_buildable_at_the_proxy_width():
     first = sample_architectures(8, seed=4)
     assert [s.key() for s in first] == [s.key() for s in sample_architectures(8, seed=4)]

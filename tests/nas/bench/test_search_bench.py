@@ -61,6 +61,7 @@ def test_quick_writes_a_report_that_agrees_with_its_trials(tmp_path):
     assert "hypervolume" in layout["yaxis"]["title"]["text"]
 
 
+@pytest.mark.slow
 def test_a_table_of_another_version_is_refused_with_one_error_line(tmp_path):
     table = read_table(SMALL_TABLE)
     bad = tmp_path / "old" / "table.parquet"
@@ -70,6 +71,7 @@ def test_a_table_of_another_version_is_refused_with_one_error_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_bench_search_refuses_an_option_it_does_not_take(tmp_path):
     result = run_nas("bench", "costs", "--table", SMALL_TABLE, "--out", str(tmp_path / "out"))
     assert_one_line_error(result, "takes no --table")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from nas.bench.throughput import ProxyShape, _markdown, device_table, proxy_macs
@@ -19,6 +20,7 @@ def test_proxy_macs_scale_with_batch_and_match_the_cost_model_at_full_width():
     assert proxy_macs(spec, TINY) < proxy_macs(spec, ProxyShape(batch=2, frames=4, size=16, width=0.25))
 
 
+@pytest.mark.slow
 def test_device_table_times_every_family_against_the_roofs_and_profiles_them():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import math
 
 from optuna.trial import TrialState
@@ -50,6 +51,7 @@ def test_an_exception_while_telling_ends_the_trial_as_fail(tmp_path):
     assert searcher.counted() == 1 and not searcher.live
 
 
+@pytest.mark.slow
 def test_importing_the_core_imports_neither_ray_nor_reports():
     """Issue 12: the core is plain Python over Optuna; Ray Tune is one executor among others."""
     import subprocess
@@ -61,6 +63,7 @@ def test_importing_the_core_imports_neither_ray_nor_reports():
     assert out.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_the_core_settles_duplicates_without_training(tmp_path):
     """A re-proposed architecture is told DUPLICATE with the original's values, never handed out again."""
     core = make_searcher(tmp_path, trials=10, sampler="random", proxy_epochs=1)

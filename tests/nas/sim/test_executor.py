@@ -112,6 +112,7 @@ def test_simulated_moasha_stops_exactly_the_trials_the_pure_rule_says(tmp_path):
         assert trial.user_attrs["status"] == ("COMPLETE" if expected[trial.number] == 3 else "PRUNED")
 
 
+@pytest.mark.slow
 def test_a_simulation_is_deterministic_for_a_seed():
     table = read_table(SMALL_TABLE)
     from nas.bench.search import bench_config
@@ -193,6 +194,7 @@ def test_the_shipped_small_table_is_complete():
     assert (table.rows["seconds"] > 0).all() and table.rows["accuracy"].between(0, 1).all()
 
 
+@pytest.mark.slow
 def test_the_simulator_imports_no_ray():
     code = ("import sys, nas.sim.executor, nas.sim.compare, nas.sim.table; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))")
@@ -220,6 +222,7 @@ def test_a_table_with_a_repeated_row_is_refused(tmp_path):
         read_table(tmp_path / "twice.parquet")
 
 
+@pytest.mark.slow
 def test_parallel_simulations_give_the_same_runs():
     from nas.bench.search import bench_config
     from nas.sim.compare import run_strategies, table_bounds

@@ -50,6 +50,7 @@ def test_a_simulated_run_is_its_own_simulation(tmp_path):
     assert fidelity.real_curve == pytest.approx(fidelity.sim_curve)
 
 
+@pytest.mark.slow
 def test_nas_bench_fidelity_writes_both_curves_on_one_figure(tmp_path):
     run, _ = fake_run(tmp_path, sampler="random", scheduler="asha", seed=0, workers=1)
     out = tmp_path / "out"

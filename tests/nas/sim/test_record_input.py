@@ -13,6 +13,7 @@ from tests.nas.cli_helpers import assert_one_line_error, run_nas
     (["search", "--table", "no-such-table.parquet"], "no recorded table"),
     (["fidelity", "--table", "nas/sim/tables/small.parquet"], "needs --run"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_error_line_and_nothing_is_written(tmp_path, args, needle):
     out = tmp_path / "out"
     result = run_nas("bench", *args, "--out", str(out))
@@ -20,6 +21,7 @@ def test_bad_input_is_one_error_line_and_nothing_is_written(tmp_path, args, need
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_the_demo_plan_records_each_architecture_once_per_seed_baselines_included():
     """The demo's r3d-18 and mtnet-32 baselines are architectures of the demo space: recorded once, found by key."""
     from nas.bench.record import record_config
