@@ -126,14 +126,18 @@ def _settle_orphans(config: SearchConfig, study: "optuna.Study", baseline_study:
     requeue_interrupted(study, baseline_study, INTERRUPTED_BY_DEATH)
 
 
-def start_ray(execution: Execution) -> bool:
-    """Join ``--address`` or start local Ray (dashboard off unless asked, docs/ray.md). Returns whether we started it."""
+def start_ray(execution: Execution, *, num_cpus: int | None = None) -> bool:
+    """Join ``--address`` or start local Ray (dashboard off unless asked, docs/ray.md). Returns whether we started it.
+
+    ``num_cpus``: the local instance's CPU count if not the machine's (`nas bench record --workers`, whose
+    measurer is idle once every latency is measured, leases one core more than the machine has).
+    """
     if ray.is_initialized():
         return False
     if execution.address:
         ray.init(address=execution.address, **ray_init_kwargs(joining=True))
     else:
-        init_local_ray(**ray_init_kwargs(joining=False))
+        init_local_ray(**ray_init_kwargs(joining=False), **({"num_cpus": num_cpus} if num_cpus else {}))
     return True
 
 

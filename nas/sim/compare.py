@@ -15,6 +15,7 @@ Every strategy gets the same simulated wall-clock budget and worker count. What 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -143,16 +144,22 @@ def run_strategies(*, config: SearchConfig, table: Table, space: SearchSpace, se
     return runs
 
 
+@functools.lru_cache(maxsize=4)
+def _parsed_space(space_yaml: str, name: str) -> SearchSpace:
+    """One parse per process: the space caches which structures build, and building them is most of a run's time."""
+    from space.searchspace import parse_space
+
+    return parse_space(space_yaml, default_name=name)
+
+
 def simulate_one(sampler: str, scheduler: str, seed: int, *, config: SearchConfig, table: Table,
                  space: SearchSpace | None, workers: int, budget_s: float, bounds: dict,
                  overheads: Overheads | None) -> Run:
     """One strategy and seed; ``space=None`` parses the table's embedded space (in a spawned process)."""
     import optuna
 
-    from space.searchspace import parse_space
-
     if space is None:
-        space = parse_space(table.manifest["space_yaml"], default_name=str(table.manifest["space"]))
+        space = _parsed_space(table.manifest["space_yaml"], str(table.manifest["space"]))
     run_config = config.replace(sampler=sampler, scheduler=scheduler, seed=seed, time_budget_s=budget_s,
                                 name=f"{sampler}-{scheduler}-{seed}")
     verbosity = optuna.logging.get_verbosity()

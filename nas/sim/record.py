@@ -15,6 +15,7 @@ already a complete one-seed table. This module imports Ray (the simulator never 
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -222,18 +223,24 @@ def _run_jobs(config: SearchConfig, todo: list[Job], out_dir: Path, writer: _Tab
     from nas.search import check_resources, start_ray, static_cost_fn
 
     costs_dir = out_dir / "costs"
-    started_ray = start_ray(config.execution)
+    resources = measurer_resources(config.problem.latency_profile)
+    measure_first = _measures_first(config)
+    cpus = math.ceil((config.execution.max_concurrent or 1) * config.execution.cpus_per_trial
+                     + resources.get("num_cpus", 0)) if measure_first else None
+    started_ray = start_ray(config.execution, num_cpus=cpus)
     measurer = None
     try:
-        resources = measurer_resources(config.problem.latency_profile)
         check_resources(config.execution, resources)
         name = f"videonas-record-measurer-{out_dir.resolve()}"
         measurer = LatencyMeasurer.options(name=name, **resources).remote(config.problem.latency_profile, str(costs_dir.resolve()))
+        if measure_first:
+            _measure_every_latency(measurer, todo, enabled=progress.enabled)
         static_costs = static_cost_fn(config.problem)
         for seed in sorted({job.seed for job in todo}):
             seed_jobs = [job for job in todo if job.seed == seed]
             data = build_proxy_data(config.data, frames=config.proxy.frames, size=config.proxy.size, seed=seed)
-            _run_seed(config, seed_jobs, data, name, static_costs, out_dir, writer, progress)
+            _run_seed(config, seed_jobs, data, name, static_costs, out_dir, writer, progress,
+                      share_measurer_cores=measure_first)
     finally:
         progress.close()
         if measurer is not None:
@@ -242,7 +249,38 @@ def _run_jobs(config: SearchConfig, todo: list[Job], out_dir: Path, writer: _Tab
             ray.shutdown()
 
 
-def _run_seed(config, jobs, data, measurer_name, static_costs, out_dir, writer, progress) -> None:
+def _measures_first(config: SearchConfig) -> bool:
+    """Several trials at once on a local CPU machine: every latency is measured first, then trials use every core.
+
+    A search keeps trials off the measurer's core because it measures while trials train. A recording knows
+    every architecture up front, so it measures them all first, alone on the machine (the same measurer, the
+    same cache); after that the measurer only answers from its cache, and ``--workers`` trials may train
+    on every core, including the measurer's, without disturbing a measurement.
+    """
+    from runners.latency import get_profile
+
+    return ((config.execution.max_concurrent or 1) > 1 and config.problem.needs_latency
+            and not config.execution.address and not get_profile(config.problem.latency_profile).device.startswith("cuda"))
+
+
+def _measure_every_latency(measurer, todo: list[Job], *, enabled: bool) -> None:
+    """Ask the measurer for each architecture's latency, one after the other, before any trial starts."""
+    import ray
+
+    specs = list({job.spec.key(): job.spec for job in todo}.values())
+    for number, spec in enumerate(specs, start=1):
+        try:
+            ray.get(measurer.measure.remote(spec.to_dict()))
+        except Exception as error:  # noqa: BLE001 - its trial asks again and records the failure in its row
+            print(f"record: latency of {spec.key()} failed ({error}); its trial records the error", file=sys.stderr)
+        if enabled:
+            print(f"record: latency first, {number}/{len(specs)} architectures measured", file=sys.stderr, flush=True)
+
+
+def _run_seed(config, jobs, data, measurer_name, static_costs, out_dir, writer, progress, *,
+              share_measurer_cores: bool) -> None:
+    import dataclasses
+
     from ray import tune
 
     from nas.core.search import trial_seed
@@ -250,6 +288,8 @@ def _run_seed(config, jobs, data, measurer_name, static_costs, out_dir, writer, 
     from nas.trial import run_trial
 
     settings = trial_settings(config, measurer_name=measurer_name)
+    if share_measurer_cores:  # every latency is cached (_measures_first): the measurer's core is free for trials
+        settings = dataclasses.replace(settings, measurer_cores=())
     trainable = tune.with_resources(tune.with_parameters(run_trial, data=data, settings=settings),
                                     {"cpu": config.execution.cpus_per_trial, "gpu": config.execution.gpus_per_trial})
     configs = []

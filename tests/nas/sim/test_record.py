@@ -49,3 +49,25 @@ def test_a_recording_writes_every_epoch_and_resumes_where_it_stopped(tmp_path, r
     # and a table recorded with other settings is not resumed
     with pytest.raises(UserInputError, match="other settings: proxy_epochs 1 != 2"):
         record_table(config=config.replace(proxy_epochs=2), out_dir=out, seeds=2, show_progress=False)
+
+
+@pytest.mark.slow
+def test_with_several_workers_every_latency_is_measured_before_any_trial_trains(tmp_path, ray_address):
+    """--workers 2: trials may then train on the measurer's core, so no measurement may overlap a trial."""
+    import json
+
+    space_file = tmp_path / "two.yaml"
+    space_file.write_text(TWO_ARCHS)
+    config = tiny_config(tmp_path, space=str(space_file), proxy_epochs=1, objectives=("accuracy", "gmacs", "latency"))
+    out = tmp_path / "rec"
+    outcome = record_table(config=config, out_dir=out, seeds=1, workers=2, show_progress=False)
+    assert outcome.done == 2
+    log = [json.loads(line) for line in (out / "costs" / "measurer-log.jsonl").read_text().splitlines()]
+    keys = sorted(s.key() for s in load_space(str(space_file)).enumerate())
+    assert sorted(entry["spec_key"] for entry in log[:2]) == keys  # the first two calls: each architecture once
+    first_trial_started = min(entry["start"] for entry in log[2:])  # then each trial asks, answered from the cache
+    assert len(log) == 4 and max(entry["end"] for entry in log[:2]) <= first_trial_started
+    table = read_table(out)
+    measured = {entry["spec_key"]: entry["fwd_ms_median"] for entry in log[:2]}
+    assert {row.spec_key: row.latency_ms for row in table.rows.itertuples()} == measured
+    assert (table.rows["latency_seconds"] > 0).all()
