@@ -13,7 +13,7 @@ full-trial seconds being the recorded epochs plus the modelled overheads. ``--tr
 
 Tables: ``--table FILE`` (a ``table.parquet`` of ``nas bench record``), else the shipped demo table
 ``nas/sim/tables/demo.parquet`` once it is recorded, and with ``--quick`` the shipped ``small.parquet``
-(eight architectures, two epochs, three seeds per strategy: a smoke test of the whole pipeline, whose
+(eight architectures, two epochs, two seeds per strategy: a smoke test of the whole pipeline, whose
 figures say nothing about the demo problem).
 
 Writes ``report.md``, ``report.html`` (curves), ``results.json`` (every figure), ``trials.parquet`` (every

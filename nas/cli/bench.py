@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, help="Output folder (default bench-out/NAME)."),
         space: Optional[str] = typer.Argument(None, help="record: the space to record (a preset or a YAML file)."),
         quick: bool = typer.Option(False, "--quick", help="A smaller, faster version (for smoke tests)."),
-        seeds: Optional[int] = typer.Option(None, help="record: seeds per architecture (default 2); search: seeds per strategy (default 10, --quick 3)."),
+        seeds: Optional[int] = typer.Option(None, help="record: seeds per architecture (default 2); search: seeds per strategy (default 10, --quick 2)."),
         workers: Optional[int] = typer.Option(None, help="record: trials trained at once; search: simulated workers (default 1)."),
         table: Optional[str] = typer.Option(None, help="search, fidelity: a recorded table (`nas bench record`'s table.parquet or its folder)."),
         run: Optional[str] = typer.Option(None, help="fidelity: a finished search's run directory."),
