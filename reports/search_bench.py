@@ -160,7 +160,7 @@ def _fidelity_method(figures: dict) -> str:
             f"{figures['workers']} trial(s) at once) and its simulation from the table "
             f"(seed {'replayed' if figures['table_seed_replayed'] else 'not recorded: seeds drawn'}). The first "
             f"{figures['same_leading_architectures']} trained trials are the same architectures in the same order; the "
-            f"first {figures['same_leading_outcomes']} of the run's {figures['trials']} trials have the same "
+            f"first {figures['same_leading_outcomes']} of the run's {figures['trials']} search trials (baselines apart) have the same "
             f"architecture, status and accuracy.")
 
 

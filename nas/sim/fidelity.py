@@ -117,7 +117,7 @@ def compare_run(run_dir: Path, table: Table, *, points: int = 200) -> Fidelity:
         "sim_trained": int(simulated["status"].isin(TRAINED_STATUSES).sum()),
         "same_leading_architectures": int(same_prefix),
         "same_leading_outcomes": _same_prefix(_outcomes(real), _outcomes(simulated)),
-        "trials": len(real),
+        "trials": len(_outcomes(real)),  # search trials: baselines are not sampled, so not compared
     }
     return Fidelity(times.tolist(), real_curve.tolist(), sim_curve.tolist(), figures)
 
