@@ -12,7 +12,8 @@ full-trial seconds being the recorded epochs plus the modelled overheads. ``--tr
 (the samplers size their start-up phase from it), so the budget is what ends every run.
 
 Tables: ``--table FILE`` (a ``table.parquet`` of ``nas bench record``), else the shipped demo table
-the shipped demo table ``nas/sim/tables/demo.parquet`` (72 architectures x 2 seeds x 3 epochs), and with ``--quick`` the shipped ``small.parquet``
+``nas/sim/tables/demo.parquet`` (72 architectures x 2 seeds x 3 epochs), and with ``--quick`` the shipped
+``small.parquet``
 (eight architectures, two epochs, two seeds per strategy: a smoke test of the whole pipeline, whose
 figures say nothing about the demo problem).
 
