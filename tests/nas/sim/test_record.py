@@ -23,12 +23,17 @@ families:
 """
 
 
-@pytest.mark.slow
-def test_a_recording_writes_every_epoch_and_resumes_where_it_stopped(tmp_path, ray_address):
+def two_arch_recording(tmp_path):
+    """The two-architecture space file, a one-epoch config with a latency objective over it, the output folder."""
     space_file = tmp_path / "two.yaml"
     space_file.write_text(TWO_ARCHS)
     config = tiny_config(tmp_path, space=str(space_file), proxy_epochs=1, objectives=("accuracy", "gmacs", "latency"))
-    out = tmp_path / "rec"
+    return space_file, config, tmp_path / "rec"
+
+
+@pytest.mark.slow
+def test_a_recording_writes_every_epoch_and_resumes_where_it_stopped(tmp_path, ray_address):
+    space_file, config, out = two_arch_recording(tmp_path)
     first = record_table(config=config, out_dir=out, seeds=1, show_progress=False)
     assert (first.recorded, first.done, first.total) == (2, 2, 2)
     table = read_table(out)
@@ -56,10 +61,7 @@ def test_with_several_workers_every_latency_is_measured_before_any_trial_trains(
     """--workers 2: trials may then train on the measurer's core, so no measurement may overlap a trial."""
     import json
 
-    space_file = tmp_path / "two.yaml"
-    space_file.write_text(TWO_ARCHS)
-    config = tiny_config(tmp_path, space=str(space_file), proxy_epochs=1, objectives=("accuracy", "gmacs", "latency"))
-    out = tmp_path / "rec"
+    space_file, config, out = two_arch_recording(tmp_path)
     outcome = record_table(config=config, out_dir=out, seeds=1, workers=2, show_progress=False)
     assert outcome.done == 2
     log = [json.loads(line) for line in (out / "costs" / "measurer-log.jsonl").read_text().splitlines()]
