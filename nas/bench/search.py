@@ -49,7 +49,7 @@ def default_table(quick: bool) -> Path:
 
     path = Path(str(TABLES / ("small.parquet" if quick else "demo.parquet")))
     if not path.is_file():
-        raise UserInputError(f"no shipped table {path.name} yet (the demo recording is not finished); "
+        raise UserInputError(f"the shipped table {path} is missing from this install; "
                              "give one with --table DIR_OR_FILE (from `nas bench record`) or run with --quick")
     return path
 
