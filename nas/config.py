@@ -34,8 +34,13 @@ SCHEDULERS = ("moasha", "asha", "fifo")
 SEARCH_PROXY = ProxyConfig(epochs=4, width_mult=0.25, frames=16, size=32, batch_size=32, lr=0.05)
 
 
+# Config fields whose ``nas search`` flag is not the field's name with dashes (the unit suffix is dropped).
+_FLAG_NAMES = {"time_budget_s": "--time-budget", "heartbeat_interval_s": "--heartbeat-interval"}
+
+
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    """The ``nas search`` flag that sets the config field ``name``: every message names the flag a user typed."""
+    return _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
 
 
 def _check_finite(values: dict[str, object]) -> None:
@@ -315,8 +320,7 @@ _PATH_FIELDS = ("runs_dir", "space", "root", "cache")
 
 def flag_of(field_name: str) -> str:
     """The ``nas search`` flag that sets a config field."""
-    named = {"time_budget_s": "--time-budget", "heartbeat_interval_s": "--heartbeat-interval"}
-    return named.get(field_name, "--" + field_name.replace("_", "-"))
+    return _flag(field_name)
 
 
 def resumed_config(stored: SearchConfig, given: dict[str, Any]) -> SearchConfig:

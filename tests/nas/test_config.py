@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from nas.config import SEARCH_PROXY, DataSource, Execution, Problem, SchedulerConfig, SearchConfig
@@ -63,6 +65,8 @@ def test_the_search_proxy_defaults_live_in_one_place_and_the_rest_are_the_proxy_
     ({"num_clips": 0}, "--num-clips 0"), ({"cpus_per_trial": 0.0}, "--cpus-per-trial"),
     ({"max_gmacs": -1.0}, "--max-gmacs -1.0"), ({"scheduler": "hyperband"}, "--scheduler 'hyperband'"),
     ({"objectives": ("accuracy",)}, "--objectives accuracy"), ({"trials": 0}, "--trials 0"),
+    ({"time_budget_s": math.inf}, "--time-budget inf is"), ({"time_budget_s": math.nan}, "--time-budget nan is"),
+    ({"time_budget_s": -5.0}, "--time-budget -5.0 is"),
 ])  # fmt: skip
 def test_bad_flags_are_user_errors_that_name_the_flag(flags, message):
     with pytest.raises(UserInputError, match=message.replace("(", r"\(")):
