@@ -154,8 +154,8 @@ def train_proxy(
     ``inspect(model)``, when given, is called after each validation pass (a study's diagnostics, e.g. the SRTG
     gate study); its JSON-able dict lands in ``EpochResult.inspection``. It must leave the model as it found it.
     """
-    _check_data(train, val, config)
-    device = _resolve_device(config)
+    check_proxy_data(train, val, config)
+    device = resolve_device(config)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -167,7 +167,7 @@ def train_proxy(
         torch.set_num_threads(previous_threads)
 
 
-def _check_data(train: ClipSet, val: ClipSet, config: ProxyConfig) -> None:
+def check_proxy_data(train: ClipSet, val: ClipSet, config: ProxyConfig) -> None:
     if len(train) == 0 or len(val) == 0:
         raise ProxyConfigError(f"proxy training needs clips: got {len(train)} train and {len(val)} validation clips")
     if train.classes != val.classes:
@@ -176,14 +176,14 @@ def _check_data(train: ClipSet, val: ClipSet, config: ProxyConfig) -> None:
     config.view.check_fits(val.clip_shape)
 
 
-def _resolve_device(config: ProxyConfig) -> torch.device:
+def resolve_device(config: ProxyConfig) -> torch.device:
     device = torch.device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ProxyConfigError(f"proxy device={config.device!r} but CUDA is not available; allowed here: 'cpu'")
     return device
 
 
-class _LrSchedule:
+class LrSchedule:
     """Linear warm-up (:func:`runners.trainstep.linear_warmup`) over the first ``warmup_fraction`` of the steps,
     then cosine decay to zero."""
 
@@ -199,7 +199,7 @@ class _LrSchedule:
         return 0.5 * self.base_lr * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-class _BatchFeeder:
+class BatchFeeder:
     """Gathers the next training batch in a background thread while the current step runs."""
 
     def __init__(self, train: ClipSet, config: ProxyConfig, rng: np.random.Generator, device: torch.device) -> None:
@@ -236,9 +236,9 @@ def _run(
     )
     use_amp = config.amp and device.type == "cuda"
     trainer = OptimisationStep(model, optimizer, amp=use_amp)
-    feeder = _BatchFeeder(train, config, rng, device)
+    feeder = BatchFeeder(train, config, rng, device)
     steps_per_epoch = max(len(train) // config.batch_size, 1)
-    schedule = _LrSchedule(config.lr, steps_per_epoch * config.epochs, config.warmup_fraction)
+    schedule = LrSchedule(config.lr, steps_per_epoch * config.epochs, config.warmup_fraction)
     history: list[EpochResult] = []
     stopped = False
     started = time.perf_counter()
@@ -276,9 +276,9 @@ def _run(
 
 def _train_epoch(
     model: nn.Module,
-    feeder: _BatchFeeder,
+    feeder: BatchFeeder,
     trainer: OptimisationStep,
-    schedule: _LrSchedule,
+    schedule: LrSchedule,
     epoch: int,
     steps_per_epoch: int,
     device: torch.device,

@@ -185,7 +185,8 @@ def sample_params(rng: np.random.Generator, labels: np.ndarray, config: Syntheti
     clutter_boxes = np.concatenate([corners, np.minimum(corners + extents, s)], axis=2)
 
     d = config.distractors
-    d_size = rng.integers(max(2, int(0.06 * s)), int(0.12 * s) + 1, size=(n, d))
+    d_low = max(2, int(0.06 * s))  # at the smallest size (16 px) the range would be empty: at least one value
+    d_size = rng.integers(d_low, max(d_low, int(0.12 * s)) + 1, size=(n, d))
     d_duration = rng.integers(min_d, t, size=(n, d))
     d_onset = (rng.random((n, d)) * (t - d_duration)).astype(np.int64)
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.bench import costs, data, exports, fidelity, mtnet, overhead, proxy, record, retrain, search, srtg, srtg_gate, throughput
+from nas.bench import costs, curves, data, exports, fidelity, mtnet, overhead, proxy, record, retrain, search, srtg, srtg_gate, throughput
 
 Benchmark = Callable[..., dict[str, Any]]
 
 BENCHMARKS: dict[str, Benchmark] = {
     "costs": costs.run_costs_benchmark,
+    "curves": curves.run_curves_benchmark,
     "data": data.run_data_benchmark,
     "exports": exports.run_exports_benchmark,
     "fidelity": fidelity.run_fidelity_benchmark,
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, Benchmark] = {
 # The options beyond ``--quick`` a benchmark takes (``nas bench record SPACE --seeds 2 --workers 1``).
 EXTRA_OPTIONS: dict[str, tuple[str, ...]] = {
     "record": ("space", "seeds", "workers"),
+    "curves": ("space", "seeds", "workers"),
     "search": ("table", "seeds", "workers"),
     "fidelity": ("run", "table"),
 }

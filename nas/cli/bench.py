@@ -20,10 +20,10 @@ def register(app: typer.Typer) -> None:
     def bench_command(
         name: str = typer.Argument(..., help=f"One of: {', '.join(BENCHMARKS)}."),
         out: Optional[Path] = typer.Option(None, help="Output folder (default bench-out/NAME)."),
-        space: Optional[str] = typer.Argument(None, help="record: the space to record (a preset or a YAML file)."),
+        space: Optional[str] = typer.Argument(None, help="record, curves: the space to record (a preset or a YAML file)."),
         quick: bool = typer.Option(False, "--quick", help="A smaller, faster version (for smoke tests)."),
-        seeds: Optional[int] = typer.Option(None, help="record: seeds per architecture (default 2); search: seeds per strategy (default 10, --quick 2)."),
-        workers: Optional[int] = typer.Option(None, help="record: trials trained at once; search: simulated workers (default 1)."),
+        seeds: Optional[int] = typer.Option(None, help="record, curves: seeds per architecture (default 2); search: seeds per strategy (default 10, --quick 2)."),
+        workers: Optional[int] = typer.Option(None, help="record: trials trained at once (curves: default 2); search: simulated workers (default 1)."),
         table: Optional[str] = typer.Option(None, help="search, fidelity: a recorded table (`nas bench record`'s table.parquet or its folder)."),
         run: Optional[str] = typer.Option(None, help="fidelity: a finished search's run directory."),
     ) -> None:

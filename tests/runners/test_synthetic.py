@@ -107,3 +107,9 @@ def test_shuffle_frames_keeps_each_clips_frames() -> None:
 def test_bad_configuration_is_a_user_error(kwargs: dict) -> None:
     with pytest.raises(SyntheticDataError):
         SyntheticConfig(**kwargs)
+
+
+def test_the_smallest_allowed_clip_size_generates() -> None:
+    """16 px is allowed by SyntheticConfig, so it must generate (distractor sizes once had an empty range there)."""
+    clips = generate_synthetic(8, SyntheticConfig(num_classes=4, frames=4, size=16), seed=0)
+    assert clips.videos.shape == (8, 4, 16, 16, 3)

@@ -1,0 +1,219 @@
+"""The benchmark table: every architecture of a space with a long learning curve, per seed (``docs/bench/bench-table.md``).
+
+One Parquet file, one row per (architecture, seed, budget); the manifest (space, proxy settings, budgets, data,
+hardware, versions) sits in the file's own metadata, so the table and what it was recorded with cannot be
+separated. Unlike the epoch tables of :mod:`nas.sim.table` (which the simulator replays), every evaluation
+keeps each validation clip's correctness (bits, packed) and cross-entropy (float16), so any statistic on a
+smaller validation set can be recomputed exactly.
+
+Columns (:data:`CURVE_DTYPES`):
+
+* per architecture: ``spec_key``, ``spec`` (JSON), ``family``, ``gmacs`` (@ the manifest's deployment shape),
+  ``params``, ``recurrent_params``, ``latency_ms`` / ``latency_cv`` (median forward latency on the manifest's
+  CPU profile and its coefficient of variation; empty until the latency phase ran);
+* per run (architecture and training seed): ``seed``, ``peak_rss_mib`` (the training process's peak resident
+  memory), ``train_rss_mib`` (how far training raised it above the process's resident memory before the model
+  was built), ``error`` (a run that failed has one row, budget 0, with the message), ``revision`` (the code's
+  git revision), ``worker_load`` (the machine's 1-minute load average when the run ended);
+* per evaluation: ``budget`` (epochs), ``steps``, ``accuracy`` (validation top-1), ``val_loss``, ``train_loss``
+  (mean since the previous evaluation), ``seconds`` / ``cpu_seconds`` (wall / process CPU since the previous
+  evaluation), ``correct`` (bytes: ``numpy.packbits`` of one bool per validation clip), ``clip_loss`` (bytes:
+  float16 per validation clip).
+
+**Truth** is the seed-mean accuracy at the largest budget (:meth:`CurveTable.truth`). This module imports
+neither Ray nor torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from space.errors import UserInputError
+from space.files import atomic_write
+
+CURVE_TABLE_VERSION = 1
+MANIFEST_KEY = b"videonas.curves"
+
+CURVE_DTYPES: dict[str, str] = {
+    "spec_key": "str", "spec": "str", "family": "str",
+    "gmacs": "float64", "params": "Int64", "recurrent_params": "Int64",
+    "latency_ms": "float64", "latency_cv": "float64",
+    "seed": "int64", "peak_rss_mib": "float64", "train_rss_mib": "float64", "error": "str", "revision": "str",
+    "worker_load": "float64",
+    "budget": "float64", "steps": "Int64", "accuracy": "float64", "val_loss": "float64", "train_loss": "float64",
+    "seconds": "float64", "cpu_seconds": "float64", "correct": "bytes", "clip_loss": "bytes",
+}
+CURVE_COLUMNS = list(CURVE_DTYPES)
+SHIPPED = ("bench",)  # tables shipped in nas/sim/tables/<name>.parquet
+
+
+def pack_correct(correct: np.ndarray) -> bytes:
+    return np.packbits(np.asarray(correct, dtype=bool)).tobytes()
+
+
+def unpack_correct(blob: bytes, clips: int) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(blob, dtype=np.uint8), count=clips).astype(bool)
+
+
+def pack_loss(loss: np.ndarray) -> bytes:
+    return np.asarray(loss, dtype=np.float16).tobytes()
+
+
+def unpack_loss(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One architecture's learning curve for one seed: budgets (epochs) and what was measured at each."""
+
+    spec_key: str
+    seed: int
+    budgets: np.ndarray
+    accuracy: np.ndarray
+    val_loss: np.ndarray
+    train_loss: np.ndarray
+    seconds: np.ndarray
+    cpu_seconds: np.ndarray
+
+
+@dataclass(frozen=True)
+class CurveTable:
+    """A recorded benchmark table (rows and manifest) with a small query API, in the spirit of NAS-Bench-201's.
+
+    >>> table = CurveTable.load("bench")                # a shipped table, or a path
+    >>> keys = table.architectures()                     # spec keys, in the space's order
+    >>> table.curve(keys[0], seed=0).accuracy            # validation top-1 at each budget
+    >>> table.costs(keys[0])                             # {'gmacs': ..., 'params': ..., 'latency_ms': ...}
+    >>> table.truth()                                    # spec key -> seed-mean accuracy at the largest budget
+    """
+
+    rows: pd.DataFrame
+    manifest: dict[str, Any]
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> "CurveTable":
+        if str(name_or_path) in SHIPPED:
+            return read_curve_table(Path(str(resources.files("nas.sim") / "tables" / f"{name_or_path}.parquet")))
+        return read_curve_table(Path(name_or_path))
+
+    @property
+    def budgets(self) -> list[float]:
+        return [float(b) for b in self.manifest["budgets"]]
+
+    @property
+    def val_clips(self) -> int:
+        return int(self.manifest["data"]["val"])
+
+    def ok_rows(self) -> pd.DataFrame:
+        """Rows of runs that trained (failures excluded)."""
+        return self.rows[self.rows["budget"] > 0]
+
+    def architectures(self) -> list[str]:
+        return list(dict.fromkeys(self.rows["spec_key"]))
+
+    def spec(self, spec_key: str) -> dict[str, Any]:
+        return json.loads(self.rows.loc[self.rows["spec_key"] == spec_key, "spec"].iloc[0])
+
+    def seeds_of(self, spec_key: str) -> list[int]:
+        return sorted(int(s) for s in self.rows.loc[self.rows["spec_key"] == spec_key, "seed"].unique())
+
+    def costs(self, spec_key: str) -> dict[str, float]:
+        row = self.rows.loc[self.rows["spec_key"] == spec_key].iloc[0]
+        return {k: row[k] for k in ("gmacs", "params", "recurrent_params", "latency_ms", "latency_cv")}
+
+    def curve(self, spec_key: str, seed: int) -> Curve:
+        rows = self.ok_rows()
+        rows = rows[(rows["spec_key"] == spec_key) & (rows["seed"] == seed)].sort_values("budget")
+        if rows.empty:
+            raise UserInputError(f"no learning curve for architecture {spec_key} seed {seed} in this table")
+        return Curve(spec_key, seed, *(rows[c].to_numpy() for c in
+                                       ("budget", "accuracy", "val_loss", "train_loss", "seconds", "cpu_seconds")))
+
+    def done(self) -> set[tuple[str, int]]:
+        """(spec key, seed) pairs recorded: evaluated at the largest budget, or failed."""
+        last = self.rows.groupby(["spec_key", "seed"])["budget"].max()
+        finished = last[(last >= self.budgets[-1]) | (last == 0)]
+        return {(k, int(s)) for k, s in finished.index}
+
+    def truth(self) -> pd.Series:
+        """Spec key -> the seed-mean validation accuracy at the largest budget (architectures that trained)."""
+        final = self.ok_rows()
+        final = final[final["budget"] == self.budgets[-1]]
+        return final.groupby("spec_key", sort=False)["accuracy"].mean()
+
+    def correctness(self, budget: float) -> dict[tuple[str, int], np.ndarray]:
+        """(spec key, seed) -> per-clip correctness at ``budget`` (bool, validation set order)."""
+        rows = self.ok_rows()
+        rows = rows[rows["budget"] == budget]
+        return {(k, int(s)): unpack_correct(b, self.val_clips) for k, s, b in
+                zip(rows["spec_key"], rows["seed"], rows["correct"])}
+
+
+def curve_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows -> the table frame: every column, in order, with its dtype."""
+    frame = pd.DataFrame(list(rows), columns=CURVE_COLUMNS)
+    for column, dtype in CURVE_DTYPES.items():
+        if dtype == "str":
+            frame[column] = frame[column].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
+        elif dtype == "bytes":
+            frame[column] = frame[column].map(lambda v: bytes(v) if isinstance(v, (bytes, bytearray)) else None)
+        else:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(dtype)
+    return frame
+
+
+def write_curve_table(path: Path, table: CurveTable) -> None:
+    """Write rows and manifest atomically (an interrupted write keeps the previous file)."""
+    arrow = pa.Table.from_pandas(curve_frame(table.rows.to_dict("records")), preserve_index=False)
+    metadata = dict(arrow.schema.metadata or {})
+    metadata[MANIFEST_KEY] = json.dumps(table.manifest, sort_keys=True).encode()
+    arrow = arrow.replace_schema_metadata(metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, compression="zstd"))
+
+
+def read_curve_table(path: Path) -> CurveTable:
+    """Read a benchmark table; a missing, unreadable, manifest-less or damaged file is a user error."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"no benchmark table at {path}; record one with `nas bench curves SPACE --out DIR`")
+    try:
+        arrow = pq.read_table(path)
+    except (OSError, ValueError) as exc:
+        raise UserInputError(f"cannot read benchmark table {path}: {exc}".split("\n")[0]) from None
+    raw = (arrow.schema.metadata or {}).get(MANIFEST_KEY)
+    if raw is None:
+        raise UserInputError(f"{path} is not a benchmark table (no videonas.curves manifest in its metadata)")
+    manifest = json.loads(raw)
+    if manifest.get("version") != CURVE_TABLE_VERSION:
+        raise UserInputError(f"{path} has benchmark table version {manifest.get('version')!r}; "
+                             f"this videonas reads version {CURVE_TABLE_VERSION}")
+    frame = arrow.to_pandas()
+    missing = [c for c in CURVE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserInputError(f"{path} lacks the benchmark table column(s) {', '.join(missing)}")
+    table = CurveTable(curve_frame(frame[CURVE_COLUMNS].to_dict("records")), manifest)
+    _check_values(table, path)
+    return table
+
+
+def _check_values(table: CurveTable, path: Path) -> None:
+    ok = table.ok_rows()
+    checks = {"accuracy": np.isfinite(ok["accuracy"]) & ok["accuracy"].between(0, 1),
+              "seconds": np.isfinite(ok["seconds"]) & (ok["seconds"] >= 0),
+              "gmacs": np.isfinite(table.rows["gmacs"]) & (table.rows["gmacs"] >= 0)}
+    for column, good in checks.items():
+        if not bool(good.all()):
+            raise UserInputError(f"{path}: column {column} holds a non-finite or impossible value")
+    if table.rows.duplicated(["spec_key", "seed", "budget"]).any():
+        raise UserInputError(f"{path}: an (architecture, seed, budget) is recorded twice")

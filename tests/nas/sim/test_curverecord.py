@@ -1,0 +1,75 @@
+"""Recording a benchmark table without Ray: plan, pool, resume, schema (nas/sim/curverecord.py, curvetable.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from nas.sim.curverecord import BENCH_SETTINGS, BenchSettings, record_curves, record_plan
+from nas.sim.curvetable import CURVE_COLUMNS, CurveTable, read_curve_table, unpack_correct, unpack_loss
+from runners.proxy import ProxyConfig
+from space.errors import UserInputError
+
+TINY = BenchSettings(proxy=ProxyConfig(epochs=2, batch_size=8, width_mult=0.125, frames=4, size=16, threads=1, lr=0.05),
+                     budgets=(0.5, 1.0, 2.0), train_clips=32, val_clips=20, num_classes=4)
+
+SPACE = """\
+name: two
+families:
+  resnet3d:
+    conv: r3d
+    depth: 18
+    srtg:
+      placement: [none, final]
+      recurrent: gru
+"""
+
+
+@pytest.fixture()
+def space_file(tmp_path):
+    path = tmp_path / "two.yaml"
+    path.write_text(SPACE)
+    return str(path)
+
+
+@pytest.mark.slow
+def test_a_recording_resumes_and_holds_every_run(space_file, tmp_path) -> None:
+    out = tmp_path / "rec"
+    first = record_curves(space_file, out, seeds=2, workers=2, settings=TINY, limit=3, measure_latency=False)
+    assert len(first.done()) == 3
+    seed0 = [(k, 0) for k in first.architectures()]
+    assert set(seed0) <= first.done()  # seed 0 of every architecture comes first
+    table = record_curves(space_file, out, seeds=2, workers=1, settings=TINY, measure_latency=False)
+    assert len(table.done()) == 4
+    again = read_curve_table(out / "table.parquet")
+    assert list(again.rows.columns) == CURVE_COLUMNS
+    assert len(again.rows) == 4 * len(TINY.budgets)
+    assert again.rows.groupby(["spec_key", "seed"]).size().eq(3).all()
+    row = again.rows.iloc[0]
+    correct = unpack_correct(row["correct"], TINY.val_clips)
+    assert correct.mean() == pytest.approx(row["accuracy"])
+    assert unpack_loss(row["clip_loss"]).mean() == pytest.approx(row["val_loss"], rel=1e-2)
+    assert (again.rows["peak_rss_mib"] > 0).all() and (again.rows["cpu_seconds"] > 0).all()
+    truth = again.truth()
+    key = again.architectures()[0]
+    assert truth[key] == pytest.approx(np.mean([again.curve(key, s).accuracy[-1] for s in (0, 1)]))
+
+
+def test_a_table_of_other_settings_is_refused(space_file, tmp_path) -> None:
+    out = tmp_path / "rec"
+    record_curves(space_file, out, seeds=1, settings=TINY, limit=0, measure_latency=False)
+    other = dataclasses.replace(TINY, val_clips=24)
+    with pytest.raises(UserInputError, match="other settings"):
+        record_curves(space_file, out, seeds=1, settings=other, limit=0, measure_latency=False)
+
+
+def test_the_plan_puts_a_stratified_third_of_second_seeds_first() -> None:
+    jobs, _ = record_plan("bench", BENCH_SETTINGS, seeds=2)
+    keys = list(dict.fromkeys(j.spec_key for j in jobs))
+    assert len(keys) == 190 and [j.seed for j in jobs[:190]] == [0] * 190
+    first_third = jobs[190:190 + 64]
+    families = {j.spec["family"] for j in first_third}
+    assert families == {"resnet3d", "mtnet"} and {j.seed for j in first_third} == {1}
+    assert len(jobs) == 380 and len({(j.spec_key, j.seed) for j in jobs}) == 380
