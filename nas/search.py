@@ -5,7 +5,8 @@ proxy data once, start Ray and the latency measurer, run a Ray Tune ``Tuner`` dr
 :class:`~nas.searcher.StudySearcher` (the adapter of the Ray-free :class:`~nas.core.search.SearchCore`),
 export ``trials.parquet`` after every trial. The report is the caller's (the CLI builds it after a search).
 On resume the study is the single source of truth: trials a dead driver left RUNNING are marked FAIL
-(``interrupted``) and their parameters re-enqueued; Ray's old experiment state is ignored.
+(``interrupted``) and their parameters re-enqueued, the trials earlier attempts finished are replayed into
+the fresh rung rule (:mod:`nas.core.resume`); Ray's old experiment state is ignored.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from nas.proxydata import build_proxy_data
 from nas.rundir import RunLock, environment
 from nas.runstart import check_before_creating, discard_unstarted, take_over_leftover
 from nas.runmodel import RUN_FORMAT, RunDir
+from nas.core.resume import replay_earlier_trials
 from nas.core.search import SearchCore, StaticCosts
 from nas.searcher import StudySearcher
 from nas.settle import Heartbeat, await_orphans
@@ -325,6 +327,7 @@ class _Attempt:
             config.proxy.epochs,
             time_attr="epoch",
         )
+        replay_earlier_trials(scheduler.rule, self.study, max_fidelity=config.proxy.epochs)  # a resume's rungs
         settings = trial_settings(config, measurer_name=measurer_name)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, data=data, settings=settings),

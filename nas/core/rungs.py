@@ -17,8 +17,9 @@ baselines are exempt (they always train to the full budget and are never ranked)
   among the top ``ceil(n / eta)`` (Syne Tune keeps ``p <= n / eta``, one more at exact multiples; we take the
   strict quantile). The ranking is :func:`rung_decision`.
 
-Every rule records ``stopped`` (trial id -> epochs reached when it was stopped). Ray Tune drives these rules
-through the thin adapters of :mod:`nas.moasha`.
+Every rule records ``stopped`` (trial id -> epochs reached when it was stopped). A resumed search first
+:meth:`RungRule.replay` s the trials its earlier attempts finished (:mod:`nas.core.resume`), so its rungs hold
+what an uninterrupted search's would. Ray Tune drives these rules through the thin adapters of :mod:`nas.moasha`.
 """
 
 from __future__ import annotations
@@ -118,6 +119,23 @@ class RungRule:
         if exempt or time is None or time >= self.max_t:
             return
         self._record_final(trial_id, time, result)
+
+    def replay(self, trial_id: str, epochs: Sequence[tuple[float, Mapping[str, Any]]], *,
+               stopped_at: float | None = None) -> None:
+        """Record a trial an earlier attempt of the search finished, before this attempt's first decision.
+
+        ``epochs``: its reported ``(time, result)`` pairs in order. Each is recorded at the rungs exactly as
+        :meth:`decide` would have, but the decision is not taken again (the trial is over) and the time-budget
+        hook does not apply; ``stopped_at`` (a trial the rule stopped) goes into ``stopped``. Without this a
+        resumed search ranks its new trials against empty rungs and keeps trials the uninterrupted search
+        would have stopped (:mod:`nas.core.resume` reads the epochs from the study).
+        """
+        for time, result in epochs:
+            if time < self.max_t:
+                self._rank(trial_id, time, result)
+            self._last_time[trial_id] = time
+        if stopped_at is not None:
+            self.stopped[trial_id] = stopped_at
 
     def _rank(self, trial_id: str, time: float, result: Mapping[str, Any]) -> bool | None:
         """The rule's own decision at a new rung (None: no rung reached, or already ranked there)."""

@@ -179,14 +179,17 @@ class SearchCore:
 
     @staticmethod
     def _record_epoch(live: LiveTrial, result: dict | None) -> None:
-        """Add an epoch's result to the trial's history (once: Ray passes the last one to on_trial_complete only)."""
+        """Add an epoch's result to the trial's history (once: Ray passes the last one to on_trial_complete only).
+
+        The history keeps what a rung rule ranked (with the trial's static costs), so a resumed search can
+        replay it into its rules (:mod:`nas.core.resume`)."""
         if not result or "epoch" not in result:
             return
         if live.history and live.history[-1]["epoch"] >= result["epoch"]:
             return
         live.history.append(
             {k: result.get(k) for k in ("epoch", "accuracy", "loss", "seconds", "data_wait_seconds",
-                                        "train_started_at", "reported_at")}
+                                        "train_started_at", "reported_at", "latency_ms")}
         )
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:

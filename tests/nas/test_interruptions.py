@@ -331,3 +331,57 @@ def _interrupt_the_report(run_dir: Path, driver: subprocess.Popen, rng: random.R
     driver.send_signal(signal.SIGKILL)
     driver.communicate(timeout=60)
     return True
+
+
+# ---- a resumed search remembers its rungs ---------------------------------------------------------
+
+
+def _rung_args(config, address: str) -> list[str]:
+    return [*_search_args(config, address), "--grace-period", "1", "--reduction-factor", "2", "--max-concurrent", "1",
+            "--no-report"]
+
+
+def _decisions(run_dir: Path, name: str) -> list[tuple[str, str, int]]:
+    """Per trained trial, in training order: architecture, COMPLETE or PRUNED, the epoch it reached."""
+    return [(t.user_attrs["spec_key"], t.user_attrs["status"], t.user_attrs["fidelity"])
+            for t in load_study(run_dir, name).get_trials(deepcopy=False)
+            if t.user_attrs.get("status") in ("COMPLETE", "PRUNED")]
+
+
+def test_a_search_interrupted_after_its_first_rung_decisions_resumes_with_the_same_decisions(ray_address, tmp_path):
+    """MO-ASHA (rungs at epochs 1 and 2, eta 2), one trial at a time: Ctrl-C once three trials are done, resume, and
+    every architecture continues or stops as in the same search run without interruption.
+
+    A resumed random sampler restarts its stream, so the architectures the whole search trained after the
+    interruption point are enqueued into the resumed study in its order (the trial the Ctrl-C cut short is
+    re-enqueued by the search itself and trains first): the point is the rungs, not the sampler.
+    """
+    whole = tiny_config(tmp_path, name="whole", trials=6, scheduler="moasha", proxy_epochs=3)
+    result = run_nas("search", *_rung_args(whole, ray_address))
+    assert result.returncode == 0, result.stderr
+    expected = _decisions(Path(whole.runs_dir) / "whole", "whole")
+    assert len(expected) == 6 and any(status == "PRUNED" for _, status, _ in expected[3:]), expected
+
+    config = whole.replace(name="resumed")
+    run_dir = Path(config.runs_dir) / "resumed"
+    driver = _driver(_rung_args(config, ray_address))
+    three_done = lambda: (_table(run_dir)["status"].isin(("COMPLETE", "PRUNED")).sum() >= 3  # noqa: E731
+                          and (_table(run_dir)["status"] == "RUNNING").any())
+    assert _wait_for(three_done, driver), driver.communicate()[1]
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130, err
+
+    study = load_study(run_dir, "resumed")
+    done = [key for key, _, _ in _decisions(run_dir, "resumed")]
+    assert done == [key for key, _, _ in expected[:len(done)]]  # same seed, same first trials
+    waiting = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
+    requeued = [study.trials[n].user_attrs["spec_key"] for n in waiting if n is not None]
+    params = {key: t.params for t in load_study(Path(whole.runs_dir) / "whole", "whole").trials
+              if (key := t.user_attrs.get("spec_key"))}
+    for key, _, _ in expected[len(done) + len(requeued):]:
+        study.enqueue_trial(params[key])
+
+    result = run_nas("search", "--resume", str(run_dir), "--address", ray_address, "--quiet", "--no-report")
+    assert result.returncode == 0, result.stderr
+    assert _decisions(run_dir, "resumed") == expected

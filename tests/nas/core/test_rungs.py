@@ -25,3 +25,24 @@ def test_every_rule_lets_a_trial_finish_its_budget_and_exempts_baselines(rule):
     assert rule.decide("a", 4, {"accuracy": 0.0})  # at max_t: never stopped
     assert not rule.decide("b", 2, {"accuracy": 0.9})  # the time budget: stopped at its next rung
     assert rule.stopped == {"b": 2}
+
+
+def _rules() -> list:
+    levels = rung_levels(1, 2, 4)  # rungs at epochs 1 and 2, budget 4
+    return [FifoRule(rungs=levels, max_t=4), AshaRule("accuracy", "max", rungs=levels, max_t=4, eta=2),
+            MoashaRule([("accuracy", "max")], rungs=levels, max_t=4, eta=2)]
+
+
+@pytest.mark.parametrize("make", range(3), ids=["fifo", "asha", "moasha"])
+def test_a_replayed_trial_fills_the_rungs_as_if_the_rule_had_seen_it(make):
+    """A resume replays finished trials (nas.core.resume): the next decision is the uninterrupted rule's."""
+    seen, replayed = _rules()[make], _rules()[make]
+    epochs = [(1, {"accuracy": 0.8}), (2, {"accuracy": 0.9}), (4, {"accuracy": 0.95})]
+    for time, result in epochs:
+        seen.decide("old", time, result)
+    replayed.replay("study-trial-0", epochs)
+    assert replayed.stopped == {} and replayed.decide("new", 1, {"accuracy": 0.1}) == seen.decide("new", 1, {"accuracy": 0.1})
+    if make:  # the ranking rules stop the weaker newcomer: it meets the replayed result at rung 1
+        assert "new" in replayed.stopped
+    replayed.replay("study-trial-1", [(1, {"accuracy": 0.0})], stopped_at=1)  # a trial the rule had stopped
+    assert replayed.stopped["study-trial-1"] == 1
