@@ -44,23 +44,62 @@ FULL_SEEDS = 10
 MAX_RESAMPLES = {True: 5, False: 20}
 
 
+SHIPPED_TABLES = ("demo", "small", "bench")
+
+
 def default_table(quick: bool) -> Path:
+    return shipped_table("small" if quick else "demo")
+
+
+def shipped_table(name: str) -> Path:
     from space.errors import UserInputError
 
-    path = Path(str(TABLES / ("small.parquet" if quick else "demo.parquet")))
+    path = Path(str(TABLES / f"{name}.parquet"))
     if not path.is_file():
         raise UserInputError(f"the shipped table {path} is missing from this install; "
                              "give one with --table DIR_OR_FILE (from `nas bench record`) or run with --quick")
     return path
 
 
-def bench_config(manifest: dict[str, Any], *, trials: int):
-    """The demo search's settings with the table's recorded proxy settings, no baselines, ``trials`` trials."""
+def load_table(table: str | None, *, quick: bool):
+    """``--table``: a shipped table's name (demo, small, bench), a file or its folder; an epoch table (``nas bench
+    record``) as it is, a benchmark table (``nas bench curves``) as the simulator's epoch table."""
+    from nas.sim.curvetable import MANIFEST_KEY, epoch_table, read_curve_table
+    from nas.sim.table import TABLE_FILE, read_table
+
+    if table is None:
+        path = default_table(quick)
+    elif table in SHIPPED_TABLES:
+        path = shipped_table(table)
+    else:
+        path = Path(table)
+        path = path / TABLE_FILE if path.is_dir() else path
+    if path.is_file():
+        import pyarrow.parquet as pq
+
+        try:
+            is_curves = MANIFEST_KEY in (pq.read_schema(path).metadata or {})
+        except (OSError, ValueError):
+            is_curves = False
+        if is_curves:
+            return path, epoch_table(read_curve_table(path))
+    return path, read_table(path)
+
+
+def bench_config(manifest: dict[str, Any], *, trials: int, has_latency: bool = True):
+    """The demo search's settings with the table's recorded proxy settings, no baselines, ``trials`` trials.
+
+    A table without latencies (a benchmark table whose latency phase has not run yet) is searched on
+    accuracy, GMACs and parameters instead of accuracy, GMACs and latency.
+    """
     from nas.demo import demo_config
+    from nas.sim.curvetable import SIMULATED_OBJECTIVES_WITHOUT_LATENCY
     from nas.sim.table import RECORDED_SETTINGS
 
     settings = {k: manifest["settings"][k] for k in RECORDED_SETTINGS}
     settings["deploy_shape"] = _shape(settings["deploy_shape"])
+    if not has_latency:
+        settings["objectives"] = SIMULATED_OBJECTIVES_WITHOUT_LATENCY
     return demo_config(name="bench-search", space=str(manifest["space"]), baselines=(), trials=trials, **settings)
 
 
@@ -90,7 +129,6 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
 
     from nas.sim.compare import run_strategies, runs_frame, summarise, table_bounds, jsonable
     from nas.sim.executor import Overheads
-    from nas.sim.table import read_table
     from reports.search_bench import render_html, render_markdown
     from space.errors import UserInputError
     from space.files import atomic_write
@@ -100,11 +138,12 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
     workers = workers if workers is not None else 1
     if seeds < 1 or workers < 1:
         raise UserInputError(f"--seeds {seeds} / --workers {workers} not allowed; allowed: integers >= 1")
-    table_path = Path(table) if table else default_table(quick)
-    recorded = read_table(table_path)
+    table_path, recorded = load_table(table, quick=quick)
     space = parse_space(recorded.manifest["space_yaml"], source=str(table_path), default_name="table")
     architectures = recorded.rows.loc[recorded.rows["baseline"].isna(), "spec_key"].nunique()
-    config = bench_config(recorded.manifest, trials=architectures).replace(max_resamples=MAX_RESAMPLES[quick])
+    has_latency = bool(recorded.rows["latency_ms"].notna().any())
+    config = bench_config(recorded.manifest, trials=architectures, has_latency=has_latency)
+    config = config.replace(max_resamples=MAX_RESAMPLES[quick])
     overheads = Overheads.from_table(recorded)
     bounds = table_bounds(recorded, config.problem.objectives)
     full_s = full_trial_seconds(recorded, overheads, config)

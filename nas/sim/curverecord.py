@@ -6,9 +6,9 @@ local process pool: ``workers`` processes at once, each with ``threads`` torch t
 run** (so the run's peak memory is its own, and a crash or leak cannot reach the next run). Only torch is
 needed, so a machine without Ray (a lent GPU box, a laptop) can record too.
 
-Order: seed 0 of every architecture (in the space's order), then seed 1 of a stratified third of them (every
-third architecture by family and GMACs), then seed 1 of the rest, then further seeds. A half-done recording is
-already a complete one-seed table, and the second-seed third comes before the other two thirds.
+Order (:func:`record_plan`): the architectures round-robin over their strata, each with its second seed right
+after its first for a stratified third of them; then the second seed of the rest. A partial recording is a
+stratified sample of the space with two seeds for a third of it.
 
 Resumable: the table is rewritten (atomically) after every run; a second call with the same ``out`` reads it,
 refuses it when it was recorded with other settings, and trains only the (architecture, seed) pairs not yet in
@@ -74,7 +74,13 @@ class CurveJob:
 
 
 def record_plan(space_name: str, settings: BenchSettings, seeds: int) -> tuple[list[CurveJob], str]:
-    """The runs of a full recording in recording order, and the space digest (refuses unbuildable architectures)."""
+    """The runs of a full recording in recording order, and the space digest (refuses unbuildable architectures).
+
+    Order: the architectures round-robin over their strata (family, depth, conv or sub-streams), so a partial
+    recording is a stratified sample; seed 1 of every third architecture of each stratum right after its seed 0,
+    so a partial recording already has a second seed for a third of what it holds; then seed 1 of the others;
+    then seeds 2 and up.
+    """
     from space.searchspace import load_space
 
     space = load_space(space_name)
@@ -83,20 +89,28 @@ def record_plan(space_name: str, settings: BenchSettings, seeds: int) -> tuple[l
     if broken:
         raise UserInputError(f"space {space_name!r} has {len(broken)} architecture(s) not buildable at width 1 or "
                              f"{settings.proxy.width_mult}; a benchmark space must be buildable whole")
-    archs = [(s.to_dict(), s.key()) for s in specs]
-    jobs = [CurveJob(spec, key, 0) for spec, key in archs]
-    for seed in range(1, seeds):
-        first_third = set(_stratified_third(archs))
-        ordered = [a for a in archs if a[1] in first_third] + [a for a in archs if a[1] not in first_third]
-        jobs += [CurveJob(spec, key, seed) for spec, key in ordered]
-    return jobs, space_digest(key for _, key in archs)
+    strata: dict[tuple, list[tuple[dict, str]]] = {}
+    for spec in specs:
+        d = spec.to_dict()
+        strata.setdefault((d["family"], d.get("depth"), str(d.get("conv", d.get("substreams")))), []).append((d, spec.key()))
+    twice = {key for members in strata.values() for i, (_, key) in enumerate(members) if i % 3 == 0}
+    ordered = _round_robin(list(strata.values()))
+    jobs = []
+    for spec, key in ordered:
+        jobs.append(CurveJob(spec, key, 0))
+        if seeds > 1 and key in twice:
+            jobs.append(CurveJob(spec, key, 1))
+    jobs += [CurveJob(spec, key, 1) for spec, key in ordered if seeds > 1 and key not in twice]
+    jobs += [CurveJob(spec, key, seed) for seed in range(2, seeds) for spec, key in ordered]
+    return jobs, space_digest(key for _, key in ordered)
 
 
-def _stratified_third(archs: list[tuple[dict, str]]) -> list[str]:
-    """Every third architecture by (family, depth, conv or sub-streams): each stratum gets its share of seeds."""
-    ranked = sorted(archs, key=lambda a: (a[0]["family"], a[0].get("depth", 0), str(a[0].get("conv", "")),
-                                          a[0].get("substreams", 0), a[1]))
-    return [key for i, (_, key) in enumerate(ranked) if i % 3 == 0]
+def _round_robin(groups: list[list]) -> list:
+    """One item of each group in turn, until every group is empty."""
+    out, depth = [], max(len(g) for g in groups)
+    for i in range(depth):
+        out += [g[i] for g in groups if i < len(g)]
+    return out
 
 
 def record_curves(space_name: str, out_dir: Path, *, seeds: int = 2, workers: int = 2,

@@ -217,3 +217,53 @@ def _check_values(table: CurveTable, path: Path) -> None:
             raise UserInputError(f"{path}: column {column} holds a non-finite or impossible value")
     if table.rows.duplicated(["spec_key", "seed", "budget"]).any():
         raise UserInputError(f"{path}: an (architecture, seed, budget) is recorded twice")
+
+
+# The simulator's clock for a benchmark table is CPU seconds: each run trained on one thread, so its CPU seconds
+# are what it would take alone on an idle core, whatever else shared the machine while it was recorded.
+SIMULATED_OBJECTIVES_WITHOUT_LATENCY = ("accuracy", "gmacs", "params")
+
+
+def epoch_table(table: CurveTable):
+    """The table as the simulator's epoch table (:class:`nas.sim.table.Table`): one row per whole-epoch budget.
+
+    An epoch's ``seconds`` are the CPU seconds of every segment that ends within it (so epoch 1 also pays for the
+    half-epoch evaluation); its ``loss`` is the steps-weighted training loss of those segments. Truth, the
+    seed-mean accuracy at the largest budget, is what the simulator's valuation (seed-mean final accuracy) reads.
+    The manifest's ``settings`` are the search flags of the recording (``num_clips`` = train + validation clips;
+    the table's split is its own: ``data.train`` / ``data.val``).
+    """
+    from nas.sim.table import TABLE_VERSION, Table, table_frame
+
+    settings = table.manifest["settings"]
+    proxy = settings["proxy"]
+    rows = []
+    for (key, seed), run in table.rows.groupby(["spec_key", "seed"], sort=False):
+        run = run.sort_values("budget")
+        first = run.iloc[0]
+        base = {"spec_key": key, "spec": first["spec"], "family": first["family"], "baseline": None,
+                "gmacs": first["gmacs"], "params": first["params"], "recurrent_params": first["recurrent_params"],
+                "latency_ms": first["latency_ms"], "latency_seconds": None, "seed": int(seed), "trial_seed": int(seed),
+                "startup_seconds": 0.0}
+        if first["budget"] == 0:
+            rows.append({**base, "epoch": 0, "error": first["error"]})
+            continue
+        previous_steps = 0
+        for epoch in range(1, int(proxy["epochs"]) + 1):
+            segment = run[(run["budget"] > epoch - 1) & (run["budget"] <= epoch)]
+            steps = segment["steps"].astype(float).diff().fillna(segment["steps"].iloc[0] - previous_steps)
+            previous_steps = int(segment["steps"].iloc[-1])
+            end = segment.iloc[-1]
+            rows.append({**base, "error": None, "epoch": epoch, "accuracy": float(end["accuracy"]),
+                         "loss": float((segment["train_loss"] * steps).sum() / steps.sum()),
+                         "seconds": float(segment["cpu_seconds"].sum()), "report_seconds": float(segment["cpu_seconds"].sum())})
+    data = table.manifest["data"]
+    search_settings = {
+        "proxy_epochs": proxy["epochs"], "proxy_width": proxy["width_mult"], "proxy_frames": proxy["frames"],
+        "proxy_size": proxy["size"], "proxy_batch_size": proxy["batch_size"], "proxy_lr": proxy["lr"],
+        "data": "synthetic", "cache": None, "num_clips": data["train"] + data["val"],
+        "num_classes": data["num_classes"], "deploy_shape": "1x3x" + "x".join(str(n) for n in settings["deploy_shape"]),
+        "latency_profile": settings["latency_profile"], "cpus_per_trial": 1.0, "gpus_per_trial": 0.0,
+    }
+    manifest = {**table.manifest, "version": TABLE_VERSION, "settings": search_settings, "curve_table": True}
+    return Table(table_frame(rows), manifest)
