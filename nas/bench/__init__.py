@@ -1,4 +1,4 @@
-"""Benchmarks: ``nas bench NAME`` (SPEC 8). One module per benchmark, one plain registry below.
+"""Benchmarks: ``nas bench NAME`` (README, Benchmarks). One module per benchmark, one plain registry below.
 
 Every benchmark is a documented function ``run_NAME_benchmark(out_dir: Path, *, quick: bool = False) -> dict``
 that writes its Markdown (and CSV/JSON) report into ``out_dir`` and returns its headline figures.
@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.bench import costs, curves, data, exports, fidelity, mtnet, overhead, proxy, record, retrain, search, srtg, srtg_gate, throughput
+from nas.bench import costs, curves, data, exports, fidelity, mtnet, noise, overhead, proxy, record, retrain, search, srtg, srtg_gate, throughput
 
 Benchmark = Callable[..., dict[str, Any]]
 
@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "exports": exports.run_exports_benchmark,
     "fidelity": fidelity.run_fidelity_benchmark,
     "mtnet": mtnet.run_mtnet_benchmark,
+    "noise": noise.run_noise_benchmark,
     "overhead": overhead.run_overhead_benchmark,
     "proxy": proxy.run_proxy_benchmark,
     "record": record.run_record_benchmark,
@@ -48,6 +49,7 @@ EXTRA_OPTIONS: dict[str, tuple[str, ...]] = {
     "curves": ("space", "seeds", "workers"),
     "search": ("table", "seeds", "workers"),
     "fidelity": ("run", "table"),
+    "noise": ("table",),
 }
 
 
