@@ -2,7 +2,7 @@
 
 * **Ctrl-C (SIGINT)** during the trials: the first one asks Ray Tune to stop its running trials (Tune's own
   graceful stop, reached through the ``SIGUSR1`` it always listens to; its SIGINT handler is turned off so
-  ours sees the signal). The trials that were running are settled INTERRUPTED (:func:`nas.study.requeue_interrupted`:
+  ours sees the signal: ``TUNE_DISABLE_SIGINT_HANDLER``, set with Ray's environment in :mod:`nas.raylocal`). The trials that were running are settled INTERRUPTED (:func:`nas.study.requeue_interrupted`:
   Optuna state FAIL, never counted, their parameters enqueued again); ``trials.parquet`` is written; :class:`SearchInterrupted` carries the exact
   ``--resume`` command, and the CLI exits 130. A second Ctrl-C quits at once (the same settling follows).
 * **A driver that died** (SIGKILL, power loss) left its trials RUNNING: the next attempt settles them the
@@ -66,14 +66,8 @@ def graceful_sigint(on_first: Callable[[], None] = lambda: None) -> Iterator[Cal
         on_first()
         os.kill(os.getpid(), signal.SIGUSR1)  # Ray Tune: end the run, stop the trials, return from fit()
 
-    previous_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # read by Tune when fit() starts: leave SIGINT to us
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         yield lambda: bool(received)
     finally:
         signal.signal(signal.SIGINT, previous)
-        if previous_env is None:
-            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
-        else:
-            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env

@@ -36,7 +36,7 @@ from nas.measurer import LatencyMeasurer, measurer_resources
 from nas.moasha import make_scheduler
 from nas.objectives import OBJECTIVES
 from nas.progress import SearchProgress
-from nas.raylocal import init_local_ray, ray_init_kwargs
+from nas.raylocal import init_local_ray, ray_init_kwargs, set_ray_environment
 from nas.proxydata import build_proxy_data
 from nas.rundir import RunLock, environment
 from nas.runstart import check_before_creating, discard_unstarted, take_over_leftover
@@ -46,7 +46,7 @@ from nas.core.search import SearchCore, StaticCosts
 from nas.searcher import StudySearcher
 from nas.settle import Heartbeat, await_orphans
 from nas.study import open_baseline_study, open_study, requeue_interrupted
-from nas.trial import TrialSettings, run_trial
+from nas.trial import TrialFunction, TrialSettings, run_trial
 from runners.costs import model_costs
 from space import ArchSpec, catalog_spec
 from space.errors import UserInputError
@@ -129,11 +129,13 @@ def _settle_orphans(config: SearchConfig, study: "optuna.Study", baseline_study:
 
 
 def start_ray(execution: Execution, *, num_cpus: int | None = None) -> bool:
-    """Join ``--address`` or start local Ray (dashboard off unless asked, docs/ray.md). Returns whether we started it.
+    """Join ``--address`` or start local Ray (dashboard off unless asked, :mod:`nas.raylocal`), with the environment
+    Ray Tune reads (:func:`nas.raylocal.set_ray_environment`). Returns whether we started Ray.
 
     ``num_cpus``: the local instance's CPU count if not the machine's (`nas bench record --workers`, whose
     measurer is idle once every latency is measured, leases one core more than the machine has).
     """
+    set_ray_environment()  # the library's one setting of environment variables, Ray started here or not
     if ray.is_initialized():
         return False
     if execution.address:
@@ -179,7 +181,6 @@ def trial_settings(config: SearchConfig, *, measurer_name: str | None) -> TrialS
         proxy=config.proxy, cpus_per_trial=config.execution.cpus_per_trial,
         gpus_per_trial=config.execution.gpus_per_trial, measurer_name=measurer_name,
         latency_profile=config.problem.latency_profile, max_latency_ms=config.problem.max_latency_ms,
-        faults=dict(config.extra.get("faults", {})),
         measurer_cores=tuple(_measurer_cores(config.problem, config.execution)),
     )
 
@@ -207,8 +208,12 @@ def _warn_if_other_machine(config: SearchConfig, recorded: dict[str, Any]) -> No
               f"resuming on {here['hostname']} ({here['cpu']}) mixes two machines' latencies", file=sys.stderr)
 
 
-def run_search(config: SearchConfig, *, resume: bool = False, show_progress: bool = True) -> SearchOutcome:
+def run_search(config: SearchConfig, *, resume: bool = False, show_progress: bool = True,
+               trial: TrialFunction = run_trial) -> SearchOutcome:
     """Run (or resume) the search ``config`` describes; returns when it is done or its budget is spent.
+
+    ``trial`` is the function every trial runs in its Ray worker: :func:`nas.trial.run_trial`, or a wrapper with
+    its signature (the fault tests wrap it to inject failures inside real trials, ``tests/nas/faults.py``).
 
     It writes the run directory, not the report: the caller (``nas search``, ``nas demo``) builds it after.
     Every user error is raised before a fresh run's directory exists (:mod:`nas.runstart`); a fresh run that
@@ -226,7 +231,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
         check_resources(config.execution, resources)
         created_dir = not run.path.exists()
         with RunLock(run):
-            attempt = _Attempt(config, run, space, resources, resume=resume, show_progress=show_progress)
+            attempt = _Attempt(config, run, space, resources, resume=resume, show_progress=show_progress, trial=trial)
             try:
                 return attempt.run()
             except BaseException as exc:
@@ -246,9 +251,9 @@ class _Attempt:
     """One driver's attempt at a run, holding its lock: set up, run the trials, settle how it ended."""
 
     def __init__(self, config: SearchConfig, run: RunDir, space: SearchSpace, resources: dict[str, float], *,
-                 resume: bool, show_progress: bool) -> None:
+                 resume: bool, show_progress: bool, trial: TrialFunction) -> None:
         self.config, self.run_dir, self.space, self.resources = config, run, space, resources
-        self.resume, self.show_progress = resume, show_progress
+        self.resume, self.show_progress, self.trial = resume, show_progress, trial
         self.trials_started = False  # a fresh run is discarded on failure until this is set
         self.study: optuna.Study | None = None
         self.baseline_study: optuna.Study | None = None
@@ -305,7 +310,6 @@ class _Attempt:
         self.export()  # a missing or stale trials.parquet is rebuilt from the study before anything runs
         self._write_state("running")
         tuner, progress = self._tuner(core, data, bounds, measurer_name)
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our live view replaces Ray's console output
         self.trials_started = True
         heartbeat = Heartbeat([self.study, self.baseline_study], config.execution.heartbeat_interval_s)
         with graceful_sigint(on_first=core.stop) as interrupted, progress, heartbeat:
@@ -330,7 +334,7 @@ class _Attempt:
         replay_earlier_trials(scheduler.rule, self.study, max_fidelity=config.proxy.epochs)  # a resume's rungs
         settings = trial_settings(config, measurer_name=measurer_name)
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, data=data, settings=settings),
+            tune.with_parameters(self.trial, data=data, settings=settings),
             {"cpu": config.execution.cpus_per_trial, "gpu": config.execution.gpus_per_trial},
         )
         progress = SearchProgress(config, core, scheduler, bounds, enabled=self.show_progress)

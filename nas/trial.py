@@ -12,8 +12,8 @@ import dataclasses
 import json
 import time
 import traceback
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import ray
 import torch
@@ -49,11 +49,20 @@ class TrialSettings:
     latency_profile: str
     max_latency_ms: float | None
     measurer_cores: tuple[int, ...] = ()  # cores the measurer is pinned to; trials keep off them
-    faults: dict[str, str] = field(default_factory=dict)  # testing aid: spec key -> a mode of _train
+
+
+# What a search runs for each trial: ``run_trial`` or a wrapper of it with the same signature
+# ``(config, *, data: ProxyData, settings: TrialSettings) -> None`` (a plug-in point: ``run_search(..., trial=)``).
+TrialFunction = Callable[..., None]
 
 
 def run_trial(config: dict[str, Any], *, data: ProxyData, settings: TrialSettings) -> None:
-    """Ray Tune function trainable (wrapped with ``tune.with_parameters`` by the driver)."""
+    """Ray Tune function trainable (wrapped with ``tune.with_parameters`` by the driver).
+
+    Any exception of the training (a divergence, out of memory, a bug) is reported, not raised. A caller may
+    wrap this function (``run_search(..., trial=...)``): the tests inject their failures that way
+    (``tests/nas/faults.py``): this module holds no switch for them.
+    """
     spec = spec_from_dict(config["spec"])
     pin_away_from(list(settings.measurer_cores))
     base: dict[str, Any] = {
@@ -68,7 +77,7 @@ def run_trial(config: dict[str, Any], *, data: ProxyData, settings: TrialSetting
             base.update(latency.fields())
             tune.report({**base, "accuracy": 0.0, "infeasible": True})  # never trained
             return
-        _train(spec, config, data, settings, base, latency)
+        _train_proxy(spec, config, data, settings, base, latency)
     except Exception as exc:  # reported, so the driver records the message and the search goes on
         message = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
@@ -112,54 +121,14 @@ def _release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-class _InjectedOutOfMemory:
-    """Testing aid: a global forward pre-hook that raises out of memory on the ``at``-th module call.
-
-    It fires inside the real training loop (model built, optimizer and batch feeder running), where a real
-    CUDA or host allocation failure would: ``torch.OutOfMemoryError`` for ``oom``, ``MemoryError`` for
-    ``host-oom``.
-    """
-
-    def __init__(self, mode: str, at: int = 200) -> None:  # ~ the third training step of a depth-18 proxy
-        self.mode, self.at, self.calls, self._handle = mode, at, 0, None
-
-    def __call__(self, module, inputs) -> None:
-        self.calls += 1
-        if self.calls == self.at:
-            if self.mode == "oom":
-                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected fault, testing aid)")
-            raise MemoryError("cannot allocate 2.00 GiB of host memory (injected fault, testing aid)")
-
-    def __enter__(self) -> "_InjectedOutOfMemory":
-        self._handle = torch.nn.modules.module.register_module_forward_pre_hook(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._handle.remove()
-
-
-def _train(spec, config: dict, data: ProxyData, settings: TrialSettings, base: dict,
-           latency: _LatencyFuture) -> None:
-    """Proxy-train ``spec``. ``settings.faults`` (testing aid) may inject: ``raise`` (before training),
-    ``nan`` (a real divergence), ``oom`` / ``host-oom`` (out of memory in a forward pass)."""
-    fault = settings.faults.get(spec.key())
-    if fault == "raise":
-        raise RuntimeError("injected fault (testing aid): this trial raises before training")
-    if fault in ("oom", "host-oom"):
-        with _InjectedOutOfMemory(fault):
-            return _train_proxy(spec, config, data, settings, base, latency, fault)
-    return _train_proxy(spec, config, data, settings, base, latency, fault)
-
-
 def _train_proxy(spec, config: dict, data: ProxyData, settings: TrialSettings, base: dict,
-                 latency: _LatencyFuture, fault: str | None) -> None:
+                 latency: _LatencyFuture) -> None:
     from runners.proxy import train_proxy
 
     use_gpu = settings.gpus_per_trial > 0 and torch.cuda.is_available()
     threads = max(1, int(settings.cpus_per_trial))
     proxy = dataclasses.replace(
         settings.proxy,
-        lr=1e30 if fault == "nan" else settings.proxy.lr,  # a real divergence, caught by train_proxy
         frames=data.train.clip_shape[0],
         size=data.train.clip_shape[1],
         seed=int(config["seed"]),
@@ -183,7 +152,7 @@ def _train_proxy(spec, config: dict, data: ProxyData, settings: TrialSettings, b
                 "train_started_at": started,  # absolute times: `nas bench overhead` unions these intervals
                 "reported_at": time.time(),
                 # JSON text, not a dict: Ray flattens nested results ("gate_open_rates/layer4.1.srtg")
-                # before the searcher sees them, which lost every rate (issue 11.8)
+                # before the searcher sees them, which lost every rate (docs/run-directory.md)
                 "gate_open_rates": json.dumps(getattr(epoch, "gate_open_rates", {}) or {}),
             }
         )

@@ -1,8 +1,8 @@
 """The ``nas`` command line: a thin layer over documented Python functions.
 
 Each topic lives in its own module (``nas/cli/catalog.py``, ``nas/cli/data.py``, ...) exposing
-``register(app)``. :func:`main` applies the error convention of SPEC 9: any user error is one line
-``error: ...`` on stderr and exit code 2; ``--debug`` shows the traceback instead.
+``register(app)``. :func:`main` applies the project's error convention (README, "A tour of the CLI"): any user
+error is one line ``error: ...`` on stderr and exit code 2; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -11,11 +11,6 @@ import math
 import sys
 
 import typer
-
-try:  # typer >= 0.20 vendors click
-    from typer._click import exceptions as click_exc
-except ImportError:  # pragma: no cover - older typer uses click itself
-    from click import exceptions as click_exc
 
 from nas import __version__
 from space.errors import UserInputError
@@ -96,33 +91,46 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def click_error_kind(exc: BaseException) -> str | None:
+    """``"help"`` (a command given no arguments: its help was shown), ``"usage"`` (any other click error: a bad
+    flag or value, with ``format_message()``), or None (not click's).
+
+    Recognised by the class names along the exception's MRO, not by importing click's classes: typer >= 0.20
+    vendors click as its private ``typer._click`` (a ``click`` installed beside it, e.g. for Ray, is another
+    copy whose classes typer's errors are not instances of) and re-exports no base class of them; older typer
+    raises click's own. The names are click's documented exception classes, the same in both.
+    """
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "NoArgsIsHelpError" in names:
+        return "help"
+    return "usage" if "ClickException" in names else None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``nas`` console script and ``python -m nas``."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
         cli_command().main(args=args, prog_name="nas", standalone_mode=False)
-    except UserInputError as exc:
-        if debug:
-            raise
-        _fail(str(exc))
-    except click_exc.NoArgsIsHelpError:
-        sys.exit(0)
-    except click_exc.UsageError as exc:
-        if debug:
-            raise
-        _fail(exc.format_message())
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except click_exc.ClickException as exc:
-        if debug:
-            raise
-        _fail(exc.format_message())
-    except Exception as exc:  # a bug, not bad input: say so in one line, keep the traceback for --debug
-        if debug:
-            raise
-        print(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
-        sys.exit(1)
+    except Exception as exc:
+        _handle(exc, debug=debug)
+
+
+def _handle(exc: Exception, *, debug: bool) -> None:
+    """User input (ours or click's): one line, exit 2. Anything else is a bug: one line, exit 1."""
+    kind = click_error_kind(exc)
+    if kind == "help":
+        sys.exit(0)
+    if debug:
+        raise exc
+    if isinstance(exc, UserInputError):
+        _fail(str(exc))
+    if kind == "usage":
+        _fail(exc.format_message())  # type: ignore[attr-defined]
+    print(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+    sys.exit(1)

@@ -29,13 +29,10 @@ _FIELD_OF_PARAM = {"time_budget": "time_budget_s", "heartbeat_interval": "heartb
 
 def _given_on_command_line(ctx: typer.Context) -> list[str]:
     """The parameters the user typed (not defaults): on resume, exactly these are compared with the run."""
-    try:  # typer >= 0.20 vendors click
-        from typer._click.core import ParameterSource
-    except ImportError:  # pragma: no cover - older typer uses click itself
-        from click.core import ParameterSource
-
+    # By the enum member's name, not by importing click's ``ParameterSource``: typer >= 0.20 vendors click as its
+    # private ``typer._click`` (see :func:`nas.cli.click_error_kind`).
     return [p.name for p in ctx.command.params
-            if ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE]
+            if getattr(ctx.get_parameter_source(p.name), "name", None) == "COMMANDLINE"]
 
 
 def register(app: typer.Typer) -> None:

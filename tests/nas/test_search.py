@@ -24,6 +24,7 @@ from nas.search import run_search
 from nas.study import interrupted_trials
 from space import spec_from_dict
 from tests.nas.cli_helpers import REPO, assert_one_line_error, run_nas
+from tests.nas.faults import faulty_trial
 from tests.nas.search_helpers import load_study, postgres_server, tiny_config
 
 pytestmark = pytest.mark.slow  # real searches on Ray: tens of seconds each
@@ -107,8 +108,8 @@ def test_scheduler_prunes_and_failures_are_recorded(ray_address, tmp_path):
     specs = list(load_space(str(space_file)).enumerate())
     faults = {specs[0].key(): "raise", specs[1].key(): "nan"}
     config = tiny_config(tmp_path, trials=6, scheduler="moasha", reduction_factor=2, grace_period=1,
-                         sampler="random", extra={"faults": faults}, max_concurrent=1)
-    outcome = run_search(config, show_progress=False)
+                         sampler="random", max_concurrent=1)
+    outcome = run_search(config, show_progress=False, trial=faulty_trial(faults))
     frame = frame_of(outcome.run_dir)
     study = load_study(outcome.run_dir)
     failed = frame[frame["status"] == "FAIL"].set_index("spec_key")
@@ -127,8 +128,8 @@ def test_retries_rerun_a_failed_trial(ray_address, tmp_path):
     from space.searchspace import load_space
 
     spec = next(iter(load_space(tiny_config(tmp_path).space).enumerate()))
-    config = tiny_config(tmp_path, trials=2, retries=1, max_concurrent=1, extra={"faults": {spec.key(): "raise"}})
-    outcome = run_search(config, show_progress=False)
+    config = tiny_config(tmp_path, trials=2, retries=1, max_concurrent=1)
+    outcome = run_search(config, show_progress=False, trial=faulty_trial({spec.key(): "raise"}))
     frame = frame_of(outcome.run_dir)
     attempts = frame[frame["spec_key"] == spec.key()]
     if len(attempts):  # the sampler proposed it: first attempt not counted, the retry is

@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from nas.settle import last_beats
 from nas.study import interrupted_trials
 from tests.nas.cli_helpers import REPO, run_nas
+from tests.nas.faults import faulty_trial
 from tests.nas.search_helpers import postgres_server, tiny_config
 
 pytestmark = pytest.mark.slow  # two real searches each
@@ -156,8 +157,8 @@ def test_an_out_of_memory_trial_fails_alone_and_the_search_goes_on(ray_address, 
     specs = list(load_space(str(space)).enumerate())
     oom, host_oom = specs[2], specs[3]  # with seed 0 the sampler trains these two first
     faults = {oom.key(): "oom", host_oom.key(): "host-oom"}
-    config = tiny_config(tmp_path, space=str(space), trials=4, max_concurrent=1, extra={"faults": faults})
-    outcome = run_search(config, show_progress=False)
+    config = tiny_config(tmp_path, space=str(space), trials=4, max_concurrent=1)
+    outcome = run_search(config, show_progress=False, trial=faulty_trial(faults))
     frame = pd.read_parquet(outcome.run_dir / "trials.parquet")
     trained = frame[frame["status"].isin(["COMPLETE", "PRUNED", "FAIL"])].set_index("spec_key")
     assert outcome.counted == 4 and len(trained) == 4  # every architecture trained once: the search went on
