@@ -1,4 +1,4 @@
-"""CPU pinning, so the latency measurer really owns its cores (SPEC 3: "which no trial uses").
+"""CPU pinning, so the latency measurer really owns its cores (``docs/costs.md``: the cores no trial uses).
 
 A Ray resource lease only keeps Ray from scheduling more than the cluster has; it does not stop the
 OS from running a trial's thread on the measurer's core. Pinning does: the measurer takes the last

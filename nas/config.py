@@ -44,7 +44,7 @@ def _flag(name: str) -> str:
 
 
 def _check_finite(values: dict[str, object]) -> None:
-    """Non-finite numbers are bad input (DEVELOPERS.md), whatever the setting."""
+    """Non-finite numbers are bad input (README, Guarantees: hostile input), whatever the setting."""
     for name, value in values.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise UserInputError(f"{_flag(name)} {value} is not allowed; allowed: a finite number")

@@ -1,4 +1,4 @@
-"""The latency measurer: one serialised Ray actor per search that owns its own cores (SPEC 3).
+"""The latency measurer: one serialised Ray actor per search that owns its own cores (``docs/costs.md``).
 
 Trials never time themselves on a shared device: each asks this actor (by name) and waits. Ray runs an
 actor's calls one at a time, so measurements never race each other, and on a CPU machine the actor's

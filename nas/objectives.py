@@ -1,4 +1,4 @@
-"""The search objectives and constraints (SPEC 5), and the column each lives in in ``trials.parquet``."""
+"""The search objectives and constraints (``docs/search.md``), and the column each lives in in ``trials.parquet``."""
 
 from __future__ import annotations
 

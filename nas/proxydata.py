@@ -1,4 +1,4 @@
-"""Build the proxy dataset of a search once, in the driver (SPEC 5: then put once into Ray's object store)."""
+"""Build the proxy dataset of a search once, in the driver (then put once into Ray's object store: ``docs/search.md``, Execution)."""
 
 from __future__ import annotations
 

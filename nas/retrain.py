@@ -1,4 +1,4 @@
-"""Retraining as a library: ``retrain(arch, data, config) -> RetrainResult`` (SPEC 7; ``nas retrain`` is a thin CLI).
+"""Retraining as a library: ``retrain(arch, data, config) -> RetrainResult`` (``docs/retrain.md``; ``nas retrain`` is a thin CLI).
 
 It resolves the architecture (a catalog name, a spec file, an :class:`~space.ArchSpec` or ``RUN_DIR:TRIAL_ID``,
 baselines' negative ids included), prepares the data (:class:`RetrainData`: fresh synthetic clips, a prepared

@@ -5,7 +5,7 @@ One module owns the schema (``docs/run-directory.md``), so the writer (the searc
 
 * the file names (:class:`RunDir`), reading ``search.yaml`` and ``trials.parquet``;
 * the ``trials.parquet`` columns and their dtypes (:data:`TRIAL_DTYPES`, :func:`trials_table`);
-* the statuses (SPEC 5) and which of them count as trained;
+* the statuses (``docs/search.md``) and which of them count as trained;
 * the Pareto-front candidates (:func:`front_candidates`): COMPLETE, feasible, not a baseline;
 * the architecture label people see (:func:`arch_label`), ``RUN:ID`` (:func:`parse_run_trial`);
 * writing both tables atomically (:func:`space.files.atomic_write`).
@@ -39,7 +39,7 @@ STUDY_FILE = "study.db"
 LOCK_FILE = ".lock"
 RETRAIN_DIR = "retrain"
 
-# ---- statuses (SPEC 5) --------------------------------------------------------------------------
+# ---- statuses (docs/search.md) -------------------------------------------------------------------------
 
 TRAINED_STATUSES = ("COMPLETE", "PRUNED", "FAIL")  # what `--trials N` counts
 SKIPPED_STATUSES = ("INFEASIBLE", "INVALID", "DUPLICATE")  # settled without training
@@ -109,7 +109,7 @@ def is_baseline(frame: pd.DataFrame) -> pd.Series:
 
 
 def front_candidate_mask(frame: pd.DataFrame) -> pd.Series:
-    """Rows that may be on the Pareto front: COMPLETE, feasible and not a baseline (issue 11.5).
+    """Rows that may be on the Pareto front: COMPLETE, feasible and not a baseline (``docs/search.md``, Baselines).
 
     Baselines are the papers' designs measured for comparison: shown beside the front, never in it.
     """

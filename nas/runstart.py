@@ -1,4 +1,4 @@
-"""Starting a run directory so that a user's mistake never takes its name for good (issue 17).
+"""Starting a run directory so that a user's mistake never takes its name for good (``docs/reliability.md``).
 
 * :func:`check_before_creating`: every user error that can be found without Ray (the space, the baselines,
   the latency profile, ``--data`` / ``--cache``, GPUs on a machine without any, a name the storage already

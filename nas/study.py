@@ -1,6 +1,6 @@
 """The Optuna study of a run: storage, samplers, and how our trial statuses map onto Optuna's.
 
-Only the search driver talks to the storage (trials on Ray workers never do). Statuses (SPEC 5) live in
+Only the search driver talks to the storage (trials on Ray workers never do). Statuses (``docs/search.md``, Trial lifecycle) live in
 the trial's ``status`` user attribute; Optuna's own state is chosen so samplers learn the right thing:
 
 ==============  ===============  ===========================================================

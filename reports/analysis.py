@@ -6,7 +6,7 @@ Decisions (see docs/reports.md):
   every objective value. Baselines (``--baselines``) are drawn against it but are not part of it, so
   the report shows where the papers' designs sit relative to what the search found. DUPLICATE rows
   are never points (their architecture is already drawn once); INFEASIBLE and INVALID ones never
-  enter fronts, hypervolume or importance (SPEC 5).
+  enter fronts, hypervolume or importance (``docs/reports.md``).
 - **Hypervolume** is measured on objectives normalised by the run's fixed bounds (0 = best bound,
   1 = worst) against the run's reference point, over the trained trials (COMPLETE, PRUNED, FAIL:
   what ``--trials`` counts) in the order they finished.

@@ -1,4 +1,4 @@
-"""The prepared clip cache: decode a dataset once, train from memory-mapped uint8 arrays ever after (SPEC 4).
+"""The prepared clip cache: decode a dataset once, train from memory-mapped uint8 arrays ever after (``docs/data.md``).
 
 ``prepare_dataset(...)`` writes into ``out``::
 

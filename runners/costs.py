@@ -1,4 +1,4 @@
-"""Costs of an architecture (SPEC 3): GMACs by two counters that must agree, and parameters.
+"""Costs of an architecture (``docs/costs.md``): GMACs by two counters that must agree, and parameters.
 
 GMACs are the multiply-accumulates of convolutions, linear layers, matrix products and RNNs; element-wise
 ops, normalisation and pooling are not counted (torchvision's and fvcore-based model zoos' convention).
@@ -59,7 +59,7 @@ AGREEMENT_TOLERANCE = 1e-3  # fvcore and meta must agree within 0.1%
 
 RNN_OPS = ("aten::lstm", "aten::gru", "aten::rnn_tanh", "aten::rnn_relu")
 
-# Ops that cost no MACs by the SPEC 3 convention, beyond fvcore's own zero-cost list (shape and copy ops).
+# Ops that cost no MACs by the convention of docs/costs.md, beyond fvcore's own zero-cost list (shape and copy ops).
 # Kept explicit so a new op in a model is noticed (unsupported_ops() would list it) and classified here.
 UNCOUNTED_OPS = (
     # normalisation
@@ -215,7 +215,7 @@ def _rnn_jit_handle(inputs: list[Any], outputs: list[Any]) -> int:
 
 
 def fvcore_analysis(model: nn.Module, x: Tensor):
-    """fvcore ``FlopCountAnalysis`` configured for SPEC 3 (``unsupported_ops()`` must come out empty).
+    """fvcore ``FlopCountAnalysis`` configured for ``docs/costs.md`` (``unsupported_ops()`` must come out empty).
 
     ``model`` and ``x`` must be real (not meta) tensors: fvcore traces a real forward.
     """

@@ -1,4 +1,4 @@
-"""Real video datasets: find the videos and labels of each split in a local folder (SPEC 4).
+"""Real video datasets: find the videos and labels of each split in a local folder (``docs/data.md``).
 
 :func:`index_dataset` reads one of the layouts below and returns a :class:`DatasetIndex` (class names, train
 and test entries); nothing is decoded here. :func:`carve_validation` takes the seeded, stratified validation

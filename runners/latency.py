@@ -1,4 +1,4 @@
-"""Latency of an architecture under a named, frozen protocol (SPEC 3), cached on disk.
+"""Latency of an architecture under a named, frozen protocol (``docs/costs.md``), cached on disk.
 
 A :class:`LatencyProfile` fixes everything that changes the number: device, batch, clip shape, dtype,
 thread count, warm-up and number of runs. The protocol (:func:`time_model`):

@@ -1,4 +1,4 @@
-"""Clip sampling (SPEC 4): random windows for training, single- and multi-view evaluation.
+"""Clip sampling (``docs/data.md``): random windows for training, single- and multi-view evaluation.
 
 Everything works on uint8 arrays N x T x H x W x 3 (a :class:`~runners.clips.ClipSet`, possibly memory-mapped)
 and gathers a whole batch with one fancy-indexing call, so feeding a small proxy costs a few milliseconds per

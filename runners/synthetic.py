@@ -1,4 +1,4 @@
-"""``synthetic``: the embedded temporal-action dataset (SPEC 4), generated procedurally, no download.
+"""``synthetic``: the embedded temporal-action dataset (``docs/data.md``), generated procedurally, no download.
 
 Every class is a motion pattern of one *target* object, and classes come in **time-reversed pairs**
 (``move_right``/``move_left``, ``grow``/``shrink``, ``appear``/``vanish``, ...). A clip of the second class of

@@ -287,7 +287,7 @@ def run_costs_benchmark(out_dir: Path, quick: bool = False, pairs: int = 20) -> 
     )
     md = f"""# Costs of the catalog (`nas bench costs`)
 
-GMACs: multiply-accumulates of convolutions, linear layers, matrix products and RNNs (SPEC 3), counted by the
+GMACs: multiply-accumulates of convolutions, linear layers, matrix products and RNNs (``docs/costs.md``), counted by the
 meta-device `FlopCounterMode` (halved; equal to fvcore's count). Params at 400 classes.
 SRTG overhead is against the same spec with `placement: none`. The SRTG paper claims {SRTG_PAPER_OVERHEAD}.
 Paper GFLOPs are shown beside ours without a ratio: neither MTNet Table 3 nor SRTG Table 4 states the input

@@ -1,4 +1,4 @@
-"""``nas bench data`` (SPEC 8): how fast data is made and read, against what proxy training consumes.
+"""``nas bench data`` (``docs/data.md``): how fast data is made and read, against what proxy training consumes.
 
 :func:`run_data_benchmark` measures, and writes ``data-benchmark.md`` (plus ``data-benchmark.json``) into
 ``out_dir``:
@@ -44,7 +44,7 @@ from space.catalog import catalog_spec
 
 __all__ = ["DEMO_PROXY", "DEMO_DATA", "DEMO_ARCHITECTURES", "run_data_benchmark"]
 
-# The demo's proxy settings and data (what `make demo` searches with), derived from nas.demo (issue 11.7).
+# The demo's proxy settings and data (what `make demo` searches with), derived from nas.demo (docs/data.md, Demo proxy settings).
 DEMO_PROXY = demo_proxy(threads=2)
 DEMO_DATA = demo_data()
 DEMO_ARCHITECTURES = ("r3d-18", "r2plus1d-18", "srtg-r3d-18-final", "r3d-50", "mtnet-32")

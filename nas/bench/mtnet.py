@@ -1,4 +1,4 @@
-"""``nas bench mtnet``: the MTNet paper's ratio ablation and sub-stream costs at proxy scale (SPEC 8, issue 14).
+"""``nas bench mtnet``: the MTNet paper's ratio ablation and sub-stream costs at proxy scale (``docs/mtnet.md``, ``docs/bench/mtnet.md``).
 
 * **Ratio ablation** (paper Table 2, MTNet-32 column): ``mtnet-32`` with short/long channel ratio
   r in {0.5, 0.625, 0.75, 0.875, 1.0} (1.0 = one vanilla 3D stream) at g = 1, and r = 0.875 at g = 8, each

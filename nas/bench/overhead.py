@@ -1,4 +1,4 @@
-"""``nas bench overhead``: what the search harness itself costs (SPEC 8, issue 6).
+"""``nas bench overhead``: what the search harness itself costs (README, Benchmarks).
 
 Runs the demo search (:func:`nas.demo.demo_config`) and reports:
 

@@ -1,4 +1,4 @@
-"""``nas bench proxy``: how far the proxy's ranking of architectures can be trusted (issue 15).
+"""``nas bench proxy``: how far the proxy's ranking of architectures can be trusted (``docs/proxy.md``).
 
 A seeded sample of architectures from the ``joint`` space (distinct, buildable at the proxy width) is trained
 with the search's own proxy loop (:func:`runners.proxy.train_proxy`) at several fidelities and at a reference

@@ -1,4 +1,4 @@
-"""``nas bench retrain``: does the proxy rank architectures the way full-scale training does? (issue 8)
+"""``nas bench retrain``: does the proxy rank architectures the way full-scale training does? (``docs/retrain.md``)
 
 Takes the Pareto front of a demo search (running the demo search first when no run is given; topped up
 with the next non-dominated layers when the front has fewer than ``count`` members), re-trains each

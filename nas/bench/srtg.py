@@ -1,4 +1,4 @@
-"""``nas bench srtg``: the SRTG paper's Table 1 at proxy scale, with gate open-rates (SPEC 8, issue 14).
+"""``nas bench srtg``: the SRTG paper's Table 1 at proxy scale, with gate open-rates (``docs/srtg.md``).
 
 Rows, for each of r3d-34 and r(2+1)d-34: no SRTG; each valid Simple-block placement (start, mid, res, final)
 with an LSTM and the gate ``inactive`` (always fuse) and ``cyclic`` (the spec's defaults, chosen by the gate

@@ -1,4 +1,4 @@
-"""``nas bench srtg-gate``: what makes the cyclic gate open within a proxy budget (issue 14, ``docs/srtg.md``).
+"""``nas bench srtg-gate``: what makes the cyclic gate open within a proxy budget (``docs/srtg.md``).
 
 Trains ``srtg-r3d-18-final`` (and, for the settings that matter, ``srtg-r3d-34-final``) on the demo proxy's
 clip shape with each gate setting below and records, per stage and epoch, the open-rate on the validation clips.

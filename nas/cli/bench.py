@@ -1,4 +1,4 @@
-"""``nas bench NAME``: reproducible experiments that write a report (SPEC 8).
+"""``nas bench NAME``: reproducible experiments that write a report (README, Benchmarks; ``docs/bench/``).
 
 The benchmarks and their registry live in :mod:`nas.bench` (how to add one: its module docstring).
 """

@@ -1,4 +1,4 @@
-"""``nas profile ARCH...``: parameters, GMACs and latency of architectures, side by side (SPEC 3).
+"""``nas profile ARCH...``: parameters, GMACs and latency of architectures, side by side (``docs/costs.md``).
 
 A thin layer over :func:`profile_rows`. GMACs come from the fast meta-device count at ``--shape``
 (default: the latency profile's clip), latency from :func:`runners.latency.measure_latency` (disk-cached).

@@ -1,4 +1,4 @@
-"""``nas retrain``: train one architecture at full scale with Ray Train (SPEC 7).
+"""``nas retrain``: train one architecture at full scale with Ray Train (``docs/retrain.md``).
 
 A thin layer over the library function :func:`nas.retrain.retrain` (which resolves the architecture,
 prepares the data, trains and writes the result back into the run): parse the options, draw a progress bar.

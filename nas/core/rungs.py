@@ -1,8 +1,8 @@
-"""Rung rules: whether a trial continues or stops when it reports an epoch (SPEC 5), as pure Python.
+"""Rung rules: whether a trial continues or stops when it reports an epoch (``docs/search-space.md``), as pure Python.
 
 Three rules share one frame (:class:`RungRule`): rungs sit at ``grace_period * eta**k`` epochs, strictly
 below ``max_t`` (the full proxy budget); a result at or past ``max_t`` always continues, because the trial
-trained its full budget and ends by itself (a stop there would tell a fully trained trial PRUNED, issue 11.2);
+trained its full budget and ends by itself (a stop there would tell a fully trained trial PRUNED, ``docs/search-space.md``);
 baselines are exempt (they always train to the full budget and are never ranked); and
 :meth:`RungRule.stop_at_next_rung` (the ``--time-budget`` hook) stops every trial at the next rung it reaches.
 

@@ -1,4 +1,4 @@
-"""The search core: every decision of a search as plain Python over an Optuna study (SPEC 5), no Ray.
+"""The search core: every decision of a search as plain Python over an Optuna study (``docs/search.md``), no Ray.
 
 An executor (Ray Tune today: :mod:`nas.searcher` and :mod:`nas.moasha` are thin adapters; a simulated
 executor in tests and benchmarks) drives it:
@@ -42,7 +42,7 @@ FINISHED = "FINISHED"  # suggest(): the search is over (the value Ray Tune's Sea
 def trained_status(fidelity: int, max_fidelity: int) -> str:
     """The status of a trial that trained without error: COMPLETE at the full budget, else PRUNED.
 
-    Whatever a scheduler said at the last report: a trial trained to its full budget is COMPLETE (issue 11.2).
+    Whatever a scheduler said at the last report: a trial trained to its full budget is COMPLETE (``docs/search-space.md``, MO-ASHA).
     """
     return "COMPLETE" if fidelity >= max_fidelity else "PRUNED"
 
@@ -127,7 +127,7 @@ class SearchCore:
     # ---- bookkeeping ------------------------------------------------------------------------
 
     def counted(self) -> int:
-        """Trials that count towards ``--trials`` (SPEC 5)."""
+        """Trials that count towards ``--trials`` (``docs/search.md``, Trial lifecycle)."""
         return sum(1 for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("counted"))
 
     def _live_counting(self) -> int:

@@ -1,4 +1,4 @@
-"""Full-scale retraining of one architecture with Ray Train (SPEC 7).
+"""Full-scale retraining of one architecture with Ray Train (``docs/retrain.md``).
 
 ``retrain(spec, config, train=..., test=..., out_dir=...)`` runs :func:`train_worker` on ``config.workers``
 Ray Train workers (``TorchTrainer``: DDP over gloo on CPU, NCCL on GPU), so the same call trains on one

@@ -33,7 +33,7 @@ METRICS_COLUMNS = (
 
 @dataclass(frozen=True)
 class RetrainConfig:
-    """Everything that decides a retraining run (SPEC 7 defaults). ``batch_size`` is the global batch.
+    """Everything that decides a retraining run (defaults: ``docs/retrain.md``). ``batch_size`` is the global batch.
 
     ``lr`` is the learning rate at ``lr_reference_batch`` clips; the run uses ``lr * batch_size /
     lr_reference_batch``. ``lr_milestones`` are fractions of ``epochs`` at which the lr is multiplied by

@@ -337,7 +337,7 @@ def _train_one_epoch(run: _Training, epoch: int, plan: EpochPlan) -> tuple[float
 def _evaluate_multiview(run: _Training) -> dict[str, Any]:
     """The final test: clips x crops per clip (identical views evaluated once), gates as at the last epoch."""
     ctx, config = run.ctx, run.config
-    # a run resumed from its last epoch's checkpoint skipped the loop: gates as at the last epoch (issue 11.3)
+    # a run resumed from its last epoch's checkpoint skipped the loop: gates as at the last epoch (docs/retrain.md, "Checkpoints, resume")
     set_last_epoch_gates(run.model, len(run.plans))
     reset_gate_counters(run.model)
     requested = (config.test_clips, config.test_crops)
