@@ -14,6 +14,13 @@ Streams travel between modules as a tuple ``(short, long)``; ``long`` is ``None`
 vanilla 3D stream). Which branch runs is fixed at construction, never decided from data, so the model
 traces with ``torch.jit.trace``. Shapes match by construction (ceil-mode pooling and strided convs with
 "same" padding both give ceil(n / s)); nothing is ever interpolated.
+
+Speed (docs/throughput.md): a proxy MTNet is hundreds of small operations, so the stem turns its input
+channels-last (N x T x H x W x C in memory) and every layer keeps it so: oneDNN's 3D convolutions run
+channels-last inside (a contiguous tensor is reordered at every call, which cost more than the convolution
+at proxy width), pointwise convolutions become one matrix product over the channels, and the pools add
+whole slices. The parameters and what the model computes are unchanged (frozen reference:
+tests/space/test_mtnet_reference.py); the weights stay contiguous.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from space.softpool import MeanPool3d, SoftPool3d
@@ -140,6 +148,23 @@ def _conv(in_channels: int, out_channels: int, kernel: Triple, stride: Triple, g
     return nn.Conv3d(in_channels, out_channels, kernel, stride=stride, padding=padding, groups=groups, bias=False)
 
 
+def _convolve(conv: nn.Conv3d, x: Tensor) -> Tensor:
+    """``conv(x)``; an ungrouped 1x1x1 conv on a channels-last tensor as one matrix product over its channels.
+
+    MTNet's activations are channels-last (:class:`MTStem`), so N x T x H x W x C is a free view of ``x`` and a
+    pointwise conv is ``F.linear`` on its rows: same weights (viewed Cout x Cin), same MACs, and none of oneDNN's
+    per-call cost, which dominates the many tiny pointwise convs of a proxy (docs/throughput.md). A strided
+    pointwise conv ("same" padding is 0 for k = 1) reads every ``stride``-th position.
+    """
+    if conv.kernel_size != (1, 1, 1) or conv.groups != 1:
+        return conv(x)
+    if conv.stride != (1, 1, 1):
+        st, sh, sw = conv.stride
+        x = x[:, :, ::st, ::sh, ::sw]
+    rows = F.linear(x.permute(0, 2, 3, 4, 1), conv.weight.flatten(1), conv.bias)
+    return rows.permute(0, 4, 1, 2, 3)
+
+
 class MTConv(nn.Module):
     """A multi-temporal conv (paper eq. 2, SPEC 2.3)::
 
@@ -186,12 +211,12 @@ class MTConv(nn.Module):
 
     def forward(self, streams: Streams) -> Streams:
         short, long = streams
-        out_short = self.act(self.bn_short(self.conv_short(short)))
+        out_short = self.act(self.bn_short(_convolve(self.conv_short, short)))
         if self.conv_long is None or self.bn_long is None or long is None:
             return out_short, None
-        out_long = self.bn_long(self.conv_long(long))
+        out_long = self.bn_long(_convolve(self.conv_long, long))
         if self.lateral is not None and self.down is not None and self.bn_lateral is not None:
-            out_long = out_long + self.bn_lateral(self.lateral(self.down(short)))
+            out_long = out_long + self.bn_lateral(_convolve(self.lateral, self.down(short)))
         return out_short, self.act(out_long)
 
 
@@ -210,7 +235,11 @@ class SqueezeRecursion(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         sequence = x.mean(dim=(3, 4)).permute(2, 0, 1)  # N x C x T -> T x N x C
         hidden, _ = self.rnn(sequence)
-        return x * hidden.permute(1, 2, 0)[..., None, None]
+        if x.is_contiguous():
+            return x * hidden.permute(1, 2, 0)[..., None, None]
+        # channels-last: N x T x H x W x C times N x T x 1 x 1 x C, so the product stays channels-last (a broadcast
+        # multiply in N x C x T x H x W order came out contiguous and slowed every later layer)
+        return (x.permute(0, 2, 3, 4, 1) * hidden.transpose(0, 1)[:, :, None, None, :]).permute(0, 4, 1, 2, 3)
 
 
 def _sr_cell(channels: int, kind: str) -> nn.Module:
@@ -279,10 +308,13 @@ class MTStem(nn.Module):
         self.long_pool = SoftPool3d(2, ceil_mode=True) if split.long else None
 
     def forward(self, x: Tensor) -> Streams:
+        x = x.contiguous(memory_format=torch.channels_last_3d)  # the layout every later layer keeps (module doc)
         x = self.pool(self.relu(self.bn(self.conv(x))))
         if self.long_pool is None:
             return x, None
-        short, long = torch.split(x, self.split_sizes, dim=1)
+        # a channel slice of a channels-last tensor is strided: make each stream dense once, here
+        short, long = (part.contiguous(memory_format=torch.channels_last_3d)
+                       for part in torch.split(x, self.split_sizes, dim=1))
         return short, self.long_pool(long)
 
 
