@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_RUN ?= runs/demo
 
-.PHONY: setup test test-fast demo clean
+.PHONY: setup test test-fast demo gpu-check clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,12 @@ test-fast: setup
 
 demo: setup
 	$(BIN)/nas demo --runs-dir runs
+
+# The GPU check (nas/bench/gpu.py, docs/gpu.md): ~8 min on one GPU; needs only torch and PyYAML (pytest for its
+# CUDA-tests section), so it runs on a bare GPU machine with the system python. On a CPU it skips and says why.
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+gpu-check:
+	PYTHONPATH=. $(GPU_PYTHON) nas/bench/gpu.py --out docs/gpu.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.bench import costs, curves, data, exports, fidelity, mtnet, noise, overhead, proxy, record, retrain, search, srtg, srtg_gate, throughput
+from nas.bench import costs, curves, data, exports, fidelity, gpu, mtnet, noise, overhead, proxy, record, retrain, search, srtg, srtg_gate, throughput
 
 Benchmark = Callable[..., dict[str, Any]]
 
@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "data": data.run_data_benchmark,
     "exports": exports.run_exports_benchmark,
     "fidelity": fidelity.run_fidelity_benchmark,
+    "gpu": gpu.run_gpu_benchmark,
     "mtnet": mtnet.run_mtnet_benchmark,
     "noise": noise.run_noise_benchmark,
     "overhead": overhead.run_overhead_benchmark,

@@ -9,21 +9,23 @@ what the same machine reaches on a large dense op at the same thread count:
   SGD + Nesterov step, in the memory layout the proxy trains in (:mod:`runners.layout`; families trained
   channels-last also get a "(contiguous)" row). "3 x forward" is the usual forward + two backward products
   convention;
-* **roofs**, measured in the same run: a 64->64 3x3x3 ``conv3d`` forward on 8 x 64 x 8 x 28 x 28 and a
-  2048 x 2048 x 2048 ``matmul``. The share of the conv3d roof is the headline;
+* **roofs**, measured in the same run: a 64->64 3x3x3 ``conv3d`` forward on 8 x 64 x 8 x 28 x 28, contiguous
+  and channels-last, and a 2048 x 2048 x 2048 ``matmul``. The share of the conv3d roof in the layout the
+  family's convolutions read is the headline;
 * **forward latency** at the deployment shape (batch 1, full width, eval mode), as the latency objective
   measures it, with its GMAC/s share of the same roof;
 * a **per-op profile** (``torch.profiler``, self CPU time) of every family's training step; the slowest
   family's is the headline and explains what keeps it from the roof.
 
-Load on a shared machine moves every timing, so the benchmark runs in *rounds*: each round times both
+Load on a shared machine moves every timing, so the benchmark runs in *rounds*: each round times the
 roofs and one step of every family back to back, a share is computed within its round, and the median
-over rounds is reported with its min-max. The machine's load average is recorded at start and end.
+over rounds is reported with its min-max. The quiet measurement protocol (docs/throughput.md): the load
+average is recorded at start and end and the report warns when other work shared the machine
+(:func:`busy_warning`); a before / after comparison of two implementations runs as an interleaved A/B in one
+process (:func:`interleaved_ab`), never as two runs at two moments.
 
-On CUDA (when a GPU is present) the same table runs on GPU 0 with float16 autocast as proxy trials on a
-GPU do (``amp``), timed with a synchronise around every step; then ``k`` proxy trials share the GPU as
-``--gpus-per-trial 1/k`` would let Ray place them (k processes, each training for the same wall time),
-reporting the aggregate steps per second against one trial alone.
+On CUDA the same table runs on GPU 0 under float16 autocast (``amp``, as GPU trials train), then k = 1, 2, 4
+trials share the GPU (:func:`nas.bench.gpu.trials_per_gpu`; the fuller GPU check is nas/bench/gpu.py).
 """
 
 from __future__ import annotations
@@ -33,54 +35,95 @@ import dataclasses
 import json
 import os
 import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from rich.progress import Progress
 from torch import Tensor, nn
 
+from nas.bench.costs import bootstrap_median_ci
+from nas.bench.gpu import (ProxyShape, Roofs, markdown_table, measure_roofs, proxy_macs, timed, training_step,
+                           trials_per_gpu, warm_up)
 from runners.costs import count_macs_meta
 from runners.latency import torch_threads
 from runners.layout import to_training_layout, training_memory_format
-from runners.trainstep import OptimisationStep
 from space import CATALOG, ArchSpec, build_model
 
-__all__ = [
-    "FAMILIES",
-    "ProxyShape",
-    "Roofs",
-    "run_throughput_benchmark",
-    "proxy_macs",
-    "training_step",
-    "measure_roofs",
-    "op_profile",
-]
+__all__ = ["FAMILIES", "ProxyShape", "Roofs", "Load", "busy_warning", "interleaved_ab", "run_throughput_benchmark",
+           "proxy_macs", "training_step", "measure_roofs", "op_profile", "conv_layout"]
 
 # One representative per family of the catalog: the smallest depth, SRTG at the placement the papers report.
 FAMILIES = ("r3d-18", "r2plus1d-18", "srtg-r3d-18-final", "srtg-r2plus1d-18-final", "mtnet-32")
-GOALS = {"r3d-18": 0.70, "r2plus1d-18": 0.45, "mtnet-32": 0.35}  # share of the conv3d roof, 1 thread (issue 16)
-ROOF_CONV_INPUT = (8, 64, 8, 28, 28)
-ROOF_MATMUL_N = 2048
+GOALS = {"r3d-18": 0.70, "r2plus1d-18": 0.45, "mtnet-32": 0.35}  # share of the conv3d roof, 1 thread (docs/throughput.md)
+BUSY_LOAD_PER_CPU = 0.5  # other work beyond this, per CPU, and the figures are not quiet-machine figures
+
+
+# --------------------------------------------------------------------------------------------
+# The quiet measurement protocol: load before and after, interleaved A/B
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ProxyShape:
-    """The search's proxy: batch x 3 x frames x size x size at ``width`` (the demo search's settings)."""
+class Load:
+    """The machine's 1 / 5 / 15-minute load averages at one moment (``os.getloadavg``) and its CPU count."""
 
-    batch: int = 32
-    frames: int = 8
-    size: int = 32
-    width: float = 0.25
-    num_classes: int = 12  # the synthetic data's default class count
-    deploy_shape: tuple[int, int, int] = (16, 112, 112)  # the demo's deployment shape, batch 1, full width
+    one: float
+    five: float
+    fifteen: float
+    cpus: int
 
-    @property
-    def label(self) -> str:
-        return f"{self.batch}x3x{self.frames}x{self.size}x{self.size} @ width {self.width}"
+    @classmethod
+    def now(cls) -> Load:
+        return cls(*os.getloadavg(), cpus=os.cpu_count() or 1)
+
+    def __str__(self) -> str:
+        return f"{self.one:.2f} / {self.five:.2f} / {self.fifteen:.2f} (1 / 5 / 15 min, {self.cpus} CPUs)"
+
+
+def busy_warning(start: Load, end: Load, *, own_threads: int) -> str | None:
+    """Why the figures may not be quiet-machine figures, or None when the machine was quiet.
+
+    The 1-minute load beside the benchmark: at the start, all of it (the benchmark has not run yet); at the
+    end, all but the benchmark's own threads. Above 0.5 per CPU, something else shared the cores: timings of
+    many small ops suffer most (docs/throughput.md), so shares and A/B ratios then read pessimistic.
+    """
+    others = max(start.one, end.one - own_threads)
+    if others <= BUSY_LOAD_PER_CPU * start.cpus:
+        return None
+    return (f"machine busy: about {others:.1f} runnable tasks beside this benchmark ({start.cpus} CPUs, load "
+            f"{start} at start, {end} at end); rerun on a quiet machine for figures to quote")
+
+
+def interleaved_ab(a: Callable[[], Any], b: Callable[[], Any], *, pairs: int, device: torch.device,
+                   warmup_s: float = 1.0, own_threads: int = 1) -> dict[str, Any]:
+    """Two implementations of one step timed in interleaved pairs in one process: how much faster is ``b``?
+
+    Pairs alternate AB / BA, so drift in the machine's load hits both sides alike; each pair gives one ratio
+    a / b (> 1: ``b`` is faster). Reported: both medians, the median ratio with a percentile-bootstrap 95%
+    interval, and the load before and after with :func:`busy_warning`.
+    """
+    start = Load.now()
+    for step in (a, b):
+        warm_up(step, device, warmup_s)
+    times: dict[str, list[float]] = {"a": [], "b": []}
+    for index in range(pairs):
+        for side in ("a", "b") if index % 2 == 0 else ("b", "a"):
+            times[side].append(timed(a if side == "a" else b, device))
+    end = Load.now()
+    ratios = [ta / tb for ta, tb in zip(times["a"], times["b"])]
+    low, high = bootstrap_median_ci(ratios)
+    return {
+        "pairs": pairs,
+        "a_ms_median": round(1e3 * statistics.median(times["a"]), 2),
+        "b_ms_median": round(1e3 * statistics.median(times["b"]), 2),
+        "speedup_median": round(statistics.median(ratios), 3),
+        "speedup_ci95": [round(low, 3), round(high, 3)],
+        "load_start": str(start),
+        "load_end": str(end),
+        "warning": busy_warning(start, end, own_threads=own_threads),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,52 +131,10 @@ class ProxyShape:
 # --------------------------------------------------------------------------------------------
 
 
-def proxy_macs(spec: ArchSpec, shape: ProxyShape) -> int:
-    """Forward MACs of the proxy model at the proxy batch (meta device, SPEC 3 counting)."""
-    with torch.device("meta"):
-        model = build_model(spec, num_classes=shape.num_classes, width_mult=shape.width)
-    return count_macs_meta(model, torch.empty(shape.batch, 3, shape.frames, shape.size, shape.size, device="meta"))
-
-
 def deploy_macs(spec: ArchSpec, shape: ProxyShape) -> int:
     with torch.device("meta"):
         model = build_model(spec, num_classes=shape.num_classes)
     return count_macs_meta(model, torch.empty(1, 3, *shape.deploy_shape, device="meta"))
-
-
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], Any], device: torch.device) -> float:
-    """Seconds one call of ``fn`` takes; on CUDA the queue is drained before and after."""
-    _synchronise(device)
-    begin = time.perf_counter()
-    fn()
-    _synchronise(device)
-    return time.perf_counter() - begin
-
-
-def warm_up(fn: Callable[[], Any], device: torch.device, seconds: float, min_calls: int = 2) -> None:
-    begin = time.perf_counter()
-    calls = 0
-    while calls < min_calls or time.perf_counter() - begin < seconds:
-        timed(fn, device)
-        calls += 1
-
-
-def training_step(model: nn.Module, x: Tensor, y: Tensor, *, amp: bool = False) -> Callable[[], float]:
-    """One proxy training step, the very one :mod:`runners.proxy` runs (:class:`runners.trainstep.OptimisationStep`,
-    loss sync included); returns the loss."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    trainer = OptimisationStep(model, optimizer, amp=amp)
-    model.train()
-
-    def step() -> float:
-        return trainer(x, y, epoch=0, step=0).loss
-
-    return step
 
 
 def forward_step(model: nn.Module, x: Tensor, *, amp: bool = False) -> Callable[[], None]:
@@ -144,50 +145,6 @@ def forward_step(model: nn.Module, x: Tensor, *, amp: bool = False) -> Callable[
             model(x)
 
     return step
-
-
-# --------------------------------------------------------------------------------------------
-# Roofs
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Roofs:
-    """The two reference ops and their MACs; call them inside the same rounds as the models."""
-
-    conv: Callable[[], Any]
-    matmul: Callable[[], Any]
-    conv_macs: int
-    matmul_macs: int
-    conv_label: str
-    matmul_label: str
-
-
-def measure_roofs(device: torch.device, *, half: bool = False) -> Roofs:
-    """A large conv3d forward and a large matmul (float16 when ``half``, as autocast would run them)."""
-    generator = torch.Generator().manual_seed(0)
-    dtype = torch.float16 if half else torch.float32
-    n, c, t, h, w = ROOF_CONV_INPUT
-    x = torch.randn(n, c, t, h, w, generator=generator).to(device, dtype)
-    weight = torch.randn(64, c, 3, 3, 3, generator=generator).to(device, dtype) * 0.05
-    a = torch.randn(ROOF_MATMUL_N, ROOF_MATMUL_N, generator=generator).to(device, dtype)
-    b = torch.randn(ROOF_MATMUL_N, ROOF_MATMUL_N, generator=generator).to(device, dtype)
-
-    def conv() -> None:
-        with torch.no_grad():
-            F.conv3d(x, weight, padding=1)
-
-    def matmul() -> None:
-        torch.mm(a, b)
-
-    return Roofs(
-        conv=conv,
-        matmul=matmul,
-        conv_macs=n * 64 * t * h * w * c * 27,
-        matmul_macs=ROOF_MATMUL_N**3,
-        conv_label=f"conv3d 64->64 3x3x3 on {'x'.join(map(str, ROOF_CONV_INPUT))} (forward)",
-        matmul_label=f"matmul {ROOF_MATMUL_N}x{ROOF_MATMUL_N}x{ROOF_MATMUL_N}",
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,6 +160,7 @@ class _Subject:
     kind: str  # "train" or "forward"
     step: Callable[[], Any]
     macs: int  # work per call: 3 x forward MACs for training, forward MACs for a forward
+    layout: str  # what its convolutions read: "contiguous" or "channels-last" (its roof is timed in that layout)
     seconds: list[float] = dataclasses.field(default_factory=list)
     conv_share: list[float] = dataclasses.field(default_factory=list)
     matmul_share: list[float] = dataclasses.field(default_factory=list)
@@ -221,36 +179,62 @@ def _subjects(families: tuple[str, ...], shape: ProxyShape, device: torch.device
         torch.manual_seed(0)
         model = to_training_layout(build_model(spec, num_classes=shape.num_classes, width_mult=shape.width), spec,
                                    device)
-        subjects.append(_Subject(family, "train", training_step(model, x, y, amp=amp), macs))
+        subjects.append(_Subject(family, "train", training_step(model, x, y, amp=amp), macs, conv_layout(model, x)))
         if training_memory_format(spec, device) != torch.contiguous_format:  # what the layout choice gains
             torch.manual_seed(0)
             plain = build_model(spec, num_classes=shape.num_classes, width_mult=shape.width).to(device)
-            subjects.append(_Subject(f"{family} (contiguous)", "train", training_step(plain, x, y, amp=amp), macs))
+            subjects.append(_Subject(f"{family} (contiguous)", "train", training_step(plain, x, y, amp=amp), macs,
+                                     conv_layout(plain, x)))
         if forward:
             deployed = build_model(spec, num_classes=shape.num_classes).to(device)
-            subjects.append(_Subject(family, "forward", forward_step(deployed, clip, amp=amp), deploy_macs(spec, shape)))
+            subjects.append(_Subject(family, "forward", forward_step(deployed, clip, amp=amp), deploy_macs(spec, shape),
+                                     conv_layout(deployed, clip)))
     return subjects
+
+
+def conv_layout(model: nn.Module, x: Tensor) -> str:
+    """The memory layout the model's second 3D convolution reads ("contiguous" or "channels-last").
+
+    Not the weights' format: MTNet keeps contiguous weights and turns its activations channels-last itself
+    (space/mtnet.py). The second conv, because the first reads the input clip as given.
+    """
+    seen: list[Tensor] = []
+    hooks = [m.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+             for m in model.modules() if isinstance(m, nn.Conv3d)]
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(x[:1])  # eval: batch statistics of one clip may be undefined
+    finally:
+        model.train(training)
+        for hook in hooks:
+            hook.remove()
+    probe = seen[min(1, len(seen) - 1)]
+    channels_last = not probe.is_contiguous() and probe.is_contiguous(memory_format=torch.channels_last_3d)
+    return "channels-last" if channels_last else "contiguous"
 
 
 def _run_rounds(subjects: list[_Subject], roofs: Roofs, device: torch.device, *, rounds: int, warmup_s: float,
                 progress: Progress | None) -> dict[str, list[float]]:
-    roof_seconds: dict[str, list[float]] = {"conv": [], "matmul": []}
-    for fn in (roofs.conv, roofs.matmul, *(s.step for s in subjects)):
+    convs = {"contiguous": roofs.conv, "channels-last": roofs.conv_channels_last}
+    roof_seconds: dict[str, list[float]] = {"contiguous": [], "channels-last": [], "matmul": []}
+    for fn in (*convs.values(), roofs.matmul, *(s.step for s in subjects)):
         warm_up(fn, device, warmup_s)
     task = progress.add_task("throughput rounds", total=rounds) if progress else None
     for index in range(rounds):
         order = subjects if index % 2 == 0 else list(reversed(subjects))  # drift hits both ends alike
-        conv_s, matmul_s = timed(roofs.conv, device), timed(roofs.matmul, device)
+        conv_s = {layout: timed(fn, device) for layout, fn in convs.items()}
+        matmul_s = timed(roofs.matmul, device)
         for subject in order:
             subject.seconds.append(timed(subject.step, device))
-        conv_s = min(conv_s, timed(roofs.conv, device))  # roof: the faster of its two timings in the round
-        conv_rate, matmul_rate = roofs.conv_macs / conv_s, roofs.matmul_macs / matmul_s
-        roof_seconds["conv"].append(conv_s)
+        for layout, fn in convs.items():  # roof: the faster of its two timings in the round
+            conv_s[layout] = min(conv_s[layout], timed(fn, device))
+            roof_seconds[layout].append(conv_s[layout])
         roof_seconds["matmul"].append(matmul_s)
         for subject in subjects:
             rate = subject.macs / subject.seconds[-1]
-            subject.conv_share.append(rate / conv_rate)
-            subject.matmul_share.append(rate / matmul_rate)
+            subject.conv_share.append(rate * conv_s[subject.layout] / roofs.conv_macs)
+            subject.matmul_share.append(rate * matmul_s / roofs.matmul_macs)
         if progress is not None:
             progress.advance(task)
     return roof_seconds
@@ -293,74 +277,15 @@ def op_profile(step: Callable[[], Any], *, steps: int = 3, top: int = 15) -> dic
 
 
 # --------------------------------------------------------------------------------------------
-# CUDA: trials sharing one GPU
-# --------------------------------------------------------------------------------------------
-
-
-def _shared_gpu_worker(family: str, shape: ProxyShape, seconds: float, barrier: Any, results: Any) -> None:
-    """One proxy trial on GPU 0: warm up, wait for the others, train for ``seconds``, report steps done."""
-    device = torch.device("cuda:0")
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(shape.batch, 3, shape.frames, shape.size, shape.size, generator=generator).to(device)
-    y = torch.randint(0, shape.num_classes, (shape.batch,), generator=generator).to(device)
-    torch.manual_seed(0)
-    model = build_model(CATALOG[family], num_classes=shape.num_classes, width_mult=shape.width).to(device)
-    step = training_step(model, x, y, amp=True)
-    warm_up(step, device, 2.0)
-    barrier.wait()
-    begin = time.perf_counter()
-    steps = 0
-    while time.perf_counter() - begin < seconds:
-        step()
-        steps += 1
-    torch.cuda.synchronize(device)
-    results.put((steps, time.perf_counter() - begin))
-
-
-def trials_per_gpu(family: str, shape: ProxyShape, *, sharing: tuple[int, ...] = (1, 2, 4),
-                   seconds: float = 10.0) -> list[dict[str, Any]]:
-    """Aggregate training steps/s when ``k`` trials share GPU 0 (``--gpus-per-trial 1/k``), for each k."""
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")  # CUDA cannot be re-initialised in a forked child
-    rows = []
-    single_rate = None
-    for k in sharing:
-        barrier, results = context.Barrier(k), context.Queue()
-        workers = [context.Process(target=_shared_gpu_worker, args=(family, shape, seconds, barrier, results))
-                   for _ in range(k)]
-        for worker in workers:
-            worker.start()
-        outcomes = [results.get(timeout=600) for _ in workers]
-        for worker in workers:
-            worker.join()
-        rate = sum(steps / wall for steps, wall in outcomes)
-        single_rate = single_rate or rate
-        rows.append({
-            "family": family,
-            "trials_sharing_gpu": k,
-            "gpus_per_trial": round(1 / k, 3),
-            "steps_per_s_total": round(rate, 2),
-            "steps_per_s_per_trial": round(rate / k, 2),
-            "speedup_vs_one_trial": round(rate / single_rate, 2),
-        })
-    return rows
-
-
-# --------------------------------------------------------------------------------------------
 # The benchmark
 # --------------------------------------------------------------------------------------------
-
-
-def _load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min, {os.cpu_count()} CPUs)"
 
 
 def _summary(subject: _Subject) -> dict[str, Any]:
     median_s = statistics.median(subject.seconds)
     row = {
         "family": subject.family,
+        "layout": subject.layout,
         "ms_median": round(1e3 * median_s, 2),
         "GMAC_per_s": round(subject.macs / median_s / 1e9, 2),
         "conv_roof_pct": round(100 * statistics.median(subject.conv_share), 1),
@@ -372,6 +297,11 @@ def _summary(subject: _Subject) -> dict[str, Any]:
     if subject.kind == "train" and subject.family in GOALS:
         row["goal_pct"] = round(100 * GOALS[subject.family])
     return row
+
+
+def _roof(label: str, macs: int, seconds: list[float]) -> dict[str, Any]:
+    median_s = statistics.median(seconds)
+    return {"label": label, "ms_median": round(1e3 * median_s, 2), "GMAC_per_s": round(macs / median_s / 1e9, 2)}
 
 
 def device_table(device: torch.device, families: tuple[str, ...], shape: ProxyShape, *, rounds: int,
@@ -391,26 +321,16 @@ def device_table(device: torch.device, families: tuple[str, ...], shape: ProxySh
         "device": str(device),
         "amp": amp,
         "roofs": {
-            "conv3d": {"label": roofs.conv_label, "ms_median": round(1e3 * statistics.median(roof_seconds["conv"]), 2),
-                       "GMAC_per_s": round(roofs.conv_macs / statistics.median(roof_seconds["conv"]) / 1e9, 2)},
-            "matmul": {"label": roofs.matmul_label,
-                       "ms_median": round(1e3 * statistics.median(roof_seconds["matmul"]), 2),
-                       "GMAC_per_s": round(roofs.matmul_macs / statistics.median(roof_seconds["matmul"]) / 1e9, 2)},
+            "conv3d": _roof(roofs.conv_label, roofs.conv_macs, roof_seconds["contiguous"]),
+            "conv3d channels-last": _roof(roofs.conv_label + ", channels-last", roofs.conv_macs,
+                                          roof_seconds["channels-last"]),
+            "matmul": _roof(roofs.matmul_label, roofs.matmul_macs, roof_seconds["matmul"]),
         },
         "train": train,
         "forward": [_summary(s) for s in subjects if s.kind == "forward"],
         "slowest_family": slowest,
         "profiles": profiles,
     }
-
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "(none)"
-    header = list(dict.fromkeys(k for r in rows for k in r))
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("-" if r.get(h) is None else str(r.get(h)) for h in header) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _markdown(result: dict[str, Any]) -> str:
@@ -426,23 +346,25 @@ def _markdown(result: dict[str, Any]) -> str:
         f"Machine: {result['machine']}; torch {torch.__version__}; load average at start {result['load_start']}, "
         f"at end {result['load_end']}. Seeds: 0 (weights, inputs).",
     ]
+    if result.get("warning"):
+        parts += ["", f"**Warning: {result['warning']}.**"]
     for table in result["tables"]:
         roofs = table["roofs"]
         parts += [
             "",
             f"## {table['device']}, {table['threads']} thread(s){' (float16 autocast)' if table['amp'] else ''}",
             "",
-            f"Roofs: {roofs['conv3d']['label']}: {roofs['conv3d']['GMAC_per_s']} GMAC/s "
-            f"({roofs['conv3d']['ms_median']} ms); {roofs['matmul']['label']}: {roofs['matmul']['GMAC_per_s']} GMAC/s "
-            f"({roofs['matmul']['ms_median']} ms).",
+            "Roofs: " + "; ".join(f"{roof['label']}: {roof['GMAC_per_s']} GMAC/s ({roof['ms_median']} ms)"
+                                  for roof in roofs.values()) + ". Each row's conv share is against the conv3d "
+            "roof in the layout its convolutions read (column `layout`).",
             "",
             "### Training step at the proxy shape",
             "",
-            _table(table["train"]),
+            markdown_table(table["train"]),
             "",
             "### Forward at the deployment shape",
             "",
-            _table(table["forward"]),
+            markdown_table(table["forward"]),
         ]
         for family, prof in table["profiles"].items():
             mark = " (slowest family)" if family == table["slowest_family"] else ""
@@ -454,10 +376,11 @@ def _markdown(result: dict[str, Any]) -> str:
                 f"step, {prof['op_calls_per_step']} op calls per step ({prof['copy_calls_per_step']} `aten::copy_`); "
                 f"convolution ops {prof['conv_share_pct']}% of self time.",
                 "",
-                _table(prof["top"]),
+                markdown_table(prof["top"]),
             ]
     if result.get("shared_gpu"):
-        parts += ["", "## Proxy trials sharing one GPU (`--gpus-per-trial 1/k`)", "", _table(result["shared_gpu"])]
+        parts += ["", "## Proxy trials sharing one GPU (`--gpus-per-trial 1/k`)", "",
+                  markdown_table(result["shared_gpu"])]
     return "\n".join(parts) + "\n"
 
 
@@ -487,7 +410,7 @@ def run_throughput_benchmark(out_dir: Path, quick: bool = False, threads: tuple[
     rounds, warmup_s, profile_steps = (3, 0.2, 1) if quick else (15, 1.0, 3)
     if quick:
         families = tuple(f for f in families if f in ("r3d-18", "mtnet-32")) or families[:1]
-    load_start = _load()
+    load_start = Load.now()
     tables = []
     shared = []
     with Progress() as progress:
@@ -502,14 +425,17 @@ def run_throughput_benchmark(out_dir: Path, quick: bool = False, threads: tuple[
             tables.append({**table, "threads": torch.get_num_threads()})
             shared = trials_per_gpu("r3d-18", shape, sharing=(1, 2) if quick else (1, 2, 4),
                                     seconds=3.0 if quick else 10.0)
-    result = {"shape": shape, "rounds": rounds, "machine": _machine(), "load_start": load_start, "load_end": _load(),
-              "tables": tables, "shared_gpu": shared}
+    load_end = Load.now()
+    warning = busy_warning(load_start, load_end, own_threads=max(threads))
+    result = {"shape": shape, "rounds": rounds, "machine": _machine(), "load_start": str(load_start),
+              "load_end": str(load_end), "warning": warning, "tables": tables, "shared_gpu": shared}
     (out_dir / "throughput.md").write_text(_markdown(result))
     (out_dir / "throughput.json").write_text(json.dumps({**result, "shape": dataclasses.asdict(shape)}, indent=2))
     return {
         "proxy": shape.label,
-        "load_start": load_start,
-        "load_end": result["load_end"],
+        "load_start": str(load_start),
+        "load_end": str(load_end),
+        "warning": warning,
         "train_conv_roof_pct": {f"{t['device']} x{t['threads']}": {r["family"]: r["conv_roof_pct"] for r in t["train"]}
                                 for t in tables},
         "conv_roof_GMAC_per_s": {f"{t['device']} x{t['threads']}": t["roofs"]["conv3d"]["GMAC_per_s"] for t in tables},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nas.bench.throughput import ProxyShape, _markdown, device_table, proxy_macs
+from nas.bench.throughput import Load, ProxyShape, _markdown, busy_warning, device_table, interleaved_ab, proxy_macs
 from runners.costs import count_gmacs
 from space import CATALOG
 
@@ -44,3 +44,29 @@ def test_device_table_times_every_family_against_the_roofs_and_profiles_them():
                         "tables": [{**table, "threads": 1}], "shared_gpu": []})
     assert "| r3d-18 (contiguous) |" in report and f"### Op profile: {table['slowest_family']} (slowest family)" in report
     assert "2x3x4x16x16 @ width 0.125" in report
+
+
+def test_busy_warning_counts_the_load_beside_the_benchmark_threads():
+    quiet, during = Load(0.3, 0.2, 0.1, cpus=2), Load(1.2, 0.6, 0.3, cpus=2)  # 1 thread of ours + 0.2 of others
+    assert busy_warning(quiet, during, own_threads=1) is None
+    busy = busy_warning(Load(2.5, 2.0, 1.0, cpus=2), during, own_threads=1)
+    assert busy is not None and "machine busy" in busy and "2.50 / 2.00 / 1.00" in busy
+    assert busy_warning(quiet, Load(3.5, 1.0, 0.5, cpus=2), own_threads=1) is not None  # others joined later
+
+
+def test_interleaved_ab_reports_both_sides_a_ratio_interval_and_the_load():
+    calls = {"a": 0, "b": 0}
+
+    def side(name):
+        def step():
+            calls[name] += 1
+            return sum(range(200 if name == "a" else 100))
+        return step
+
+    result = interleaved_ab(side("a"), side("b"), pairs=6, device=torch.device("cpu"), warmup_s=0.0)
+    assert calls["a"] >= 8 and calls["b"] >= 8  # two warm-up calls each, then one per pair
+    assert result["pairs"] == 6 and result["a_ms_median"] >= 0 and result["b_ms_median"] >= 0  # rounded to 0.01 ms
+    low, high = result["speedup_ci95"]
+    assert low <= result["speedup_median"] <= high
+    assert "1 / 5 / 15 min" in result["load_start"] and "1 / 5 / 15 min" in result["load_end"]
+    assert "warning" in result
