@@ -1,7 +1,7 @@
 """Production code holds no test scaffolding, sets environment variables in one place, and uses public APIs only.
 
-* Faults are injected by the tests (``tests/nas/faults.py`` wraps the trial function, ``run_search(trial=...)``),
-  never by a switch in the library.
+* Faults are injected by the tests (``tests/nas/faults.py`` wraps the trial function, ``run_search(trial=...)``;
+  ``tests/runners/retrain_faults.py`` is a retraining ``after_step`` hook), never by a switch in the library.
 * The library sets environment variables in one documented place, the Ray start (:mod:`nas.raylocal`).
 * The CLI reaches typer through its public API (typer >= 0.20 vendors click as the private ``typer._click``).
 """
@@ -78,13 +78,16 @@ def test_no_module_imports_typers_private_api():
     assert offenders == []
 
 
-def test_the_trial_carries_no_fault_injection():
-    from nas.trial import TrialSettings
+def test_no_library_module_carries_fault_injection():
+    """Search trials and retraining workers: the tests wrap the trial function or pass an ``after_step`` hook."""
+    from nas.executors.trialrun import TrialSettings
 
     assert "faults" not in {f.name for f in dataclasses.fields(TrialSettings)}
-    source = (REPO / "nas" / "trial.py").read_text()
-    for needle in ("1e30", "Injected", "testing aid", "settings.faults"):
-        assert needle not in source, needle
+    assert "1e30" not in (REPO / "nas" / "trial.py").read_text()
+    for path in _modules():
+        text = path.read_text().lower()
+        for needle in ("testing aid", "inject_fault", "injected fault", "faults="):
+            assert needle not in text, f"{_rel(path)}: {needle}"
 
 
 @pytest.mark.parametrize("args, kind", [(["search", "--bogus"], "usage"), (["data"], "help")])

@@ -18,7 +18,7 @@ from space.errors import UserInputError
 from runners.retrain.artifacts import CHECKPOINT_FILE, write_metrics_csv
 from runners.retrain.config import METRICS_COLUMNS, RetrainConfig, RetrainResult
 from runners.retrain.schedule import epoch_plans
-from runners.retrain.worker import history_rows, share, train_worker
+from runners.retrain.worker import AfterStep, history_rows, share, train_worker
 
 
 def _prepare_out_dir(out_dir: Path, spec: ArchSpec, config: RetrainConfig, resume: bool, data_info: dict[str, Any]) -> None:
@@ -75,7 +75,7 @@ def retrain(
     data_info: dict[str, Any] | None = None,
     address: str | None = None,
     max_failures: int = 2,
-    faults: dict[str, Any] | None = None,
+    after_step: AfterStep | None = None,
 ) -> RetrainResult:
     """Train ``spec`` on ``train`` with Ray Train, evaluate on ``test``, write the output folder.
 
@@ -83,8 +83,9 @@ def retrain(
     calling thread; the CLI draws its progress bar from them. ``resume`` continues the run in ``out_dir``
     from its last checkpoint. Ray: the caller's if initialised, else ``address`` (an existing cluster), else
     a private local instance. A worker that dies (SIGKILL, lost node) restarts the whole worker group, up
-    to ``max_failures`` times, from the last reported checkpoint (Ray Train's ``FailureConfig``). ``faults``
-    is a testing aid (:func:`runners.retrain.worker.inject_fault`).
+    to ``max_failures`` times, from the last reported checkpoint (Ray Train's ``FailureConfig``). ``after_step``
+    (:data:`runners.retrain.worker.AfterStep`, picklable) runs on every rank after each training step: the
+    fault tests kill a worker there (``tests/runners/retrain_faults.py``); the library injects nothing itself.
     """
     import ray
     import ray.train
@@ -117,7 +118,7 @@ def retrain(
         "frames": frames,
         "size": size,
         "queue": queue,
-        "faults": dict(faults or {}),
+        "after_step": after_step,
     }
     resources = {"CPU": config.cpus_per_worker}
     if config.use_gpu:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -185,6 +185,12 @@ def _evaluate_everywhere(
     return out
 
 
+# A caller's hook, called on every rank after each training step with ``(rank, epoch, step)`` (0-based): a
+# plug-in point for instrumentation; the retraining fault tests kill a rank here (tests/runners/retrain_faults.py).
+# It travels to the workers with the loop config (pickled), so it must be picklable.
+AfterStep = Callable[[int, int, int], None]
+
+
 @dataclass(frozen=True)
 class _Training:
     """Everything one rank trains with, built once by :func:`_set_up` (the model and optimiser change in place)."""
@@ -200,7 +206,7 @@ class _Training:
     step: OptimisationStep
     view: ViewConfig
     plans: list[EpochPlan]
-    faults: dict[str, Any] = field(default_factory=dict)  # testing aid: see inject_fault
+    after_step: AfterStep | None = None  # the caller's hook (see :data:`AfterStep`), called on every rank
 
 
 @dataclass
@@ -262,7 +268,7 @@ def _set_up(loop_config: dict[str, Any]) -> _Training:
     return _Training(
         config=config, spec=spec, train_set=train_set, test_set=test_set, ctx=ctx, model=model, wrapped=wrapped,
         optimizer=optimizer, step=step, view=ViewConfig(frames=frames, size=size, max_stride=config.max_stride),
-        plans=epoch_plans(config, spec, frames, size), faults=dict(loop_config.get("faults") or {}),
+        plans=epoch_plans(config, spec, frames, size), after_step=loop_config.get("after_step"),
     )  # fmt: skip
 
 
@@ -330,7 +336,8 @@ def _train_one_epoch(run: _Training, epoch: int, plan: EpochPlan) -> tuple[float
         counts += torch.tensor([result.loss * len(indices), result.correct, len(indices)], dtype=torch.float64)
         seen[torch.from_numpy(indices)] += 1
         ctx.progress({"kind": "step", "epoch": epoch, "step": step + 1, "steps": len(batches), "loss": result.loss})
-        inject_fault(run.faults, rank=ctx.rank, epoch=epoch, step=step)
+        if run.after_step is not None:
+            run.after_step(ctx.rank, epoch, step)
     return lr, _all_reduce(counts), _all_reduce(seen)
 
 
@@ -381,43 +388,6 @@ def _gather_rng_states(world_size: int) -> list[dict[str, Tensor]]:
     gathered: list[Any] = [None] * world_size
     torch.distributed.all_gather_object(gathered, rng_state())
     return gathered
-
-
-def inject_fault(faults: dict[str, Any], *, rank: int, epoch: int, step: int) -> None:
-    """Testing aid: ``{"kill_rank": R, "epoch": E, "step": S, "marker": PATH}`` SIGKILLs rank R's process
-    after step S of epoch E (0-based), once: the marker file records that it fired, so the restarted worker
-    group trains on. A real kill, as a lost machine or the kernel's OOM killer would deliver it.
-
-    With ``"snapshot": PATH`` (Ray Train's ``checkpoint_manager_snapshot.json``) it first waits, up to 60 s,
-    until the controller has registered the checkpoint of epoch E: Ray Train registers a reported checkpoint
-    at its next poll of the workers (every 2 s), and a restart resumes from the last *registered* one.
-    """
-    if not faults or (faults.get("kill_rank"), faults.get("epoch"), faults.get("step")) != (rank, epoch, step):
-        return
-    marker = Path(faults["marker"])
-    if marker.exists():
-        return
-    if faults.get("snapshot"):
-        _wait_for_registered_checkpoint(Path(faults["snapshot"]), epoch)
-    marker.write_text(f"rank {rank} killed after step {step + 1} of epoch {epoch + 1}\n")
-    import os
-    import signal
-
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _wait_for_registered_checkpoint(snapshot: Path, epoch: int, limit_s: float = 60.0) -> None:
-    import time
-
-    deadline = time.time() + limit_s
-    while time.time() < deadline:
-        try:
-            latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
-            if int(latest.get("metrics", {}).get("epoch", 0)) >= epoch:
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
 
 
 def share(clips: ClipSet) -> dict[str, Any]:

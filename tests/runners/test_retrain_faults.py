@@ -1,4 +1,4 @@
-"""A worker killed in a two-worker Ray Train retrain (issue 17, retraining faults).
+"""A worker killed in a two-worker Ray Train retrain (docs/reliability.md, retraining faults).
 
 Real Ray Train (DDP over gloo on CPU, the session's Ray head), a real SIGKILL of rank 1's process in the middle
 of epoch 2, after the epoch-1 checkpoint: Ray Train's ``FailureConfig`` restarts the worker group, which
@@ -14,6 +14,7 @@ import torch
 from runners.retrain import RetrainConfig, retrain
 from runners.synthetic import SyntheticConfig, synthetic_splits
 from space import catalog_spec
+from tests.runners.retrain_faults import kill_rank_after
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,7 @@ def test_a_killed_worker_is_restarted_and_training_continues_from_the_last_check
     marker = tmp_path / "fired"
     snapshot = tmp_path / "killed" / "ray" / "train" / "checkpoint_manager_snapshot.json"
     killed, events = _run(tmp_path, "killed", max_failures=1,
-                          faults={"kill_rank": 1, "epoch": 1, "step": 1, "marker": str(marker), "snapshot": str(snapshot)})
+                          after_step=kill_rank_after(rank=1, epoch=1, step=1, marker=marker, snapshot=snapshot))
     assert marker.read_text().startswith("rank 1 killed after step 2 of epoch 2")  # the kill happened
     assert sum(1 for e in events if e["kind"] == "started") == 2  # the worker group ran twice
     assert killed.resumed_from_epoch == 1 and killed.epochs == 2
@@ -50,6 +51,6 @@ def test_without_failures_allowed_a_killed_worker_ends_the_retrain_with_an_error
     """The contrast: ``max_failures=0`` turns the same kill into the end of the run (so the option is live)."""
     with pytest.raises(Exception) as error:
         _run(tmp_path, "fragile", max_failures=0,
-             faults={"kill_rank": 1, "epoch": 0, "step": 0, "marker": str(tmp_path / "fired")})
+             after_step=kill_rank_after(rank=1, epoch=0, step=0, marker=tmp_path / "fired"))
     assert (tmp_path / "fired").exists() and not (tmp_path / "fragile" / "model.pt").exists()
     assert "Training failed due to worker errors" in str(error.value)  # Ray Train's WorkerGroupError
