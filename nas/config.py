@@ -30,7 +30,8 @@ from runners.proxy import ProxyConfig
 from space.errors import UserInputError
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
-SCHEDULERS = ("moasha", "asha", "fifo")
+SCHEDULERS = ("moasha", "asha", "fifo", "costaware")
+EXECUTORS = ("ray", "local")  # nas.executors: Ray Tune (the default; a cluster) or a local process pool
 SEARCH_PROXY = ProxyConfig(epochs=4, width_mult=0.25, frames=16, size=32, batch_size=32, lr=0.05)
 
 
@@ -127,12 +128,10 @@ class SchedulerConfig:
             raise UserInputError(f"--reduction-factor {self.reduction_factor} is not allowed; allowed: >= 2")
 
     def rungs(self, max_epochs: int) -> list[int]:
-        """Epochs at which the scheduler compares trials (grace * eta^k below the proxy budget)."""
-        rungs, epoch = [], self.grace_period
-        while epoch < max_epochs:
-            rungs.append(epoch)
-            epoch *= self.reduction_factor
-        return rungs
+        """Epochs at which the scheduler compares trials (:func:`nas.core.rungs.rung_levels`: the one definition)."""
+        from nas.core.rungs import rung_levels
+
+        return [int(level) for level in rung_levels(self.grace_period, self.reduction_factor, max_epochs)]
 
 
 @dataclass(frozen=True)
@@ -145,8 +144,13 @@ class Execution:
     max_concurrent: int | None = None
     storage: str | None = None
     heartbeat_interval_s: int = 10  # the driver's beat for its RUNNING trials; stale after 3 missed (nas.settle)
+    executor: str = "ray"
 
     def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise UserInputError(f"--executor {self.executor!r} is not allowed; allowed: {', '.join(EXECUTORS)}")
+        if self.executor == "local" and self.address:
+            raise UserInputError("--executor local runs on this machine; --address joins a Ray cluster: use one")
         _check_finite({"cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial})
         if not isinstance(self.heartbeat_interval_s, int) or self.heartbeat_interval_s < 1:
             raise UserInputError(
@@ -174,7 +178,7 @@ PART_FLAGS: dict[str, tuple[str, str]] = {
     "scheduler": ("scheduler", "name"),
     **{name: ("scheduler", name) for name in ("grace_period", "reduction_factor")},
     **{name: ("execution", name) for name in ("address", "cpus_per_trial", "gpus_per_trial", "max_concurrent",
-                                               "storage", "heartbeat_interval_s")},
+                                               "storage", "heartbeat_interval_s", "executor")},
 }  # fmt: skip
 
 
@@ -210,6 +214,9 @@ class SearchConfig:
             raise UserInputError(f"--time-budget {self.time_budget_s} is not allowed; allowed: seconds > 0")
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise UserInputError(f"--name {self.name!r} is not allowed; allowed: a plain folder name")
+        if self.scheduler.grace_period > self.proxy.epochs:
+            raise UserInputError(f"--grace-period {self.scheduler.grace_period} is more than --proxy-epochs "
+                                 f"{self.proxy.epochs}; allowed: a grace period of at most the proxy epochs")
 
     @property
     def study(self) -> str:
@@ -313,7 +320,7 @@ def load_run_config(run_dir: Path) -> SearchConfig:
 # What may change between attempts of one run: how many trials, for how long, where and how wide they run.
 # Everything else defines *what* is searched (the space, the objectives, the proxy, the data, the seed...):
 # changing it mid-run would mix two searches in one study, so it is refused, never silently ignored.
-RESUME_CHANGEABLE = ("trials", "time_budget_s", "address", "max_concurrent", "retries", "cpus_per_trial",
+RESUME_CHANGEABLE = ("trials", "time_budget_s", "executor", "address", "max_concurrent", "retries", "cpus_per_trial",
                      "gpus_per_trial", "heartbeat_interval_s")
 _PATH_FIELDS = ("runs_dir", "space", "root", "cache")
 

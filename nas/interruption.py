@@ -1,8 +1,9 @@
 """What a search does when it is interrupted, and what the next attempt finds (docs/reliability.md).
 
-* **Ctrl-C (SIGINT)** during the trials: the first one asks Ray Tune to stop its running trials (Tune's own
-  graceful stop, reached through the ``SIGUSR1`` it always listens to; its SIGINT handler is turned off so
-  ours sees the signal: ``TUNE_DISABLE_SIGINT_HANDLER``, set with Ray's environment in :mod:`nas.raylocal`). The trials that were running are settled INTERRUPTED (:func:`nas.study.requeue_interrupted`:
+* **Ctrl-C (SIGINT)** during the trials: the first one asks the executor to stop its running trials (Ray Tune's
+  own graceful stop, reached through the ``SIGUSR1`` it always listens to, its SIGINT handler turned off so ours
+  sees the signal: ``TUNE_DISABLE_SIGINT_HANDLER``, set with Ray's environment in :mod:`nas.raylocal`; the local
+  pool terminates its workers). The trials that were running are settled INTERRUPTED (:func:`nas.study.requeue_interrupted`:
   Optuna state FAIL, never counted, their parameters enqueued again); ``trials.parquet`` is written; :class:`SearchInterrupted` carries the exact
   ``--resume`` command, and the CLI exits 130. A second Ctrl-C quits at once (the same settling follows).
 * **A driver that died** (SIGKILL, power loss) left its trials RUNNING: the next attempt settles them the
@@ -14,7 +15,6 @@ Either way the study stays the single source of truth and no finished trial is t
 from __future__ import annotations
 
 import contextlib
-import os
 import shlex
 import signal
 import sys
@@ -49,8 +49,8 @@ class SearchInterrupted(Exception):
 
 @contextlib.contextmanager
 def graceful_sigint(on_first: Callable[[], None] = lambda: None) -> Iterator[Callable[[], bool]]:
-    """Around ``Tuner.fit()``: the first SIGINT calls ``on_first`` and stops Tune gracefully; the second raises
-    ``KeyboardInterrupt``. Yields a function telling whether a SIGINT came. Outside the main thread (where
+    """Around an executor's run: the first SIGINT calls ``on_first`` (which stops the trials gracefully); the
+    second raises ``KeyboardInterrupt``. Yields a function telling whether a SIGINT came. Outside the main thread (where
     signals cannot be caught) it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False
@@ -63,8 +63,7 @@ def graceful_sigint(on_first: Callable[[], None] = lambda: None) -> Iterator[Cal
         received.append(signum)
         print("interrupting: stopping the running trials (Ctrl-C again to quit at once)", file=sys.stderr,
               flush=True)
-        on_first()
-        os.kill(os.getpid(), signal.SIGUSR1)  # Ray Tune: end the run, stop the trials, return from fit()
+        on_first()  # the search stops starting trials; its executor stops the running ones
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:

@@ -1,9 +1,10 @@
-"""The latency measurer: one serialised Ray actor per search that owns its own cores (``docs/costs.md``).
+"""The latency measurer: one serialised measurer per search that owns its own cores (``docs/costs.md``).
 
-Trials never time themselves on a shared device: each asks this actor (by name) and waits. Ray runs an
-actor's calls one at a time, so measurements never race each other, and on a CPU machine the actor's
-``num_cpus`` lease keeps trials off its cores. Results are cached on disk by (spec key, profile,
-hardware fingerprint) in the run's ``costs/`` folder, so a resumed search or a duplicate re-uses them.
+Trials never time themselves on a shared device: each asks the measurer and waits. The measurer answers one
+request at a time, so measurements never race each other, and on a CPU machine it pins itself to its own
+cores (:func:`nas.affinity.measurer_cores`), which trials keep off. Results are cached on disk by (spec key,
+profile, hardware fingerprint) in the run's ``costs/`` folder, so a resumed search or a duplicate re-uses them.
+The Ray executor runs a :class:`Measurer` as a Ray actor, the local executor in a process of its own.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-
-import ray
 
 from nas.affinity import measurer_cores, pin_process
 from space import spec_from_dict
@@ -28,8 +27,9 @@ def measurer_resources(profile_name: str) -> dict[str, float]:
     return {"num_cpus": float(profile.threads)}
 
 
-@ray.remote(max_restarts=1)
-class LatencyMeasurer:
+class Measurer:
+    """Measures one architecture at a time on one latency profile, pinned, cached, logged."""
+
     def __init__(self, profile_name: str, cache_dir: str) -> None:
         from runners.latency import LatencyCache, get_profile
 

@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 import numpy as np
-from ray.tune import Callback
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -33,17 +32,15 @@ SHOWN_STATUSES = ("COMPLETE", "PRUNED", "FAIL", "INFEASIBLE", "DUPLICATE", "INVA
 ROUTED_LOGGERS = ("optuna", "ray")
 
 
-class SearchProgress(Callback):
-    """Ray Tune callback that redraws one progress line whenever a trial starts or ends."""
+class SearchProgress:
+    """Redraws one progress line; an executor calls :meth:`refresh` as it goes (``force`` when a trial ends)."""
 
-    def __init__(self, config: SearchConfig, core: Any, scheduler: Any, bounds: dict, *, enabled: bool = True,
+    def __init__(self, config: SearchConfig, core: Any, bounds: dict, *, enabled: bool = True,
                  console: Console | None = None):
         self.config = config
         self.searcher = core  # the search core (nas.core.search.SearchCore): counts, live trials, the study
-        self.scheduler = scheduler
         self.bounds = bounds
         self.enabled = enabled
-        self.budget_hit = False
         self.console = console or Console(stderr=True)
         # Piped (not a terminal): no live bar, which a file would receive cut to 80 columns, but one plain,
         # complete line per change of the count or status, so a log or CI output still shows progress.
@@ -100,19 +97,6 @@ class SearchProgress(Callback):
             logger.setLevel(level)
         self._saved_logging.clear()
 
-    # ----------------------------------------------------------------------------------------
-    # Ray Tune callback
-    # ----------------------------------------------------------------------------------------
-
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        if not self.budget_hit and self.searcher.out_of_budget():
-            self.budget_hit = True
-            self.scheduler.stop_at_next_rung()  # --time-budget: running trials stop at their next rung
-        self.refresh()
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.refresh(force=True)
-
     def refresh(self, force: bool = False) -> None:
         now = time.time()
         if not force and now - self._last < 2.0:
@@ -142,7 +126,7 @@ class SearchProgress(Callback):
         parts += [f"front {front}", f"HV {hv:.3f}"]
         if hv == 0.0 and outside:
             parts[-1] += f" ({outside})"
-        if self.budget_hit:
+        if self.searcher.out_of_budget():
             parts.append("time budget reached")
         return " · ".join(parts)
 

@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 from nas.config import DataSource
-from nas.trial import ProxyData
+from nas.executors.trialrun import ProxyData
 from space.errors import UserInputError
 
 

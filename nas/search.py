@@ -1,12 +1,13 @@
 """``run_search``: one search from config to a finished run directory (what ``nas search`` calls; the CLI builds the report).
 
-The order of events: lock the run, open (or resume) the study, fix the normalisation bounds, build the
-proxy data once, start Ray and the latency measurer, run a Ray Tune ``Tuner`` driven by our
-:class:`~nas.searcher.StudySearcher` (the adapter of the Ray-free :class:`~nas.core.search.SearchCore`),
-export ``trials.parquet`` after every trial. The report is the caller's (the CLI builds it after a search).
-On resume the study is the single source of truth: trials a dead driver left RUNNING are marked FAIL
-(``interrupted``) and their parameters re-enqueued, the trials earlier attempts finished are replayed into
-the fresh rung rule (:mod:`nas.core.resume`); Ray's old experiment state is ignored.
+The order of events: lock the run, open (or resume) the study, fix the normalisation bounds, build the proxy
+data once, then drive the search's loop (:class:`~nas.executors.loop.SearchLoop`: the Ray-free
+:class:`~nas.core.search.SearchCore` and the rung rule of :func:`nas.core.schedulers.make_rule`) through the
+executor ``--executor`` names (:mod:`nas.executors`: Ray Tune by default, or the local process pool), exporting
+``trials.parquet`` after every trial. The report is the caller's (the CLI builds it after a search). On resume
+the study is the single source of truth: trials a dead driver left RUNNING are marked FAIL (``interrupted``)
+and their parameters re-enqueued, the trials earlier attempts finished are replayed into the fresh rung rule
+(:mod:`nas.core.resume`); Ray's old experiment state is ignored.
 """
 
 from __future__ import annotations
@@ -19,37 +20,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import ray
-from ray import tune
-
-from nas.affinity import measurer_cores
-from nas.config import Execution, Problem, SearchConfig, load_run_config  # noqa: F401  (re-exported)
-from nas.interruption import (
-    INTERRUPTED_BY_DEATH,
-    INTERRUPTED_BY_USER,
-    SearchInterrupted,
-    graceful_sigint,
-    resume_command,
-)
+from nas.config import Problem, SearchConfig, load_run_config  # noqa: F401  (re-exported)
+from nas.core.resume import replay_earlier_trials
+from nas.core.schedulers import make_rule
+from nas.core.search import SearchCore
+from nas.executors import TrialBody, make_executor
+from nas.executors.contracts import StaticCosts
+from nas.executors.loop import SearchLoop
+from nas.executors.trialrun import train_trial
 from nas.export import trials_frame
-from nas.measurer import LatencyMeasurer, measurer_resources
-from nas.moasha import make_scheduler
+from nas.interruption import INTERRUPTED_BY_DEATH, INTERRUPTED_BY_USER, SearchInterrupted, graceful_sigint, resume_command
 from nas.objectives import OBJECTIVES
 from nas.progress import SearchProgress
-from nas.raylocal import init_local_ray, ray_init_kwargs, set_ray_environment
 from nas.proxydata import build_proxy_data
 from nas.rundir import RunLock, environment
-from nas.runstart import check_before_creating, discard_unstarted, take_over_leftover
 from nas.runmodel import RUN_FORMAT, RunDir
-from nas.core.resume import replay_earlier_trials
-from nas.core.search import SearchCore, StaticCosts
-from nas.searcher import StudySearcher
+from nas.runstart import check_before_creating, discard_unstarted, take_over_leftover
 from nas.settle import Heartbeat, await_orphans
 from nas.study import open_baseline_study, open_study, requeue_interrupted
-from nas.trial import TrialFunction, TrialSettings, run_trial
 from runners.costs import model_costs
 from space import ArchSpec, catalog_spec
-from space.errors import UserInputError
 from space.files import atomic_write
 from space.searchspace import SearchSpace
 
@@ -128,63 +118,6 @@ def _settle_orphans(config: SearchConfig, study: "optuna.Study", baseline_study:
     requeue_interrupted(study, baseline_study, INTERRUPTED_BY_DEATH)
 
 
-def start_ray(execution: Execution, *, num_cpus: int | None = None) -> bool:
-    """Join ``--address`` or start local Ray (dashboard off unless asked, :mod:`nas.raylocal`), with the environment
-    Ray Tune reads (:func:`nas.raylocal.set_ray_environment`). Returns whether we started Ray.
-
-    ``num_cpus``: the local instance's CPU count if not the machine's (`nas bench record --workers`, whose
-    measurer is idle once every latency is measured, leases one core more than the machine has).
-    """
-    set_ray_environment()  # the library's one setting of environment variables, Ray started here or not
-    if ray.is_initialized():
-        return False
-    if execution.address:
-        ray.init(address=execution.address, **ray_init_kwargs(joining=True))
-    else:
-        init_local_ray(**ray_init_kwargs(joining=False), **({"num_cpus": num_cpus} if num_cpus else {}))
-    return True
-
-
-def check_resources(execution: Execution, measurer: dict[str, float]) -> None:
-    available = ray.cluster_resources()
-    cpus, gpus = available.get("CPU", 0), available.get("GPU", 0)
-    need_cpu = execution.cpus_per_trial + measurer.get("num_cpus", 0)
-    need_gpu = execution.gpus_per_trial + measurer.get("num_gpus", 0)
-    if need_cpu > cpus or need_gpu > gpus:
-        raise UserInputError(
-            f"one trial ({execution.cpus_per_trial:g} CPU, {execution.gpus_per_trial:g} GPU) plus the latency measurer "
-            f"({_resources_label(measurer)}) needs {need_cpu:g} CPU and {need_gpu:g} GPU, more than the cluster has "
-            f"({cpus:g} CPU, {gpus:g} GPU); lower --cpus-per-trial / --gpus-per-trial or join a bigger cluster "
-            f"with --address"
-        )
-
-
-def _resources_label(resources: dict[str, float]) -> str:
-    if not resources:
-        return "none: no latency objective"
-    return f"{resources.get('num_cpus', 0):g} CPU, {resources.get('num_gpus', 0):g} GPU"
-
-
-def _measurer_cores(problem: Problem, execution: Execution) -> list[int]:
-    """On a local CPU search the measurer pins itself to these cores and trials stay off them."""
-    if not problem.needs_latency or execution.address:
-        return []
-    from runners.latency import get_profile
-
-    profile = get_profile(problem.latency_profile)
-    return [] if profile.device.startswith("cuda") else measurer_cores(int(profile.threads or 1))
-
-
-def trial_settings(config: SearchConfig, *, measurer_name: str | None) -> TrialSettings:
-    """What every trial of ``config`` trains with (the search and `nas bench record` share it)."""
-    return TrialSettings(
-        proxy=config.proxy, cpus_per_trial=config.execution.cpus_per_trial,
-        gpus_per_trial=config.execution.gpus_per_trial, measurer_name=measurer_name,
-        latency_profile=config.problem.latency_profile, max_latency_ms=config.problem.max_latency_ms,
-        measurer_cores=tuple(_measurer_cores(config.problem, config.execution)),
-    )
-
-
 def _search_yaml(config: SearchConfig, bounds: dict, note: str) -> dict[str, Any]:
     return {
         "format": RUN_FORMAT,
@@ -209,11 +142,11 @@ def _warn_if_other_machine(config: SearchConfig, recorded: dict[str, Any]) -> No
 
 
 def run_search(config: SearchConfig, *, resume: bool = False, show_progress: bool = True,
-               trial: TrialFunction = run_trial) -> SearchOutcome:
+               trial: TrialBody = train_trial) -> SearchOutcome:
     """Run (or resume) the search ``config`` describes; returns when it is done or its budget is spent.
 
-    ``trial`` is the function every trial runs in its Ray worker: :func:`nas.trial.run_trial`, or a wrapper with
-    its signature (the fault tests wrap it to inject failures inside real trials, ``tests/nas/faults.py``).
+    ``trial`` is the body every trial runs (:func:`nas.executors.trialrun.train_trial`, or a wrapper with its
+    signature: the fault tests wrap it to inject failures inside real trials, ``tests/nas/faults.py``).
 
     It writes the run directory, not the report: the caller (``nas search``, ``nas demo``) builds it after.
     Every user error is raised before a fresh run's directory exists (:mod:`nas.runstart`); a fresh run that
@@ -224,40 +157,33 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
     space = check_before_creating(config, run, resume=resume)  # a resume reads the space the run copied
     if not resume:
         config = config.replace(study_name=config.study)  # fixed now, stored in search.yaml: a renamed run keeps it
-    started_ray = False
     try:
-        started_ray = start_ray(config.execution)
-        resources = measurer_resources(config.problem.latency_profile) if config.problem.needs_latency else {}
-        check_resources(config.execution, resources)
-        created_dir = not run.path.exists()
-        with RunLock(run):
-            attempt = _Attempt(config, run, space, resources, resume=resume, show_progress=show_progress, trial=trial)
-            try:
-                return attempt.run()
-            except BaseException as exc:
-                if not resume and not attempt.trials_started:
-                    discard_unstarted(config, run, created_dir=created_dir)
-                    if isinstance(exc, KeyboardInterrupt):
-                        raise SearchInterrupted(run.path, kept=False) from None
-                raise
+        with make_executor(config, run, body=trial) as executor:  # Ray started and its resources checked here
+            created_dir = not run.path.exists()
+            with RunLock(run):
+                attempt = _Attempt(config, run, space, executor, resume=resume, show_progress=show_progress)
+                try:
+                    return attempt.run()
+                except BaseException as exc:
+                    if not resume and not attempt.trials_started:
+                        discard_unstarted(config, run, created_dir=created_dir)
+                        if isinstance(exc, KeyboardInterrupt):
+                            raise SearchInterrupted(run.path, kept=False) from None
+                    raise
     except KeyboardInterrupt:  # before the run was locked: nothing was written
         raise SearchInterrupted(run.path, kept=resume) from None
-    finally:
-        if started_ray:
-            ray.shutdown()
 
 
 class _Attempt:
     """One driver's attempt at a run, holding its lock: set up, run the trials, settle how it ended."""
 
-    def __init__(self, config: SearchConfig, run: RunDir, space: SearchSpace, resources: dict[str, float], *,
-                 resume: bool, show_progress: bool, trial: TrialFunction) -> None:
-        self.config, self.run_dir, self.space, self.resources = config, run, space, resources
-        self.resume, self.show_progress, self.trial = resume, show_progress, trial
+    def __init__(self, config: SearchConfig, run: RunDir, space: SearchSpace, executor: Any, *,
+                 resume: bool, show_progress: bool) -> None:
+        self.config, self.run_dir, self.space, self.executor = config, run, space, executor
+        self.resume, self.show_progress = resume, show_progress
         self.trials_started = False  # a fresh run is discarded on failure until this is set
         self.study: optuna.Study | None = None
         self.baseline_study: optuna.Study | None = None
-        self.measurer = None
 
     def run(self) -> SearchOutcome:
         try:
@@ -268,9 +194,6 @@ class _Attempt:
             if self.study is None:
                 raise SearchInterrupted(self.run_dir.path, kept=True) from None
             return self._interrupted(INTERRUPTED_BY_USER)
-        finally:
-            if self.measurer is not None:
-                ray.kill(self.measurer)
 
     def _run(self) -> SearchOutcome:
         config, run = self.config, self.run_dir
@@ -281,39 +204,27 @@ class _Attempt:
         self.baseline_study = open_baseline_study(config, storage) if config.problem.baselines else None
         if self.resume:
             _settle_orphans(config, self.study, self.baseline_study)
-        measurer_name = None
-        if config.problem.needs_latency:
-            measurer_name = f"videonas-measurer-{run.path.resolve()}"
-            self.measurer = LatencyMeasurer.options(name=measurer_name, **self.resources).remote(
-                config.problem.latency_profile, str(run.costs_dir.resolve())
-            )
         static_costs = static_cost_fn(config.problem)
-        if self.resume:
-            stored = run.read_search()
-            bounds = stored["bounds"]
-            _warn_if_other_machine(config, stored.get("environment") or {})
-            if stored.get("config") != config.to_dict():  # --trials and the other flags that may change
-                run.write_search({**stored, "name": config.study, "config": config.to_dict()})
-        else:
-            bounds, note = fix_bounds(
-                config.problem, self.space, static_costs,
-                lambda spec: ray.get(self.measurer.measure.remote(spec.to_dict())), seed=config.seed,
-            )
-            if Path(config.space).is_file():  # a preset is part of videonas; a file may not travel with the run
-                atomic_write(run.space_file, Path(config.space).read_text())
-            run.write_search(_search_yaml(config, bounds, note))
+        bounds = self._bounds(static_costs)
         data = build_proxy_data(config.data, frames=config.proxy.frames, size=config.proxy.size, seed=config.seed)
         core = SearchCore(
             config=config, study=self.study, baseline_study=self.baseline_study, space=self.space,
             static_costs=static_costs, bounds={k: tuple(v) for k, v in bounds.items()}, on_change=self.export,
         )
+        rule = make_rule(config, val_clips=len(data.val))
+        replay_earlier_trials(rule, self.study, max_fidelity=config.proxy.epochs)  # a resume's rungs
         self.export()  # a missing or stale trials.parquet is rebuilt from the study before anything runs
         self._write_state("running")
-        tuner, progress = self._tuner(core, data, bounds, measurer_name)
+        progress = SearchProgress(config, core, bounds, enabled=self.show_progress)
         self.trials_started = True
         heartbeat = Heartbeat([self.study, self.baseline_study], config.execution.heartbeat_interval_s)
-        with graceful_sigint(on_first=core.stop) as interrupted, progress, heartbeat:
-            tuner.fit()
+
+        def on_first_ctrl_c() -> None:
+            core.stop()
+            self.executor.interrupt()
+
+        with graceful_sigint(on_first=on_first_ctrl_c) as interrupted, progress, heartbeat:
+            self.executor.run(SearchLoop(core, rule), data, refresh=progress.refresh)
         if interrupted():
             return self._interrupted(INTERRUPTED_BY_USER)
         core.close_pending()
@@ -321,36 +232,21 @@ class _Attempt:
         self._write_state("finished", message=core.exhausted_message)
         return SearchOutcome(run.path, core.counted(), core.exhausted_message)
 
-    def _tuner(self, core: SearchCore, data, bounds: dict, measurer_name: str | None):
+    def _bounds(self, static_costs) -> dict:
+        """A fresh run fixes its normalisation bounds (and copies a space file); a resume reads them back."""
         config, run = self.config, self.run_dir
-        scheduler = make_scheduler(
-            config.scheduler.name,
-            [(OBJECTIVES[o].column, "max" if OBJECTIVES[o].direction == "maximize" else "min") for o in config.problem.objectives],
-            config.scheduler.grace_period,
-            config.scheduler.reduction_factor,
-            config.proxy.epochs,
-            time_attr="epoch",
-        )
-        replay_earlier_trials(scheduler.rule, self.study, max_fidelity=config.proxy.epochs)  # a resume's rungs
-        settings = trial_settings(config, measurer_name=measurer_name)
-        trainable = tune.with_resources(
-            tune.with_parameters(self.trial, data=data, settings=settings),
-            {"cpu": config.execution.cpus_per_trial, "gpu": config.execution.gpus_per_trial},
-        )
-        progress = SearchProgress(config, core, scheduler, bounds, enabled=self.show_progress)
-        attempt = sum(1 for p in run.ray_dir.glob("attempt-*")) if run.ray_dir.exists() else 0
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=StudySearcher(core), scheduler=scheduler, num_samples=-1,
-                max_concurrent_trials=config.execution.max_concurrent, reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=f"attempt-{attempt}", storage_path=str(run.ray_dir.resolve()), verbose=0,
-                callbacks=[progress], log_to_file=True,
-            ),
-        )
-        return tuner, progress
+        if self.resume:
+            stored = run.read_search()
+            _warn_if_other_machine(config, stored.get("environment") or {})
+            if stored.get("config") != config.to_dict():  # --trials and the other flags that may change
+                run.write_search({**stored, "name": config.study, "config": config.to_dict()})
+            return stored["bounds"]
+        bounds, note = fix_bounds(config.problem, self.space, static_costs, self.executor.measure_latency,
+                                  seed=config.seed)
+        if Path(config.space).is_file():  # a preset is part of videonas; a file may not travel with the run
+            atomic_write(run.space_file, Path(config.space).read_text())
+        run.write_search(_search_yaml(config, bounds, note))
+        return bounds
 
     def export(self) -> None:
         self.run_dir.write_trials(trials_frame(self.config.problem, self.config.proxy.epochs, self.study,

@@ -1,6 +1,6 @@
 """The proxy training loop: train a narrowed copy of an architecture briefly and measure validation top-1.
 
-This is what every search trial runs (SPEC 2.4, 5). It reads uint8 clips straight from memory (or a memory-mapped
+This is what every search trial runs (docs/proxy.md, docs/search.md). It reads uint8 clips straight from memory (or a memory-mapped
 cache), builds ``space.build_model(spec, num_classes, width_mult)``, trains with SGD + Nesterov momentum, a
 short linear warm-up and a cosine decay, and evaluates validation top-1 (single view) after every epoch. Each
 epoch is reported through ``report(EpochResult)`` so a scheduler can stop the trial at a rung.

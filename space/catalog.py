@@ -1,4 +1,4 @@
-"""Named architectures from the two papers (SPEC 2), and resolving "catalog name or spec file".
+"""Named architectures from the two papers (docs/architecture.md; the papers' names), and resolving "catalog name or spec file".
 
 Names: ``r3d-18`` ... ``r2plus1d-152`` (plain backbones, bottleneck expansion 4);
 ``srtg-{conv}-{depth}-{placement}`` (SRTG at every valid placement on depth 34 and 50, ``final`` on every

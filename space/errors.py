@@ -1,6 +1,6 @@
 """The one exception type every layer raises for bad user input.
 
-The CLI prints any :class:`UserInputError` as a single ``error: ...`` line and exits 2 (SPEC 9).
+The CLI prints any :class:`UserInputError` as a single ``error: ...`` line and exits 2 (docs/cli-output.md).
 It lives in ``space`` because that is the bottom of the dependency chain (nas -> runners -> space).
 """
 

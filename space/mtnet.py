@@ -1,4 +1,4 @@
-"""MTNet: multi-temporal 3D CNNs (SPEC 2.3; Stergiou & Poppe, "Multi-Temporal Convolutions").
+"""MTNet: multi-temporal 3D CNNs (docs/mtnet.md; Stergiou & Poppe, "Multi-Temporal Convolutions").
 
 Every layer works on two streams: a *short* stream with a fraction ``ratio`` of the channels at full
 resolution and a *long* stream with the rest at ceil(T/2) x ceil(H/2) x ceil(W/2). Reading order:
@@ -88,7 +88,7 @@ class StreamSplit:
 
 @dataclass(frozen=True)
 class StreamLayout:
-    """The channel split rule of SPEC 2.3, shared by every tensor of one network.
+    """The channel split rule of docs/mtnet.md, shared by every tensor of one network.
 
     g_s = max(floor(g*r), 1) groups in the short stream, g_l = max(g - g_s, 1) in the long one;
     Cs = floor(r*C) and Cl = C - Cs, each rounded down to a multiple of its group count. Every tensor of
@@ -166,7 +166,7 @@ def _convolve(conv: nn.Conv3d, x: Tensor) -> Tensor:
 
 
 class MTConv(nn.Module):
-    """A multi-temporal conv (paper eq. 2, SPEC 2.3)::
+    """A multi-temporal conv (paper eq. 2, docs/mtnet.md)::
 
         a_s' = act(bn(conv_s(a_s)))
         a_l' = act(bn(conv_l(a_l)) + bn(lateral(down(a_s))))
@@ -221,7 +221,7 @@ class MTConv(nn.Module):
 
 
 class SqueezeRecursion(nn.Module):
-    """Squeeze and recursion cell (SPEC 2.3): mean over H, W -> 2-layer GRU/LSTM over time -> ``x * h``.
+    """Squeeze and recursion cell (docs/mtnet.md): mean over H, W -> 2-layer GRU/LSTM over time -> ``x * h``.
 
     Hidden size = the stream's channels, so ``h`` re-weights every channel of every frame by what the
     clip-level recurrence says about it; there is no gate (unlike SRTG).
@@ -247,7 +247,7 @@ def _sr_cell(channels: int, kind: str) -> nn.Module:
 
 
 class MTBlock(nn.Module):
-    """Repeat or downsample MTBlock, the structure of the authors' released code (SPEC 2.3)::
+    """Repeat or downsample MTBlock, the structure of the authors' released code (docs/mtnet.md)::
 
         conv1 1x1x1 in -> width        (ungrouped)
         conv2 1x1x1 width -> in        (ungrouped)

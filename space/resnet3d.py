@@ -1,4 +1,4 @@
-"""r3d and r(2+1)d ResNets (SPEC 2.1) with optional SRTG blocks (SPEC 2.2).
+"""r3d and r(2+1)d ResNets (docs/search-space.md) with optional SRTG blocks (docs/srtg.md).
 
 The structure follows torchvision's ``VideoResNet`` closely enough that, at depth 18 without SRTG,
 the state dict has the same keys, order and shapes as torchvision's ``r3d_18`` / ``r2plus1d_18``, so

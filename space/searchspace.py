@@ -1,4 +1,4 @@
-"""Search spaces: YAML files listing, per family, the choices a search may make (SPEC 5).
+"""Search spaces: YAML files listing, per family, the choices a search may make (docs/search-space.md).
 
 A space file looks like this (``space/presets/*.yaml`` ship with the package; see docs/search-space.md)::
 
@@ -263,7 +263,7 @@ class SearchSpace:
         return self._build_errors[cache_key]
 
     def is_buildable(self, spec: ArchSpec, width_mult: float = 1.0) -> bool:
-        """Whether ``spec`` builds at full width and at ``width_mult`` (what a trial needs, SPEC 2.4)."""
+        """Whether ``spec`` builds at full width and at ``width_mult`` (what a trial needs, docs/proxy.md)."""
         return all(self.build_error(spec, w) is None for w in sorted({1.0, float(width_mult)}, reverse=True))
 
     def valid_share(

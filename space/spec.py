@@ -69,7 +69,7 @@ SRTG_GATE_NORMS = ("std", "l2", "none")
 
 @dataclass(frozen=True)
 class SRTGSpec:
-    """Where and how SRTG blocks sit in a ResNet3D (SPEC 2.2).
+    """Where and how SRTG blocks sit in a ResNet3D (docs/srtg.md).
 
     ``warmup`` is only meaningful with ``gate="warmup"``: a fraction of the training epochs
     (0 < w < 1) or a whole number of epochs (>= 1) during which the gate stays inactive.
@@ -217,7 +217,7 @@ RESNET_EXPANSIONS = (1, 4)
 
 @dataclass(frozen=True)
 class ResNet3DSpec(ArchSpec):
-    """An r3d or r(2+1)d ResNet (SPEC 2.1), optionally with SRTG blocks (SPEC 2.2)."""
+    """An r3d or r(2+1)d ResNet (docs/search-space.md), optionally with SRTG blocks (docs/srtg.md)."""
 
     family: ClassVar[str] = "resnet3d"
     conv: str = "r3d"
@@ -265,7 +265,7 @@ MTNET_RECURRENT = ("gru", "lstm", "none")
 
 @dataclass(frozen=True)
 class MTNetSpec(ArchSpec):
-    """A multi-temporal network (SPEC 2.3): short/long streams split by ``ratio``, ``substreams`` groups."""
+    """A multi-temporal network (docs/mtnet.md): short/long streams split by ``ratio``, ``substreams`` groups."""
 
     family: ClassVar[str] = "mtnet"
     depth: int = 64

@@ -1,11 +1,11 @@
-"""Squeeze and Recursion Temporal Gates (SRTG, SPEC 2.2).
+"""Squeeze and Recursion Temporal Gates (SRTG, docs/srtg.md).
 
 An SRTG block squeezes activations ``x`` (B x C x T x H x W) to a sequence ``s`` (B x T x C), runs a
 2-layer RNN over time to get ``h`` (B x T x C, in (-1, 1)), and fuses ``h`` back into ``x``. With a
 ``cyclic`` gate the fusion happens per sample only when ``s`` and ``h`` are temporally
 cycle-consistent in both directions (paper eqs. 4-5); otherwise the block returns ``x`` untouched.
 
-Two fixes over the authors' released code, both from SPEC 2.2:
+Two fixes over the authors' released code, both in docs/srtg.md:
 
 * embeddings are normalised (``gate_norm``) before the consistency check. Raw activations and a
   tanh-bounded RNN output live on different scales, so unnormalised the gate never opens;

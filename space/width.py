@@ -1,4 +1,4 @@
-"""Channel scaling for proxies (SPEC 2.4)."""
+"""Channel scaling for proxies (docs/proxy.md)."""
 
 
 def scale_channels(channels: int, width_mult: float, groups: int = 1) -> int:

@@ -8,7 +8,7 @@ import math
 
 from nas.bench.search import BUDGET_SHARE, MAX_RESAMPLES, bench_config, default_table, full_trial_seconds
 from nas.sim.compare import run_strategies, summarise, table_bounds
-from nas.sim.executor import Overheads
+from nas.sim.replay import Overheads
 from nas.sim.table import read_table
 from space.searchspace import parse_space
 

@@ -1,7 +1,7 @@
 """``nas bench search``: which sampler and scheduler find good trade-offs fastest, simulated on a recorded table.
 
 Every strategy (samplers random / tpe / nsga2 / gp x schedulers fifo / asha / moasha, :mod:`nas.sim.compare`)
-is simulated (:mod:`nas.sim.executor`, no Ray) over ``--seeds`` seeds at the same simulated wall-clock budget
+is simulated (:mod:`nas.sim.replay`, no Ray) over ``--seeds`` seeds at the same simulated wall-clock budget
 and worker count. The search settings are the demo's (:func:`nas.demo.demo_config`: objectives, rungs,
 reduction factor) with the table's recorded proxy settings, and without baselines (they would spend the same
 time in every strategy and are not samples of the space).
@@ -128,7 +128,7 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
     import optuna
 
     from nas.sim.compare import run_strategies, runs_frame, summarise, table_bounds, jsonable
-    from nas.sim.executor import Overheads
+    from nas.sim.replay import Overheads
     from reports.search_bench import render_html, render_markdown
     from space.errors import UserInputError
     from space.files import atomic_write
@@ -149,7 +149,9 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
     full_s = full_trial_seconds(recorded, overheads, config)
     budget_trials = max(3, math.ceil(BUDGET_SHARE * architectures))
     budget_s = budget_trials * full_s / workers
-    total = 4 * 3 * seeds
+    from nas.sim.compare import SAMPLERS, SCHEDULERS
+
+    total = len(SAMPLERS) * len(SCHEDULERS) * seeds
     started = time.time()
     done = [0]
 

@@ -73,6 +73,7 @@ def register_search(app: typer.Typer) -> None:
         baselines: Optional[str] = typer.Option(None, help="Comma-separated catalog names evaluated under the same proxy."),
         grace_period: int = typer.Option(DEFAULTS.scheduler.grace_period, help="Scheduler: first rung, in epochs."),
         reduction_factor: int = typer.Option(DEFAULTS.scheduler.reduction_factor, help="Scheduler: eta (keep the top 1/eta at each rung)."),
+        executor: str = typer.Option(DEFAULTS.execution.executor, help="Where trials run: ray (Ray Tune, local or --address) or local (worker processes on this machine, no Ray)."),
         address: Optional[str] = typer.Option(None, help="Join an existing Ray cluster (e.g. 127.0.0.1:6379)."),
         cpus_per_trial: float = typer.Option(DEFAULTS.execution.cpus_per_trial, help="CPUs per trial (also its torch threads)."),
         gpus_per_trial: float = typer.Option(DEFAULTS.execution.gpus_per_trial, help="GPUs per trial (fractional allowed; AMP on GPU)."),
@@ -88,7 +89,7 @@ def register_search(app: typer.Typer) -> None:
         """Search the space for the best accuracy / cost trade-offs (Optuna on Ray Tune).
 
         Ctrl-C stops it (exit 130) and prints the `--resume` command. On `--resume RUN` only --trials,
-        --time-budget, --address, --max-concurrent, --retries, --cpus-per-trial, --gpus-per-trial may change.
+        --time-budget, --executor, --address, --max-concurrent, --retries, --cpus-per-trial, --gpus-per-trial may change.
         """
         flags = dict(
             name=name or Path(space).stem, runs_dir=str(runs_dir), space=space, trials=trials,
@@ -99,7 +100,7 @@ def register_search(app: typer.Typer) -> None:
             deploy_shape=parse_shape(deploy_shape), latency_profile=latency_profile,
             max_gmacs=max_gmacs, max_params=max_params, max_latency_ms=max_latency_ms,
             baselines=_csv(baselines), grace_period=grace_period, reduction_factor=reduction_factor,
-            address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+            executor=executor, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
             max_concurrent=max_concurrent, storage=storage, retries=retries,
             heartbeat_interval_s=heartbeat_interval,
         )

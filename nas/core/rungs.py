@@ -19,7 +19,7 @@ baselines are exempt (they always train to the full budget and are never ranked)
 
 Every rule records ``stopped`` (trial id -> epochs reached when it was stopped). A resumed search first
 :meth:`RungRule.replay` s the trials its earlier attempts finished (:mod:`nas.core.resume`), so its rungs hold
-what an uninterrupted search's would. Ray Tune drives these rules through the thin adapters of :mod:`nas.moasha`.
+what an uninterrupted search's would. Every executor drives these rules through :class:`nas.executors.loop.SearchLoop`; :func:`nas.core.schedulers.make_rule` makes them.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """The search core: every decision of a search as plain Python over an Optuna study (``docs/search.md``), no Ray.
 
-An executor (Ray Tune today: :mod:`nas.searcher` and :mod:`nas.moasha` are thin adapters; a simulated
-executor in tests and benchmarks) drives it:
+An executor (:mod:`nas.executors`: Ray Tune, the simulator, a local process pool) drives it through
+:class:`nas.executors.loop.SearchLoop`, with the typed contracts of :mod:`nas.executors.contracts`:
 
 * :meth:`SearchCore.suggest` asks the study, samples a spec from the space, and settles on the spot (never
   trained) the samples that need no training: INVALID (``SpecError`` at full or proxy width), INFEASIBLE (a
   static constraint fails: GMACs, params) and DUPLICATE (a spec key already evaluated). Then it asks again,
   up to ``max_resamples`` times; a sampler that keeps proposing nothing new ends the search with a message.
   Static costs come from the fast meta-device count, so ``suggest()`` never blocks for long.
-* :meth:`SearchCore.on_trial_complete` maps the outcome to its status (:func:`trained_status`) and tells the
+* :meth:`SearchCore.on_outcome` maps the outcome to its status (:func:`trained_status`) and tells the
   study: COMPLETE (trained to the full proxy budget), PRUNED (stopped earlier by a rung rule or the time
   budget; the fidelity reached is recorded), FAIL (an error or NaN loss, with the message; ``--retries``
   re-enqueues the same parameters; any exception while telling also ends the trial FAIL) or INFEASIBLE
@@ -31,6 +31,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nas.config import SearchConfig
+from nas.executors.contracts import EpochReport, LatencyReading, OutcomeKind, StaticCosts, TrialOutcome, TrialRequest
 from nas.objectives import CONSTRAINTS, OBJECTIVES
 from nas.runmodel import gate_rates
 from space import ArchSpec, SpecError, catalog_spec
@@ -56,21 +57,12 @@ def trial_seed(search_seed: int, spec_key: str) -> int:
     return (search_seed * 1_000_003 + int(spec_key[:8], 16)) % (2**31)
 
 
-@dataclass(frozen=True)
-class StaticCosts:
-    """What is known about an architecture before training (real model, deployment shape)."""
-
-    gmacs: float
-    params: int
-    recurrent_params: int
-
-
 StaticCostFn = Callable[[ArchSpec], StaticCosts]
 
 
 @dataclass
 class LiveTrial:
-    """A trial handed to Ray and not finished yet."""
+    """A trial handed to an executor and not finished yet."""
 
     otrial: optuna.Trial
     study: optuna.Study
@@ -84,9 +76,8 @@ class LiveTrial:
 class SearchCore:
     """The decisions of one search over its Optuna study; an executor asks it for trials and reports back.
 
-    ``suggest(trial_id)`` -> the config of a trial to train (a dict), :data:`FINISHED`, or ``None`` (nothing
-    to start now; ask again when a trial ends). ``on_trial_result`` -> one epoch's result of a live trial.
-    ``on_trial_complete`` -> the trial ended (its last result, or ``error=True`` when its process died).
+    ``suggest(trial_id)`` -> a :class:`TrialRequest`, :data:`FINISHED`, or ``None`` (nothing to start now; ask
+    again when a trial ends). ``on_report`` -> one epoch of a live trial. ``on_outcome`` -> the trial ended.
     """
 
     def __init__(
@@ -153,7 +144,7 @@ class SearchCore:
         the driver then settles them FAIL ``interrupted`` and re-enqueues them."""
         self.stopping = True
 
-    def suggest(self, trial_id: str) -> dict | None | str:
+    def suggest(self, trial_id: str) -> TrialRequest | None | str:
         if self.stopping:
             return FINISHED if not self.live else None
         if self.baseline_queue and not self.out_of_budget():
@@ -172,41 +163,40 @@ class SearchCore:
         )
         return FINISHED if not self.live else None
 
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        live = self.live.get(trial_id)
+    def on_report(self, report: EpochReport) -> None:
+        live = self.live.get(report.trial_id)
         if live is not None:
-            self._record_epoch(live, result)
+            self._record_epoch(live, report)
 
     @staticmethod
-    def _record_epoch(live: LiveTrial, result: dict | None) -> None:
-        """Add an epoch's result to the trial's history (once: Ray passes the last one to on_trial_complete only).
+    def _record_epoch(live: LiveTrial, report: EpochReport | None) -> None:
+        """Add an epoch to the trial's history (once: an executor may hand the last one again with the outcome).
 
         The history keeps what a rung rule ranked (with the trial's static costs), so a resumed search can
-        replay it into its rules (:mod:`nas.core.resume`)."""
-        if not result or "epoch" not in result:
+        replay it into its rules (:mod:`nas.core.resume`); it is stored in the study as JSON."""
+        if report is None or (live.history and live.history[-1]["epoch"] >= report.epoch):
             return
-        if live.history and live.history[-1]["epoch"] >= result["epoch"]:
-            return
-        live.history.append(
-            {k: result.get(k) for k in ("epoch", "accuracy", "loss", "seconds", "data_wait_seconds",
-                                        "train_started_at", "reported_at", "latency_ms")}
-        )
+        live.history.append({
+            "epoch": report.epoch, "accuracy": report.accuracy, "loss": report.loss, "seconds": report.seconds,
+            "data_wait_seconds": report.data_wait_seconds, "train_started_at": report.train_started_at,
+            "reported_at": report.reported_at, "latency_ms": report.latency.ms if report.latency else None,
+        })
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        live = self.live.pop(trial_id, None)
-        if live is None or (error and self.stopping):
-            return
-        result = result or {}
-        self._record_epoch(live, result)
+    def on_outcome(self, outcome: TrialOutcome) -> None:
+        live = self.live.pop(outcome.trial_id, None)
+        died = outcome.kind is OutcomeKind.DIED
+        if live is None or (self.stopping and outcome.kind in (OutcomeKind.DIED, OutcomeKind.FAILED)):
+            return  # after Ctrl-C an error is the executor's teardown, not the trial's own failure
+        self._record_epoch(live, outcome.last)
         try:
-            if error:
-                self._fail(live, result, "the trial's process died (out of memory or killed); see Ray's logs")
-            elif result.get("infeasible"):
-                self._tell_infeasible(live.otrial, live.study, live.costs, result.get("latency_ms"), result)
-            elif result.get("error"):
-                self._fail(live, result, str(result["error"]))
+            if died:
+                self._fail(live, outcome.error or "the trial's process died (out of memory or killed); see the executor's logs")
+            elif outcome.kind is OutcomeKind.INFEASIBLE:
+                self._tell_infeasible(live.otrial, live.study, live.costs, outcome.latency)
+            elif outcome.kind is OutcomeKind.FAILED:
+                self._fail(live, str(outcome.error))
             else:
-                self._finish_trained(trial_id, live, result)
+                self._finish_trained(live, outcome)
         except Exception as exc:  # a trial left RUNNING is never counted: the search would run forever
             self._end_as_fail(live, f"telling the study failed: {type(exc).__name__}: {exc}")
         self.on_change()
@@ -224,7 +214,7 @@ class SearchCore:
 
     # ---- sampling -----------------------------------------------------------------------------
 
-    def _try_sample(self, trial_id: str) -> dict | None:
+    def _try_sample(self, trial_id: str) -> TrialRequest | None:
         otrial = self.study.ask()
         try:
             spec = self.space.sample(lambda name, choices: otrial.suggest_categorical(name, choices))
@@ -248,11 +238,11 @@ class SearchCore:
         costs = self.static_costs(spec)
         violations = self._constraint_values(costs, latency_ms=None)
         if any(v > 0 for v in violations.values()):
-            self._tell_infeasible(otrial, self.study, costs, None, {})
+            self._tell_infeasible(otrial, self.study, costs, None)
             return None
         return self._start(trial_id, otrial, self.study, spec, costs, baseline=None)
 
-    def _start_baseline(self, trial_id: str, name: str) -> dict:
+    def _start_baseline(self, trial_id: str, name: str) -> TrialRequest:
         spec = catalog_spec(name)
         assert self.baseline_study is not None
         otrial = self.baseline_study.ask()
@@ -260,20 +250,14 @@ class SearchCore:
         return self._start(trial_id, otrial, self.baseline_study, spec, self.static_costs(spec), baseline=name)
 
     def _start(self, trial_id: str, otrial: optuna.Trial, study: optuna.Study, spec: ArchSpec,
-               costs: StaticCosts, baseline: str | None) -> dict:
+               costs: StaticCosts, baseline: str | None) -> TrialRequest:
         started = self.clock()
         self._set_attrs(otrial, status="RUNNING", started_at=started, gmacs=costs.gmacs, params=costs.params,
                         recurrent_params=costs.recurrent_params)
         self.live[trial_id] = LiveTrial(otrial, study, spec, costs, started, baseline)
         self.on_change()
-        return {
-            "spec": spec.to_dict(),
-            "trial_number": otrial.number,
-            "baseline": baseline,
-            "seed": self._trial_seed(spec),
-            "gmacs": costs.gmacs,
-            "params": costs.params,
-        }
+        return TrialRequest(trial_id=trial_id, number=otrial.number, spec=spec, seed=self._trial_seed(spec),
+                            costs=costs, baseline=baseline)
 
     def _trial_seed(self, spec: ArchSpec) -> int:
         return trial_seed(self.config.seed, spec.key())
@@ -324,7 +308,8 @@ class SearchCore:
         self.study.tell(otrial, self._objective_values(0.0, upper))
 
     def _tell_infeasible(self, otrial: optuna.Trial, study: optuna.Study, costs: StaticCosts,
-                         latency_ms: float | None, result: dict) -> None:
+                         latency: LatencyReading | None) -> None:
+        latency_ms = latency.ms if latency is not None else None
         violations = self._constraint_values(costs, latency_ms)
         broken = ", ".join(f"{flag} by {value:.3g}" for flag, value in violations.items() if value > 0)
         self._set_attrs(otrial, status="INFEASIBLE", counted=False, accuracy=0.0, latency_ms=latency_ms,
@@ -332,7 +317,7 @@ class SearchCore:
                         constraints=self._set_constraints(otrial, False, violations),
                         **{f"constraint_{k}": v for k, v in violations.items()},
                         error=f"infeasible: exceeds {broken}", finished_at=self.clock(),
-                        latency_profile=result.get("latency_profile"))
+                        latency_profile=latency.profile if latency is not None else None)
         study.tell(otrial, self._objective_values(0.0, self._cost_columns(costs, latency_ms)))
         frozen = self._frozen(otrial) if study is self.study else None
         if frozen is not None:
@@ -351,7 +336,7 @@ class SearchCore:
         else:
             self.study.tell(otrial, state=original.state)
 
-    def _fail(self, live: LiveTrial, result: dict, message: str) -> None:
+    def _fail(self, live: LiveTrial, message: str) -> None:
         attempt = int(live.otrial.user_attrs.get("attempt", 0))
         retry = live.baseline is None and attempt < self.config.retries
         self._set_attrs(live.otrial, status="FAIL", error=message, counted=live.baseline is None and not retry,
@@ -367,18 +352,20 @@ class SearchCore:
                                                                       "retry_of": live.otrial.number})
         self._settle_waiting_duplicates(live.spec.key(), None if retry else frozen)
 
-    def _finish_trained(self, trial_id: str, live: LiveTrial, result: dict) -> None:
-        fidelity = int(result.get("epoch", len(live.history)))
+    def _finish_trained(self, live: LiveTrial, outcome: TrialOutcome) -> None:
+        last = outcome.last
+        fidelity = last.epoch if last is not None else len(live.history)
         complete = trained_status(fidelity, self.config.proxy.epochs) == "COMPLETE"
-        latency = result.get("latency_ms")
+        reading = (last.latency if last is not None else None) or outcome.latency
+        latency = reading.ms if reading is not None else None
         violations = self._constraint_values(live.costs, latency)
-        accuracy = float(result.get("accuracy", 0.0))
+        accuracy = float(last.accuracy) if last is not None else 0.0
         attrs = dict(
             status="COMPLETE" if complete else "PRUNED", counted=live.baseline is None, accuracy=accuracy,
-            latency_ms=latency, latency_profile=result.get("latency_profile"), fidelity=fidelity,
+            latency_ms=latency, latency_profile=reading.profile if reading is not None else None, fidelity=fidelity,
             max_fidelity=self.config.proxy.epochs, finished_at=self.clock(), history=live.history,
-            train_seconds=float(result.get("train_seconds", self.clock() - live.started_at)),
-            gate_open_rates=gate_rates(result.get("gate_open_rates")),
+            train_seconds=float(last.train_seconds) if last is not None else self.clock() - live.started_at,
+            gate_open_rates=gate_rates(last.gate_open_rates if last is not None else None),
             constraints=self._set_constraints(live.otrial, False, violations),
             feasible=all(v <= 0 for v in violations.values()),
             **{f"constraint_{k}": v for k, v in violations.items()},

@@ -1,6 +1,7 @@
-"""Recorded tables and the simulated executor (``nas bench record``, ``nas bench search``).
+"""Recorded tables and searches replayed on them (``nas bench record``, ``nas bench curves``, ``nas bench search``).
 
-:mod:`nas.sim.table` (the table file), :mod:`nas.sim.record` (recording through the real executor, Ray),
-:mod:`nas.sim.executor` (a discrete-event executor over a table driving :class:`nas.core.search.SearchCore`,
-no Ray).
+:mod:`nas.sim.table` (the epoch table the simulator replays), :mod:`nas.sim.record` (recording it through a
+real executor), :mod:`nas.sim.curvetable` / :mod:`nas.sim.curverecord` / :mod:`nas.sim.curvestats` (the
+benchmark table: long learning curves, its recording, its noise figures), :mod:`nas.sim.replay` (a search on
+the simulated executor), :mod:`nas.sim.compare` (strategies compared), :mod:`nas.sim.fidelity`.
 """

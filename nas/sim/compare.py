@@ -9,7 +9,7 @@ Every strategy gets the same simulated wall-clock budget and worker count. What 
   the regret ``best - found`` is exact and >= 0;
 * normalisation: accuracy on [0, 1]; each cost objective on [0, 1.25 x its largest value in the table]
   (fixed per table, the same for every run); reference point 1 in every normalised objective;
-* trials trained (COMPLETE + PRUNED + FAIL, SPEC 5's counting) and the time each run needs to reach the
+* trials trained (COMPLETE + PRUNED + FAIL, docs/search.md, Trial lifecycle) and the time each run needs to reach the
   median final hypervolume of random + fifo (``inf`` when it never does within the budget).
 """
 
@@ -25,17 +25,19 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+import nas.config as config_module
 from nas.config import SearchConfig
 from nas.export import trials_frame
 from nas.objectives import OBJECTIVES
 from nas.runmodel import front_candidate_mask
 from nas.pareto import hypervolume, hypervolume_history, normalize
-from nas.sim.executor import Overheads, simulate
+from nas.sim.replay import Overheads, simulate
 from nas.sim.table import Table
 from space.searchspace import SearchSpace
 
-SAMPLERS = ("random", "tpe", "nsga2", "gp")
-SCHEDULERS = ("fifo", "asha", "moasha")
+# the names are nas.config's; the comparison lists the baseline strategy's sampler and scheduler first
+SAMPLERS = ("random",) + tuple(s for s in config_module.SAMPLERS if s != "random")
+SCHEDULERS = ("fifo",) + tuple(s for s in config_module.SCHEDULERS if s != "fifo")
 BASELINE_STRATEGY = ("random", "fifo")
 COST_BOUND_FACTOR = 1.25
 REFERENCE = 1.0

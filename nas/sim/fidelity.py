@@ -25,7 +25,8 @@ from nas.config import SearchConfig
 from nas.export import trials_frame
 from nas.runmodel import TRAINED_STATUSES, RunDir, front_candidate_mask
 from nas.sim.compare import hv_curve, time_to_reach
-from nas.sim.executor import ray_pending, simulate
+from nas.executors.simulated import ray_pending
+from nas.sim.replay import simulate
 from nas.sim.table import Table
 from space.errors import UserInputError
 from space.searchspace import SearchSpace, load_space, parse_space, preset_names

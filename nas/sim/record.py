@@ -1,32 +1,27 @@
-"""``nas bench record SPACE``: train every architecture of a space through the real executor and write its table.
+"""``nas bench record SPACE``: train every architecture of a space through a real executor and write its table.
 
-"The real executor" literally: a Ray Tune ``Tuner`` runs :func:`nas.trial.run_trial` (the function every
-search trial runs) with the settings a search builds (:func:`nas.search.trial_settings`), the latency
-measurer actor a search starts, and the proxy data a search with that seed builds. Only the choice of what
-to train differs: every (architecture, seed) in a fixed order, handed out by :class:`_ListSearcher`, under
-FIFO (no trial is ever stopped). A trial trains with the seed a search with seed ``s`` would give it
+"A real executor" literally: the executor a search uses (:mod:`nas.executors`: Ray Tune by default, the local
+pool with ``executor="local"``) runs the trial body every search trial runs, with the settings a search builds,
+the latency measurer a search starts, and the proxy data a search with that seed builds. Only the choice of
+what to train differs: every (architecture, seed) in a fixed order, handed out by :class:`RecordingLoop`, with
+no trial ever stopped. A trial trains with the seed a search with seed ``s`` would give it
 (:func:`nas.core.search.trial_seed`), so a real search's trial and its table row trained identically.
 
 Resumable: the table is rewritten (atomically) after every trial; a second run with the same ``--out``
 reads it, refuses it if it was recorded with other settings, and trains only the pairs not in it yet.
 Order: seed by seed (every architecture of seed 0, then of seed 1, ...), so a half-done recording is
-already a complete one-seed table. This module imports Ray (the simulator never imports it).
+already a complete one-seed table.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from ray.tune import Callback
-from ray.tune.search import Searcher
-
 from nas.config import SearchConfig
+from nas.core.search import FINISHED, trial_seed
+from nas.executors.contracts import EpochReport, OutcomeKind, TrialOutcome, TrialRequest
 from nas.sim.table import TABLE_FILE, TABLE_VERSION, Table, check_compatible, read_table, recorded_settings, \
     space_digest, table_frame, write_table
 from space import ArchSpec, catalog_spec
@@ -36,7 +31,7 @@ from space.searchspace import load_space
 
 @dataclass(frozen=True)
 class Job:
-    """One (architecture, seed) to train: the config a search would hand Ray for it."""
+    """One (architecture, search seed) to train."""
 
     spec: ArchSpec
     seed: int
@@ -215,38 +210,40 @@ class RecordProgress:
 
 def _run_jobs(config: SearchConfig, todo: list[Job], out_dir: Path, writer: _TableWriter,
               progress: RecordProgress) -> None:
-    """One Ray Tune ``Tuner`` per seed (each seed has its own proxy data), sharing Ray and the measurer."""
-    import ray
-
-    from nas.measurer import LatencyMeasurer, measurer_resources
+    """The jobs seed by seed (each seed has its own proxy data) through one executor: Ray Tune or the local pool."""
+    from nas.executors.raytune import local_cpus_for
+    from nas.measurer import measurer_resources
     from nas.proxydata import build_proxy_data
-    from nas.search import check_resources, start_ray, static_cost_fn
+    from nas.search import static_cost_fn
 
     costs_dir = out_dir / "costs"
-    resources = measurer_resources(config.problem.latency_profile)
     measure_first = _measures_first(config)
-    cpus = math.ceil((config.execution.max_concurrent or 1) * config.execution.cpus_per_trial
-                     + resources.get("num_cpus", 0)) if measure_first else None
-    started_ray = start_ray(config.execution, num_cpus=cpus)
-    measurer = None
+    workers = config.execution.max_concurrent or 1
     try:
-        check_resources(config.execution, resources)
-        name = f"videonas-record-measurer-{out_dir.resolve()}"
-        measurer = LatencyMeasurer.options(name=name, **resources).remote(config.problem.latency_profile, str(costs_dir.resolve()))
-        if measure_first:
-            _measure_every_latency(measurer, todo, enabled=progress.enabled)
-        static_costs = static_cost_fn(config.problem)
-        for seed in sorted({job.seed for job in todo}):
-            seed_jobs = [job for job in todo if job.seed == seed]
-            data = build_proxy_data(config.data, frames=config.proxy.frames, size=config.proxy.size, seed=seed)
-            _run_seed(config, seed_jobs, data, name, static_costs, out_dir, writer, progress,
-                      share_measurer_cores=measure_first)
+        with _executor(config, out_dir, measure_first=measure_first, num_cpus=local_cpus_for(
+                workers, config.execution.cpus_per_trial, measurer_resources(config.problem.latency_profile)
+                .get("num_cpus", 0)) if measure_first else None) as executor:
+            if measure_first:
+                _measure_every_latency(executor, todo, enabled=progress.enabled)
+            static_costs = static_cost_fn(config.problem)
+            for seed in sorted({job.seed for job in todo}):
+                jobs = [job for job in todo if job.seed == seed]
+                data = build_proxy_data(config.data, frames=config.proxy.frames, size=config.proxy.size, seed=seed)
+                loop = RecordingLoop(jobs, static_costs, writer, progress, costs_dir / "measurer-log.jsonl")
+                executor.run(loop, data)
     finally:
         progress.close()
-        if measurer is not None:
-            ray.kill(measurer)
-        if started_ray:
-            ray.shutdown()
+
+
+def _executor(config: SearchConfig, out_dir: Path, *, measure_first: bool, num_cpus: int | None):
+    if config.execution.executor == "local":
+        from nas.executors.localpool import LocalPoolExecutor
+
+        return LocalPoolExecutor(config, costs_dir=out_dir / "costs", share_measurer_cores=measure_first)
+    from nas.executors.raytune import RayTuneExecutor
+
+    return RayTuneExecutor(config, state_dir=out_dir / "ray", costs_dir=out_dir / "costs",
+                           name=f"record-{out_dir.resolve()}", num_cpus=num_cpus, measure_first=measure_first)
 
 
 def _measures_first(config: SearchConfig) -> bool:
@@ -263,98 +260,55 @@ def _measures_first(config: SearchConfig) -> bool:
             and not config.execution.address and not get_profile(config.problem.latency_profile).device.startswith("cuda"))
 
 
-def _measure_every_latency(measurer, todo: list[Job], *, enabled: bool) -> None:
+def _measure_every_latency(executor, todo: list[Job], *, enabled: bool) -> None:
     """Ask the measurer for each architecture's latency, one after the other, before any trial starts."""
-    import ray
-
     specs = list({job.spec.key(): job.spec for job in todo}.values())
     for number, spec in enumerate(specs, start=1):
         try:
-            ray.get(measurer.measure.remote(spec.to_dict()))
+            executor.measure_latency(spec)
         except Exception as error:  # noqa: BLE001 - its trial asks again and records the failure in its row
             print(f"record: latency of {spec.key()} failed ({error}); its trial records the error", file=sys.stderr)
         if enabled:
             print(f"record: latency first, {number}/{len(specs)} architectures measured", file=sys.stderr, flush=True)
 
 
-def _run_seed(config, jobs, data, measurer_name, static_costs, out_dir, writer, progress, *,
-              share_measurer_cores: bool) -> None:
-    import dataclasses
+class RecordingLoop:
+    """A recording as the executors' loop (:class:`nas.executors.loop.TrialLoop`): the jobs in order, every epoch
+    continues (FIFO), each trial's outcome becomes its table rows. A trial whose process died records nothing:
+    a resumed recording trains it again."""
 
-    from ray import tune
+    def __init__(self, jobs: list[Job], static_costs, writer: _TableWriter, progress: RecordProgress,
+                 measurer_log: Path) -> None:
+        self.queue = list(enumerate(jobs))
+        self.static_costs, self.writer, self.progress, self.measurer_log = static_costs, writer, progress, measurer_log
+        self.running: dict[str, tuple[Job, TrialRequest, float, list[EpochReport]]] = {}
 
-    from nas.core.search import trial_seed
-    from nas.search import trial_settings
-    from nas.trial import run_trial
+    def request(self, trial_id: str) -> TrialRequest | str | None:
+        if not self.queue:
+            return FINISHED if not self.running else None
+        number, job = self.queue.pop(0)
+        request = TrialRequest(trial_id=trial_id, number=number, spec=job.spec, seed=trial_seed(job.seed, job.spec.key()),
+                               costs=self.static_costs(job.spec), baseline=job.baseline)
+        self.running[trial_id] = (job, request, time.time(), [])
+        return request
 
-    settings = trial_settings(config, measurer_name=measurer_name)
-    if share_measurer_cores:  # every latency is cached (_measures_first): the measurer's core is free for trials
-        settings = dataclasses.replace(settings, measurer_cores=())
-    trainable = tune.with_resources(tune.with_parameters(run_trial, data=data, settings=settings),
-                                    {"cpu": config.execution.cpus_per_trial, "gpu": config.execution.gpus_per_trial})
-    configs = []
-    for number, job in enumerate(jobs):
-        costs = static_costs(job.spec)
-        configs.append({"spec": job.spec.to_dict(), "trial_number": number, "baseline": job.baseline,
-                        "seed": trial_seed(job.seed, job.spec.key()), "gmacs": costs.gmacs, "params": costs.params,
-                        "recurrent_params": costs.recurrent_params, "search_seed": job.seed})
-    callback = _RecordCallback(writer, progress, out_dir / "costs" / "measurer-log.jsonl")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    attempt = len(list((out_dir / "ray").glob("attempt-*"))) if (out_dir / "ray").exists() else 0
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=_ListSearcher(configs), num_samples=-1,
-                                    max_concurrent_trials=config.execution.max_concurrent, reuse_actors=True),
-        run_config=tune.RunConfig(name=f"attempt-{attempt}", storage_path=str((out_dir / "ray").resolve()),
-                                  verbose=0, callbacks=[callback], log_to_file=True),
-    )
-    tuner.fit()
-
-
-class _ListSearcher(Searcher):
-    """A Ray Tune ``Searcher`` that hands out ``configs`` in order, then finishes."""
-
-    def __init__(self, configs: list[dict]) -> None:
-        super().__init__(metric=None, mode=None)
-        self.queue = list(configs)
-
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+    def is_exempt(self, trial_id: str) -> bool:
         return True
 
-    def suggest(self, trial_id: str):
-        return self.queue.pop(0) if self.queue else Searcher.FINISHED
+    def report(self, report: EpochReport) -> bool:
+        if report.trial_id in self.running:
+            self.running[report.trial_id][3].append(report)
+        return True
 
-    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
-        pass
-
-
-class _RecordCallback(Callback):
-    """Turns each trial's reports into table rows; writes them when the trial ends."""
-
-    def __init__(self, writer: _TableWriter, progress: RecordProgress, measurer_log: Path) -> None:
-        self.writer, self.progress, self.measurer_log = writer, progress, measurer_log
-        self.started: dict[str, float] = {}
-        self.reports: dict[str, list[dict]] = {}
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.started[trial.trial_id] = time.time()
-        self.reports[trial.trial_id] = []
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        self.reports.setdefault(trial.trial_id, []).append(dict(result))
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        reports = self.reports.pop(trial.trial_id, [])
-        rows = trial_rows(trial.config, reports, started=self.started.pop(trial.trial_id, None),
+    def finish(self, outcome: TrialOutcome) -> None:
+        job, request, started, reports = self.running.pop(outcome.trial_id)
+        if outcome.kind is OutcomeKind.DIED:
+            print(f"record: trial {outcome.trial_id} died; it is retrained on resume", file=sys.stderr, flush=True)
+            return
+        rows = trial_rows(job, request, reports, outcome, started=started,
                           latency_seconds=_measure_seconds(self.measurer_log))
-        if rows:
-            self.writer.add(rows)
-            self.progress.trial_done()
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        # the trial's process died (killed, out of memory): nothing recorded, so a resumed recording retrains it
-        self.reports.pop(trial.trial_id, None)
-        print(f"record: trial {trial.trial_id} died; it is retrained on resume", file=sys.stderr, flush=True)
+        self.writer.add(rows)
+        self.progress.trial_done()
 
 
 def _measure_seconds(log: Path) -> dict[str, float]:
@@ -370,37 +324,27 @@ def _measure_seconds(log: Path) -> dict[str, float]:
     return seconds
 
 
-def trial_rows(config: dict, reports: list[dict], *, started: float | None,
-               latency_seconds: dict[str, float]) -> list[dict]:
-    """One trial's reports -> its table rows (one per epoch; one epoch-0 row for a failure)."""
+def trial_rows(job: Job, request: TrialRequest, reports: list[EpochReport], outcome: TrialOutcome, *,
+               started: float | None, latency_seconds: dict[str, float]) -> list[dict]:
+    """One trial's epochs -> its table rows (one per epoch; one epoch-0 row for a failure)."""
     import json
 
-    spec_key = _spec_key(config["spec"])
+    spec_key = job.spec.key()
     base = {
-        "spec_key": spec_key, "spec": json.dumps(config["spec"], sort_keys=True), "family": config["spec"]["family"],
-        "baseline": config.get("baseline"), "gmacs": config["gmacs"], "params": config["params"],
-        "recurrent_params": config["recurrent_params"], "latency_seconds": latency_seconds.get(spec_key),
-        "seed": config["search_seed"], "trial_seed": config["seed"],
+        "spec_key": spec_key, "spec": json.dumps(job.spec.to_dict(), sort_keys=True), "family": job.spec.family,
+        "baseline": job.baseline, "gmacs": request.costs.gmacs, "params": request.costs.params,
+        "recurrent_params": request.costs.recurrent_params, "latency_seconds": latency_seconds.get(spec_key),
+        "seed": job.seed, "trial_seed": request.seed,
     }
-    epochs = [r for r in reports if r.get("epoch") is not None and "error" not in r]
-    failed = [r for r in reports if r.get("error")]
-    if failed or not epochs:
-        if not failed:
-            return []
-        return [{**base, "latency_ms": failed[-1].get("latency_ms"), "epoch": 0, "error": str(failed[-1]["error"])}]
-    train_started = float(epochs[0]["train_started_at"])
+    if outcome.kind is not OutcomeKind.TRAINED or not reports:
+        latency = outcome.latency.ms if outcome.latency is not None else None
+        return [{**base, "latency_ms": latency, "epoch": 0, "error": str(outcome.error or "no epoch reported")}]
+    train_started = reports[0].train_started_at
     startup = train_started - started if started is not None else None
     rows, previous = [], train_started
-    for report in epochs:
-        reported = float(report["reported_at"])
-        rows.append({**base, "latency_ms": report.get("latency_ms"), "startup_seconds": startup, "error": None,
-                     "epoch": int(report["epoch"]), "accuracy": float(report["accuracy"]), "loss": float(report["loss"]),
-                     "seconds": float(report["seconds"]), "report_seconds": reported - previous})
-        previous = reported
+    for report in reports:
+        rows.append({**base, "latency_ms": report.latency.ms if report.latency else None, "startup_seconds": startup,
+                     "error": None, "epoch": report.epoch, "accuracy": report.accuracy, "loss": report.loss,
+                     "seconds": report.seconds, "report_seconds": report.reported_at - previous})
+        previous = report.reported_at
     return rows
-
-
-def _spec_key(spec_dict: dict) -> str:
-    from space import spec_from_dict
-
-    return spec_from_dict(spec_dict).key()

@@ -1,4 +1,5 @@
-"""Faults injected into real search trials, from the tests only: a wrapper of :func:`nas.trial.run_trial`.
+"""Faults injected into real search trials, from the tests only: a wrapper of the trial body
+(:func:`nas.executors.trialrun.train_trial`).
 
 ``run_search(config, trial=faulty_trial({spec_key: mode}))`` runs every trial through the real trial function,
 with one fault for the architectures named:
@@ -8,7 +9,7 @@ with one fault for the architectures named:
 * ``oom`` / ``host-oom``: ``torch.OutOfMemoryError`` / ``MemoryError`` on the 200th module call, about the
   third training step of a depth-18 proxy, where a real CUDA or host allocation failure would come.
 
-Each fires inside ``run_trial``'s own error handling, so the trial reports it as it would a real one. The
+Each fires inside ``train_trial``'s own error handling, so the trial reports it as it would a real one. The
 wrapper runs in a Ray worker, which may not be able to import ``tests``: this module is pickled by value.
 """
 
@@ -21,8 +22,7 @@ from typing import Any, Callable
 import torch
 from ray import cloudpickle
 
-from nas.trial import run_trial
-from space import spec_from_dict
+from nas.executors.trialrun import train_trial
 
 MODES = ("raise", "nan", "oom", "host-oom")
 
@@ -51,23 +51,23 @@ class InjectedFault:
         self._handle.remove()
 
 
-def faulty_trial(faults: dict[str, str]) -> Callable[..., None]:
-    """``run_trial`` with ``faults`` (spec key -> one of :data:`MODES`) injected; other trials run unchanged."""
+def faulty_trial(faults: dict[str, str]) -> Callable[..., Any]:
+    """``train_trial`` with ``faults`` (spec key -> one of :data:`MODES`) injected; other trials run unchanged."""
     unknown = sorted(set(faults.values()) - set(MODES))
     if unknown:
         raise ValueError(f"unknown fault mode(s) {unknown}; allowed: {', '.join(MODES)}")
     faults = dict(faults)
 
-    def run_trial_with_faults(config: dict[str, Any], *, data: Any, settings: Any) -> None:
-        mode = faults.get(spec_from_dict(config["spec"]).key())
+    def train_trial_with_faults(request: Any, data: Any, settings: Any, **channels: Any) -> Any:
+        mode = faults.get(request.spec.key())
         if mode == "nan":
             settings = dataclasses.replace(settings, proxy=dataclasses.replace(settings.proxy, lr=1e30))
         if mode in ("raise", "oom", "host-oom"):
             with InjectedFault(mode):
-                return run_trial(config, data=data, settings=settings)
-        return run_trial(config, data=data, settings=settings)
+                return train_trial(request, data, settings, **channels)
+        return train_trial(request, data, settings, **channels)
 
-    return run_trial_with_faults
+    return train_trial_with_faults
 
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -1,4 +1,4 @@
-"""MO-ASHA: the rung rule against hand computations, and a real Ray Tune run that stops a trial."""
+"""The rung rules against hand computations, the one factory, and a real Ray Tune run that stops a trial."""
 
 from __future__ import annotations
 
@@ -6,14 +6,10 @@ import math
 
 import pytest
 
-from nas.moasha import (
-    MOASHAScheduler,
-    StoppingASHAScheduler,
-    StoppingFIFOScheduler,
-    make_scheduler,
-    rung_decision,
-    rung_levels,
-)
+from nas.config import SearchConfig
+from nas.core.costaware import CostAwareRule
+from nas.core.rungs import AshaRule, FifoRule, MoashaRule, rung_decision, rung_levels
+from nas.core.schedulers import make_rule
 from space.errors import UserInputError
 
 ACC_GMACS = ["max", "min"]  # (accuracy: higher is better, gmacs: lower is better)
@@ -110,60 +106,69 @@ def test_rung_levels():
 
 
 def test_record_ranks_each_trial_once_per_rung():
-    scheduler = MOASHAScheduler([("accuracy", "max"), ("gmacs", "min")], grace_period=1, eta=3, max_t=9)
-    assert scheduler.rungs == (1, 3)
-    assert scheduler.record("a", 1, [0.5, 2.0]) is True  # first at rung 1
-    assert scheduler.record("a", 2, [0.6, 2.0]) is None  # between rungs: no decision
-    assert scheduler.record("b", 1, [0.4, 3.0]) is False  # dominated by a, 2nd of 2
-    assert scheduler.record("a", 3, [0.7, 2.0]) is True  # first at rung 3
-    assert scheduler.record("a", 3, [0.7, 2.0]) is None  # already ranked there
-    assert scheduler.recorded == {1: {"a": [0.5, 2.0], "b": [0.4, 3.0]}, 3: {"a": [0.7, 2.0]}}
+    rule = MoashaRule([("accuracy", "max"), ("gmacs", "min")], rungs=rung_levels(1, 3, 9), max_t=9, eta=3)
+    assert rule.rungs == (1, 3)
+    assert rule.record("a", 1, [0.5, 2.0]) is True  # first at rung 1
+    assert rule.record("a", 2, [0.6, 2.0]) is None  # between rungs: no decision
+    assert rule.record("b", 1, [0.4, 3.0]) is False  # dominated by a, 2nd of 2
+    assert rule.record("a", 3, [0.7, 2.0]) is True  # first at rung 3
+    assert rule.record("a", 3, [0.7, 2.0]) is None  # already ranked there
+    assert rule.recorded == {1: {"a": [0.5, 2.0], "b": [0.4, 3.0]}, 3: {"a": [0.7, 2.0]}}
     # a trial that skipped rung 1 and first reports at 4 is ranked at rung 3 only
-    assert scheduler.record("c", 4, [0.9, 1.0]) is True
-    assert "c" not in scheduler.recorded[1]
+    assert rule.record("c", 4, [0.9, 1.0]) is True
+    assert "c" not in rule.recorded[1]
 
 
-def test_make_scheduler_kinds_and_errors():
-    objectives = [("accuracy", "max"), ("gmacs", "min"), ("latency_ms", "min")]
-    assert isinstance(make_scheduler("moasha", objectives, 1, 3, 9), MOASHAScheduler)
-    asha = make_scheduler("asha", objectives, 1, 3, 9)
-    assert isinstance(asha, StoppingASHAScheduler) and asha.metric == "accuracy"
-    assert isinstance(make_scheduler("fifo", objectives, 1, 3, 9), StoppingFIFOScheduler)
-    with pytest.raises(UserInputError, match="allowed: moasha, asha, fifo"):
-        make_scheduler("hyperband", objectives, 1, 3, 9)
-    with pytest.raises(UserInputError, match="eta"):
-        make_scheduler("moasha", objectives, 1, 1, 9)
-    with pytest.raises(UserInputError, match="grace period"):
-        make_scheduler("moasha", objectives, 4, 3, 2)
-    with pytest.raises(UserInputError, match="accuracy"):
-        make_scheduler("asha", [("gmacs", "min"), ("params", "min")], 1, 3, 9)
+def _config(scheduler: str, **flags) -> SearchConfig:
+    settings = dict(objectives=("accuracy", "gmacs", "latency"), proxy_epochs=9, grace_period=1, reduction_factor=3)
+    return SearchConfig.from_flags(scheduler=scheduler, **{**settings, **flags})
 
 
-def test_set_search_properties_accepts_only_our_objectives():
-    scheduler = MOASHAScheduler([("accuracy", "max"), ("gmacs", "min")], max_t=9)
-    assert scheduler.set_search_properties(None, None)
-    assert scheduler.set_search_properties("accuracy", "max")
-    assert not scheduler.set_search_properties("loss", "min")
+def test_one_factory_makes_every_rule_with_the_same_rungs():
+    kinds = {"moasha": MoashaRule, "asha": AshaRule, "fifo": FifoRule, "costaware": CostAwareRule}
+    for name, kind in kinds.items():
+        rule = make_rule(_config(name), val_clips=420)
+        assert isinstance(rule, kind) and rule.rungs == (1, 3) and rule.max_t == 9
+    assert make_rule(_config("asha"), val_clips=420).metric == "accuracy"
+    assert make_rule(_config("costaware"), val_clips=420).costs == ("gmacs", "latency_ms")
+    with pytest.raises(UserInputError, match="allowed: moasha, asha, fifo, costaware"):
+        _config("hyperband")
+    with pytest.raises(UserInputError, match="reduction-factor"):
+        _config("moasha", reduction_factor=1)
+    with pytest.raises(UserInputError, match="--grace-period 5 .*--proxy-epochs 2"):
+        SearchConfig.from_flags(grace_period=5, proxy_epochs=2)
 
 
 # ---- a real Ray Tune run ------------------------------------------------------------------------
+
+
+class _RuleLoop:
+    """A loop over one rule, for Tune's scheduler adapter: the trainable reports its GMACs as ``loss``."""
+
+    def __init__(self, rule):
+        self.rule = rule
+
+    def report(self, report) -> bool:
+        return self.rule.decide(report.trial_id, report.epoch, {"accuracy": report.accuracy, "gmacs": report.loss})
 
 
 def _trainable(config):
     from ray import tune
 
     for epoch in range(1, 10):
-        tune.report({"accuracy": config["quality"] * epoch / 9, "gmacs": config["gmacs"]})
+        tune.report({"epoch": epoch, "accuracy": config["quality"] * epoch / 9, "loss": config["gmacs"], "seconds": 0.0})
 
 
-def _run(scheduler, trials, tmp_path):
+def _run(rule, trials, tmp_path):
     from ray import tune
+
+    from nas.executors.raytune import LoopScheduler
 
     tuner = tune.Tuner(
         _trainable,
         param_space={"case": tune.grid_search(trials), "quality": tune.sample_from(lambda s: s.config.case[0]),
                      "gmacs": tune.sample_from(lambda s: s.config.case[1])},
-        tune_config=tune.TuneConfig(scheduler=scheduler, max_concurrent_trials=1),
+        tune_config=tune.TuneConfig(scheduler=LoopScheduler(_RuleLoop(rule)), max_concurrent_trials=1),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="moasha", verbose=0),
     )
     grid = tuner.fit()
@@ -172,92 +177,62 @@ def _run(scheduler, trials, tmp_path):
 
 @pytest.mark.slow
 def test_ray_run_stops_a_dominated_trial(ray_address, tmp_path):
-    scheduler = make_scheduler("moasha", [("accuracy", "max"), ("gmacs", "min")], grace_period=1, eta=3, max_t=9)
+    rule = MoashaRule([("accuracy", "max"), ("gmacs", "min")], rungs=rung_levels(1, 3, 9), max_t=9, eta=3)
     # One at a time, in grid order, (accuracy at epoch e = quality * e / 9, gmacs):
     # rung 1: A=(1/9, 4) first -> continues. B=(0.5/9, 8) dominated by A, 2nd of 2 (1 place) -> stopped.
     #   C=(0.9/9, 1): fronts [A, C], [B]; A and C both inf-crowded, A earlier -> C 2nd of 3 (1 place) -> stopped.
     #   D=(2/9, 0.5) dominates everyone -> 1st of 4 -> continues.
     # rung 3: A first -> continues; D dominates A -> 1st of 2 -> continues. Both run to max_t = 9.
-    results = _run(scheduler, [[1.0, 4.0], [0.5, 8.0], [0.9, 1.0], [2.0, 0.5]], tmp_path)
-    epochs = {case: r.metrics["training_iteration"] for case, r in results.items()}
+    results = _run(rule, [[1.0, 4.0], [0.5, 8.0], [0.9, 1.0], [2.0, 0.5]], tmp_path)
+    epochs = {case: r.metrics["epoch"] for case, r in results.items()}
     assert epochs == {(1.0, 4.0): 9, (0.5, 8.0): 1, (0.9, 1.0): 1, (2.0, 0.5): 9}
     trial_ids = {case: r.metrics["trial_id"] for case, r in results.items()}
-    assert scheduler.stopped == {trial_ids[(0.5, 8.0)]: 1, trial_ids[(0.9, 1.0)]: 1}
-    assert set(scheduler.recorded[1]) == set(trial_ids.values())
-    assert set(scheduler.recorded[3]) == {trial_ids[(1.0, 4.0)], trial_ids[(2.0, 0.5)]}
+    assert rule.stopped == {trial_ids[(0.5, 8.0)]: 1, trial_ids[(0.9, 1.0)]: 1}
+    assert set(rule.recorded[1]) == set(trial_ids.values())
+    assert set(rule.recorded[3]) == {trial_ids[(1.0, 4.0)], trial_ids[(2.0, 0.5)]}
 
 
-@pytest.mark.slow
-def test_ray_fifo_stops_everyone_at_the_next_rung_after_the_budget(ray_address, tmp_path):
-    scheduler = make_scheduler("fifo", [("accuracy", "max")], grace_period=1, eta=3, max_t=9)
-    scheduler.stop_at_next_rung()
-    results = _run(scheduler, [[1.0, 1.0], [2.0, 1.0]], tmp_path)
-    assert {case: r.metrics["training_iteration"] for case, r in results.items()} == {(1.0, 1.0): 1, (2.0, 1.0): 1}
-    assert sorted(scheduler.stopped.values()) == [1, 1]
+def test_fifo_stops_everyone_at_the_next_rung_after_the_budget():
+    rule = FifoRule(rungs=rung_levels(1, 3, 9), max_t=9)
+    rule.stop_at_next_rung()
+    assert not rule.decide("a", 1, {"accuracy": 0.5}) and not rule.decide("b", 1, {"accuracy": 0.9})
+    assert sorted(rule.stopped.values()) == [1, 1]
 
 
-@pytest.mark.slow
-def test_ray_asha_wrapper_records_what_it_stopped(ray_address, tmp_path):
-    scheduler = make_scheduler("asha", [("accuracy", "max"), ("gmacs", "min")], grace_period=1, eta=3, max_t=9)
-    # Ray's ASHA on accuracy alone: at rung 1, B (0.5/9) is below the 66.7th percentile of {A: 1/9} -> stopped;
-    # C (0.9/9) is above the 66.7th percentile of {A, B} (0.093) -> continues; at rung 3, C (2.7/9) is below
-    # {A: 3/9} -> stopped there. A runs to the end.
-    results = _run(scheduler, [[1.0, 9.0], [0.5, 1.0], [0.9, 1.0]], tmp_path)
-    epochs = {case: r.metrics["training_iteration"] for case, r in results.items()}
-    assert epochs == {(1.0, 9.0): 9, (0.5, 1.0): 1, (0.9, 1.0): 3}
-    assert sorted(scheduler.stopped.values()) == [1, 3]
+def test_asha_stops_what_rays_asha_would():
+    rule = AshaRule("accuracy", "max", rungs=rung_levels(1, 3, 9), max_t=9, eta=3)
+    # At rung 1, B (0.5/9) is below the 66.7th percentile of {A: 1/9} -> stopped; C (0.9/9) is above the 66.7th
+    # percentile of {A, B} (0.093) -> continues; at rung 3, C (2.7/9) is below {A: 3/9} -> stopped there.
+    assert rule.decide("A", 1, {"accuracy": 1 / 9}) and rule.decide("A", 3, {"accuracy": 3 / 9})
+    assert not rule.decide("B", 1, {"accuracy": 0.5 / 9})
+    assert rule.decide("C", 1, {"accuracy": 0.9 / 9}) and not rule.decide("C", 3, {"accuracy": 2.7 / 9})
+    assert sorted(rule.stopped.values()) == [1, 3]
 
 
-def test_baselines_are_never_stopped_nor_recorded():
-    from types import SimpleNamespace
-
-    from ray.tune.schedulers import TrialScheduler
-
-    from nas.moasha import make_scheduler
-
-    objectives = [("accuracy", "max"), ("gmacs", "min")]
-    for name in ("moasha", "asha", "fifo"):
-        scheduler = make_scheduler(name, objectives, grace_period=1, eta=2, max_t=4, time_attr="epoch")
-        leader = SimpleNamespace(trial_id="a", config={"baseline": None})
-        baseline = SimpleNamespace(trial_id="b", config={"baseline": "r3d-18"})
-        for trial in (leader, baseline):
-            scheduler.on_trial_add(None, trial)
-        assert scheduler.on_trial_result(None, leader, {"epoch": 1, "accuracy": 0.9, "gmacs": 1.0}) == "CONTINUE"
-        scheduler.stop_at_next_rung()  # even the time budget does not cut a baseline short
-        decision = scheduler.on_trial_result(None, baseline, {"epoch": 1, "accuracy": 0.1, "gmacs": 5.0})
-        assert decision == TrialScheduler.CONTINUE, name
-        assert "b" not in scheduler.stopped
-        if name == "moasha":
-            assert "b" not in scheduler.recorded[1]
+@pytest.mark.parametrize("name", ["fifo", "asha", "moasha", "costaware"])
+def test_baselines_are_never_stopped_nor_recorded(name):
+    rule = make_rule(_config(name).replace(proxy_epochs=4, reduction_factor=2), val_clips=100)
+    assert rule.decide("a", 1, {"accuracy": 0.9, "gmacs": 1.0, "latency_ms": 1.0})
+    rule.stop_at_next_rung()  # even the time budget does not cut a baseline short
+    assert rule.decide("b", 1, {"accuracy": 0.1, "gmacs": 5.0, "latency_ms": 5.0}, exempt=True)
+    assert "b" not in rule.stopped
+    assert all("b" not in at_rung for at_rung in getattr(rule, "recorded", {}).values())
 
 
-@pytest.mark.parametrize("name", ["fifo", "asha", "moasha"])
+@pytest.mark.parametrize("name", ["fifo", "asha", "moasha", "costaware"])
 @pytest.mark.parametrize("max_t", [4, 3, 8, 6])  # 4 and 8 are grace * eta**k (a Ray ASHA rung at max_t); 3, 6 not
-def test_no_scheduler_stops_a_trial_at_its_full_budget(name, max_t):
-    """Issue 11.2: a trial that loses at the last report (epoch max_t) trained its full budget: never stopped.
+def test_no_rule_stops_a_trial_at_its_full_budget(name, max_t):
+    """A trial that loses at the last report (epoch max_t) trained its full budget: never stopped.
 
-    The leader trains first (accuracy 0.1 * epoch, 1 GMAC). The late trial is ahead at every epoch
-    before the last (0.9, 0.5 GMAC: it survives every rung) and far behind at max_t (0.01, 9 GMACs). The
-    time-budget hook is armed before its last report, so even "stop everyone at the next rung" must not
-    cut it at max_t.
+    The leader trains first (accuracy 0.1 * epoch, 1 GMAC). The late trial is ahead at every epoch before the
+    last (0.9, 0.5 GMAC: it survives every rung) and far behind at max_t (0.01, 9 GMACs). The time-budget hook
+    is armed before its last report, so even "stop everyone at the next rung" must not cut it at max_t.
     """
-    from types import SimpleNamespace
-
-    from ray.tune.schedulers import TrialScheduler
-
-    scheduler = make_scheduler(name, [("accuracy", "max"), ("gmacs", "min")], grace_period=1, eta=2, max_t=max_t,
-                               time_attr="epoch")
-    leader = SimpleNamespace(trial_id="leader", config={"baseline": None})
-    late = SimpleNamespace(trial_id="late", config={"baseline": None})
-    for trial in (leader, late):
-        scheduler.on_trial_add(None, trial)
+    rule = make_rule(_config(name).replace(proxy_epochs=max_t, reduction_factor=2), val_clips=100)
     for epoch in range(1, max_t + 1):
-        result = {"epoch": epoch, "accuracy": 0.1 * epoch, "gmacs": 1.0}
-        assert scheduler.on_trial_result(None, leader, result) == TrialScheduler.CONTINUE
+        assert rule.decide("leader", epoch, {"accuracy": 0.1 * epoch, "gmacs": 1.0, "latency_ms": 1.0})
     for epoch in range(1, max_t):
-        result = {"epoch": epoch, "accuracy": 0.9, "gmacs": 0.5}
-        assert scheduler.on_trial_result(None, late, result) == TrialScheduler.CONTINUE, epoch
-    scheduler.stop_at_next_rung()
-    last = scheduler.on_trial_result(None, late, {"epoch": max_t, "accuracy": 0.01, "gmacs": 9.0})
-    assert last == TrialScheduler.CONTINUE
-    assert scheduler.stopped == {}
+        assert rule.decide("late", epoch, {"accuracy": 0.9, "gmacs": 0.5, "latency_ms": 0.5}), epoch
+    rule.stop_at_next_rung()
+    assert rule.decide("late", max_t, {"accuracy": 0.01, "gmacs": 9.0, "latency_ms": 9.0})
+    assert rule.stopped == {}

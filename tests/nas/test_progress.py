@@ -17,7 +17,7 @@ BOUNDS = {"accuracy": (0.0, 1.0), "latency": (0.0, 100.0)}
 
 
 class _Searcher:
-    """What SearchProgress reads of nas.searcher.StudySearcher: the study, live trials, the trained count."""
+    """What SearchProgress reads of the search core: the study, live trials, the trained count."""
 
     def __init__(self, study: optuna.Study, counted: int = 0):
         self.study, self.live, self._counted = study, {"a": object()}, counted
@@ -40,7 +40,7 @@ def _study(rows: list[tuple[str, list[float] | None]]) -> optuna.Study:
 def _view(tmp_path, study, counted=0, **overrides) -> SearchProgress:
     config = tiny_config(tmp_path, objectives=("accuracy", "latency"), trials=10, **overrides)
     console = Console(file=io.StringIO(), force_terminal=True, width=200)
-    return SearchProgress(config, _Searcher(study, counted), scheduler=None, bounds=BOUNDS, console=console)
+    return SearchProgress(config, _Searcher(study, counted), bounds=BOUNDS, console=console)
 
 
 def test_statuses_are_named_as_in_the_tables(tmp_path):
@@ -89,7 +89,7 @@ def test_piped_the_view_prints_whole_plain_lines_instead_of_a_cut_bar(tmp_path):
     config = tiny_config(tmp_path, objectives=("accuracy", "latency"), trials=10)
     sink = io.StringIO()
     study = _study([("COMPLETE", [0.5, 20.0]), ("DUPLICATE", [0.5, 20.0])])
-    view = SearchProgress(config, _Searcher(study, 1), scheduler=None, bounds=BOUNDS,
+    view = SearchProgress(config, _Searcher(study, 1), bounds=BOUNDS,
                           console=Console(file=sink, width=80))  # a file: not a terminal
     with view:
         view.refresh(force=True)

@@ -113,14 +113,14 @@ def test_every_torch_load_is_weights_only():
     assert all("weights_only=True" in line for _, line in loads), loads
 
 
-def test_the_schedulers_ray_checkpoint_is_json_and_cannot_be_restored(tmp_path):
-    from nas.moasha import make_scheduler
+def test_the_ray_adapters_checkpoints_are_json_and_cannot_be_restored(tmp_path):
+    from nas.executors.raytune import LoopScheduler, LoopSearcher
 
-    scheduler = make_scheduler("moasha", [("accuracy", "max"), ("gmacs", "min")], 1, 2, 4, time_attr="epoch")
-    scheduler.save(str(tmp_path / "state"))
-    assert (tmp_path / "state").read_text().startswith("{")  # JSON, not a pickle
-    with pytest.raises(RuntimeError, match="--resume"):
-        scheduler.restore(str(tmp_path / "state"))
+    for adapter in (LoopScheduler(loop=None), LoopSearcher(loop=None)):
+        adapter.save(str(tmp_path / "state"))
+        assert (tmp_path / "state").read_text().startswith("{")  # JSON, not a pickle
+        with pytest.raises(RuntimeError, match="--resume"):
+            adapter.restore(str(tmp_path / "state"))
 
 
 def test_ray_dashboard_is_off_by_default_and_on_loopback_when_asked():

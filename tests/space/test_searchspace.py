@@ -27,8 +27,11 @@ def _recording_suggest(rng: random.Random | None = None):
 
 
 def test_presets_ship_and_sizes_match_hand_counts():
-    assert preset_names() == ["demo", "joint", "mtnet", "srtg"]
+    assert preset_names() == ["bench", "demo", "joint", "mtnet", "srtg"]
     sizes = {name: load_space(name).size() for name in preset_names()}
+    # bench: per conv, 2 Simple depths x (none + 4 placements x 2 recurrent x 2 gates) + depth 50 x (none + 6 x 4),
+    # plus MTNet 3 depths x 4 ratios x 3 sub-streams x 2 recurrent (docs/bench/bench-table.md)
+    assert sizes["bench"] == 2 * (2 * (1 + 4 * 4) + (1 + 6 * 4)) + 3 * 4 * 3 * 2 == 190
     # demo: 2 convs x (none + 4 placements x 2 recurrent x 2 fusion x 2 gates) + MTNet 3 ratios x 2 substreams
     assert sizes["demo"] == 2 * (1 + 4 * 2 * 2 * 2) + 3 * 2 == 72
     # mtnet: 4 depths x 5 ratios x 4 substreams x 3 recurrent
@@ -174,7 +177,7 @@ def test_bad_files_name_the_line(tmp_path, text, message):
 
 
 def test_unknown_space_name_lists_the_presets():
-    with pytest.raises(SpaceError, match="unknown search space 'jiont'; give a preset \\(demo, joint, mtnet, srtg\\)"):
+    with pytest.raises(SpaceError, match="unknown search space 'jiont'; give a preset \\(bench, demo, joint, mtnet, srtg\\)"):
         load_space("jiont")
 
 

@@ -7,8 +7,9 @@ import math
 
 from optuna.trial import TrialState
 
-from nas.search import static_cost_fn
 from nas.core.search import SearchCore
+from nas.executors.contracts import EpochReport, LatencyReading, OutcomeKind, TrialOutcome, TrialRequest
+from nas.search import static_cost_fn
 from nas.study import open_study
 from space.searchspace import load_space
 from tests.nas.search_helpers import tiny_config
@@ -23,18 +24,22 @@ def make_searcher(tmp_path, **overrides) -> SearchCore:
                          static_costs=static_cost_fn(config.problem), bounds=bounds)
 
 
-def _epoch(epoch: int, accuracy: float, **extra) -> dict:
-    return {"epoch": epoch, "accuracy": accuracy, "loss": 1.0, "seconds": 0.1, **extra}
+def _epoch(trial_id: str, epoch: int, accuracy: float, latency: LatencyReading | None = None) -> EpochReport:
+    return EpochReport(trial_id, epoch=epoch, accuracy=accuracy, loss=1.0, seconds=0.1, latency=latency)
+
+
+def _trained(report: EpochReport) -> TrialOutcome:
+    return TrialOutcome(report.trial_id, OutcomeKind.TRAINED, last=report, latency=report.latency)
 
 
 def test_a_trial_trained_to_the_full_budget_is_complete(tmp_path):
     """Issue 11.2: fidelity == proxy epochs -> COMPLETE with its accuracy told, never PRUNED."""
     searcher = make_searcher(tmp_path, proxy_epochs=2)
-    config = searcher.suggest("t0")
-    assert isinstance(config, dict)
-    searcher.on_trial_result("t0", _epoch(1, 0.4))
-    searcher.on_trial_complete("t0", _epoch(2, 0.3))
-    trial = searcher.study.get_trials()[config["trial_number"]]
+    request = searcher.suggest("t0")
+    assert isinstance(request, TrialRequest) and request.trial_id == "t0"
+    searcher.on_report(_epoch("t0", 1, 0.4))
+    searcher.on_outcome(_trained(_epoch("t0", 2, 0.3)))
+    trial = searcher.study.get_trials()[request.number]
     assert trial.user_attrs["status"] == "COMPLETE" and trial.state == TrialState.COMPLETE
     assert trial.values[0] == 0.3 and trial.user_attrs["fidelity"] == 2
 
@@ -42,9 +47,9 @@ def test_a_trial_trained_to_the_full_budget_is_complete(tmp_path):
 def test_an_exception_while_telling_ends_the_trial_as_fail(tmp_path):
     """Issue 11.9: a trial whose outcome cannot be told (a NaN constraint value) ends FAIL, counted, with the message."""
     searcher = make_searcher(tmp_path, max_latency_ms=100.0)
-    config = searcher.suggest("t0")
-    searcher.on_trial_complete("t0", _epoch(2, 0.5, latency_ms=math.nan))
-    trial = searcher.study.get_trials()[config["trial_number"]]
+    request = searcher.suggest("t0")
+    searcher.on_outcome(_trained(_epoch("t0", 2, 0.5, latency=LatencyReading(math.nan, "cpu-quick"))))
+    trial = searcher.study.get_trials()[request.number]
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["status"] == "FAIL" and trial.user_attrs["counted"] is True
     assert "telling the study failed" in trial.user_attrs["error"]
@@ -53,11 +58,12 @@ def test_an_exception_while_telling_ends_the_trial_as_fail(tmp_path):
 
 @pytest.mark.slow
 def test_importing_the_core_imports_neither_ray_nor_reports():
-    """Issue 12: the core is plain Python over Optuna; Ray Tune is one executor among others."""
+    """The core, the loop and every executor but Ray's are plain Python over Optuna and torch: no Ray."""
     import subprocess
     import sys
 
-    code = ("import sys, nas.core.search, nas.core.rungs; "
+    code = ("import sys, nas.core.search, nas.core.rungs, nas.core.schedulers, nas.executors.loop, "
+            "nas.executors.simulated, nas.executors.localpool, nas.executors.trialrun; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'reports')); print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -69,11 +75,11 @@ def test_the_core_settles_duplicates_without_training(tmp_path):
     core = make_searcher(tmp_path, trials=10, sampler="random", proxy_epochs=1)
     keys = []
     for n in range(6):  # the tiny space has 6 architectures
-        config = core.suggest(f"t{n}")
-        if not isinstance(config, dict):
+        request = core.suggest(f"t{n}")
+        if not isinstance(request, TrialRequest):
             break
-        core.on_trial_complete(f"t{n}", _epoch(1, 0.5))
-        keys.append(core.study.get_trials()[config["trial_number"]].user_attrs["spec_key"])
+        core.on_outcome(_trained(_epoch(f"t{n}", 1, 0.5)))
+        keys.append(core.study.get_trials()[request.number].user_attrs["spec_key"])
     assert len(keys) == len(set(keys))  # every trained trial is a new architecture
     statuses = [t.user_attrs["status"] for t in core.study.get_trials()]
     assert statuses.count("COMPLETE") == len(keys)

@@ -14,7 +14,7 @@ import pytest
 
 from nas.config import SearchConfig
 from nas.core.rungs import rung_decision
-from nas.sim.executor import Overheads, simulate
+from nas.sim.replay import Overheads, simulate
 from nas.sim.table import TABLE_VERSION, Table, read_table, recorded_settings, space_digest, table_frame, write_table
 from space.errors import UserInputError
 from space.searchspace import load_space, parse_space
@@ -196,7 +196,7 @@ def test_the_shipped_small_table_is_complete():
 
 @pytest.mark.slow
 def test_the_simulator_imports_no_ray():
-    code = ("import sys, nas.sim.executor, nas.sim.compare, nas.sim.table; "
+    code = ("import sys, nas.sim.replay, nas.sim.compare, nas.sim.table; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -14,7 +14,7 @@ from nas.bench.search import bench_config
 from nas.export import trials_frame
 from nas.runmodel import RunDir
 from nas.sim.compare import table_bounds
-from nas.sim.executor import simulate
+from nas.sim.replay import simulate
 from nas.sim.fidelity import compare_run
 from nas.sim.table import read_table
 from reports.html import figure_specs

@@ -3,7 +3,7 @@ continues and stops exactly the trials the same search run without interruption 
 
 The simulator always starts from a fresh in-memory study and has no resume of its own, so these tests give it
 one from the outside, as ``nas search --resume`` does for Ray: the study persists in SQLite between the two
-calls of :func:`~nas.sim.executor.simulate` (``optuna.create_study`` with ``load_if_exists``), and the rule of
+calls of :func:`~nas.sim.replay.simulate` (``optuna.create_study`` with ``load_if_exists``), and the rule of
 the second call is primed with :func:`~nas.core.resume.replay_earlier_trials` (what :mod:`nas.search` does
 before Ray starts). The architectures the uninterrupted search trained after the interruption point are
 enqueued, in its order, into the resumed study: a resumed sampler restarts its random stream, and the point is
@@ -17,11 +17,11 @@ import shutil
 import optuna
 import pytest
 
-import nas.sim.executor
+import nas.sim.replay
 from nas.bench.search import bench_config, default_table
 from nas.core.resume import replay_earlier_trials
 from nas.sim.compare import table_bounds
-from nas.sim.executor import Overheads, simulate
+from nas.sim.replay import Overheads, simulate
 from nas.sim.table import read_table
 from space.searchspace import parse_space
 
@@ -69,15 +69,15 @@ def _persistent_studies(monkeypatch, storage: str) -> None:
 
 def _replaying_rules(monkeypatch, storage: str) -> None:
     """The simulator's rule is primed with the study's finished trials, as a resumed ``nas search`` primes its own."""
-    make_rule = nas.sim.executor.make_rule
+    make_rule = nas.sim.replay.make_rule
 
-    def primed(config):
-        rule = make_rule(config)
+    def primed(config, **options):
+        rule = make_rule(config, **options)
         study = optuna.load_study(study_name=config.name, storage=storage)
         replay_earlier_trials(rule, study, max_fidelity=config.proxy.epochs)
         return rule
 
-    monkeypatch.setattr(nas.sim.executor, "make_rule", primed)
+    monkeypatch.setattr(nas.sim.replay, "make_rule", primed)
 
 
 def _interrupt(table, scheduler: str, storage: str, monkeypatch, remaining: list[dict]) -> None:
@@ -125,7 +125,7 @@ def test_the_replay_restores_the_rungs_and_the_stopped_trials(demo_table):
     """What the replay puts into a fresh rule is what the uninterrupted search's rule held at its end."""
     config = _config(demo_table, "moasha", TRIALS)
     whole = _simulate(demo_table, config)
-    fresh = nas.sim.executor.make_rule(config)
+    fresh = nas.sim.replay.make_rule(config, val_clips=420)
     assert replay_earlier_trials(fresh, whole.study, max_fidelity=config.proxy.epochs) == TRIALS
     number = {trial_id: int(trial_id.rsplit("-", 1)[1]) for trial_id in fresh.stopped}
     for level in whole.rule.rungs:

@@ -1,0 +1,41 @@
+"""The one scheduler factory: ``--scheduler NAME`` and the search's settings -> its rung rule (``docs/search-space.md``).
+
+Every executor gets its rule here (Ray Tune through :class:`nas.executors.raytune.LoopScheduler`, the simulator,
+the local pool), so a name means the same rule with the same rungs everywhere. The names are
+:data:`nas.config.SCHEDULERS`.
+"""
+
+from __future__ import annotations
+
+from nas.config import SearchConfig
+from nas.core.costaware import AccuracyNoise, CostAwareRule
+from nas.core.rungs import AshaRule, FifoRule, MoashaRule, RungRule, rung_levels
+from nas.objectives import OBJECTIVES
+
+# The training-seed spread of one proxy accuracy reading, measured on the demo table (docs/proxy.md: the
+# median absolute gap between two seeds is 2.1 points, so about 0.02 per reading), and the margin in
+# standard deviations of a difference of two readings (docs/search-space.md: chosen on the demo table).
+SEED_SD = 0.02
+MARGIN_Z = 2.0
+MIN_RUNG_RESULTS = 2
+
+
+def make_rule(config: SearchConfig, *, val_clips: int) -> RungRule:
+    """The rule ``config.scheduler.name`` names, its rungs at ``grace_period * reduction_factor**k`` epochs.
+
+    ``val_clips``: the validation set's size, which sets the cost-aware rule's noise margin.
+    """
+    scheduler = config.scheduler
+    max_t = config.proxy.epochs
+    rungs = rung_levels(scheduler.grace_period, scheduler.reduction_factor, max_t)
+    if scheduler.name == "fifo":
+        return FifoRule(rungs=rungs, max_t=max_t)
+    if scheduler.name == "asha":
+        return AshaRule("accuracy", "max", rungs=rungs, max_t=max_t, eta=scheduler.reduction_factor)
+    if scheduler.name == "costaware":
+        costs = [OBJECTIVES[o].column for o in config.problem.objectives if OBJECTIVES[o].column != "accuracy"]
+        return CostAwareRule("accuracy", costs, rungs=rungs, max_t=max_t, min_results=MIN_RUNG_RESULTS,
+                             noise=AccuracyNoise(val_clips=max(1, val_clips), seed_sd=SEED_SD, z=MARGIN_Z))
+    objectives = [(OBJECTIVES[o].column, "max" if OBJECTIVES[o].direction == "maximize" else "min")
+                  for o in config.problem.objectives]
+    return MoashaRule(objectives, rungs=rungs, max_t=max_t, eta=scheduler.reduction_factor)
