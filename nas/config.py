@@ -143,7 +143,7 @@ class Execution:
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
     storage: str | None = None
-    heartbeat_interval_s: int = 10  # the driver's beat for its RUNNING trials; stale after 3 missed (nas.settle)
+    heartbeat_interval_s: int = 10  # the driver's beat for its RUNNING trials; stale after 3 missed (nas.heartbeat)
     executor: str = "ray"
 
     def __post_init__(self) -> None:

@@ -24,7 +24,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nas.config import SearchConfig
-from nas.export import trial_status
+from nas.trialsfile import trial_status
 from nas.objectives import OBJECTIVES
 from nas.pareto import hypervolume, normalize, pareto_mask
 
@@ -38,7 +38,7 @@ class SearchProgress:
     def __init__(self, config: SearchConfig, core: Any, bounds: dict, *, enabled: bool = True,
                  console: Console | None = None):
         self.config = config
-        self.searcher = core  # the search core (nas.core.search.SearchCore): counts, live trials, the study
+        self.searcher = core  # the search core (nas.core.searchcore.SearchCore): counts, live trials, the study
         self.bounds = bounds
         self.enabled = enabled
         self.console = console or Console(stderr=True)

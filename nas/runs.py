@@ -11,7 +11,7 @@ from rich.table import Table
 
 from nas.objectives import OBJECTIVES
 from nas.pareto import pareto_mask, to_minimization
-from nas.rundir import held_by_a_driver
+from nas.runlock import held_by_a_driver
 from nas.runmodel import (
     SKIPPED_STATUSES,
     TRAINED_STATUSES,

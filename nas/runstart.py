@@ -20,7 +20,7 @@ import optuna
 
 from nas.config import SearchConfig
 from nas.proxydata import check_data
-from nas.rundir import RunLockedError, held_by_a_driver
+from nas.runlock import RunLockedError, held_by_a_driver
 from nas.runmodel import LOCK_FILE, RunDir, SPACE_FILE, STATE_FILE, STUDY_FILE, SEARCH_FILE, TRIALS_FILE
 from nas.study import BASELINE_SUFFIX
 from space import catalog_spec

@@ -2,7 +2,7 @@
 
 The order of events: lock the run, open (or resume) the study, fix the normalisation bounds, build the proxy
 data once, then drive the search's loop (:class:`~nas.executors.loop.SearchLoop`: the Ray-free
-:class:`~nas.core.search.SearchCore` and the rung rule of :func:`nas.core.schedulers.make_rule`) through the
+:class:`~nas.core.searchcore.SearchCore` and the rung rule of :func:`nas.core.schedulers.make_rule`) through the
 executor ``--executor`` names (:mod:`nas.executors`: Ray Tune by default, or the local process pool), exporting
 ``trials.parquet`` after every trial. The report is the caller's (the CLI builds it after a search). On resume
 the study is the single source of truth: trials a dead driver left RUNNING are marked FAIL (``interrupted``)
@@ -23,20 +23,20 @@ from typing import TYPE_CHECKING, Any
 from nas.config import Problem, SearchConfig, load_run_config  # noqa: F401  (re-exported)
 from nas.core.resume import replay_earlier_trials
 from nas.core.schedulers import make_rule
-from nas.core.search import SearchCore
+from nas.core.searchcore import SearchCore
 from nas.executors import TrialBody, make_executor
 from nas.executors.contracts import StaticCosts
 from nas.executors.loop import SearchLoop
 from nas.executors.trialrun import train_trial
-from nas.export import trials_frame
+from nas.trialsfile import trials_frame
 from nas.interruption import INTERRUPTED_BY_DEATH, INTERRUPTED_BY_USER, SearchInterrupted, graceful_sigint, resume_command
 from nas.objectives import OBJECTIVES
 from nas.progress import SearchProgress
 from nas.proxydata import build_proxy_data
-from nas.rundir import RunLock, environment
+from nas.runlock import RunLock, environment
 from nas.runmodel import RUN_FORMAT, RunDir
 from nas.runstart import check_before_creating, discard_unstarted, take_over_leftover
-from nas.settle import Heartbeat, await_orphans
+from nas.heartbeat import Heartbeat, await_orphans
 from nas.study import open_baseline_study, open_study, requeue_interrupted
 from runners.costs import model_costs
 from space import ArchSpec, catalog_spec
@@ -111,7 +111,7 @@ def fix_bounds(problem: Problem, space: SearchSpace, costs, measure_latency, *, 
 
 def _settle_orphans(config: SearchConfig, study: "optuna.Study", baseline_study: "optuna.Study | None") -> None:
     """On resume. The run's own study.db: our flock proves every RUNNING trial an orphan. A shared
-    ``--storage``: a driver elsewhere may be alive, so wait for the heartbeats to go stale (nas.settle)."""
+    ``--storage``: a driver elsewhere may be alive, so wait for the heartbeats to go stale (nas.heartbeat)."""
     if config.execution.storage:
         await_orphans([study, baseline_study], config.execution.heartbeat_interval_s, main=study,
                       say=lambda text: print(text, file=sys.stderr))

@@ -17,7 +17,7 @@ from space.errors import UserInputError
 
 def _trials_from_the_study(run_dir: Path, out: Optional[Path]) -> None:
     """Rebuild a missing or stale ``trials.parquet`` from the study; never replace a report with an empty one."""
-    from nas.export import refresh_trials
+    from nas.trialsfile import refresh_trials
     from nas.runmodel import RunDir
 
     run = RunDir(run_dir)

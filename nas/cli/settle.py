@@ -1,4 +1,4 @@
-"""``nas settle RUN``: settle the trials a dead driver left RUNNING (a layer over :func:`nas.watch.settle_run`)."""
+"""``nas settle RUN``: settle the trials a dead driver left RUNNING (a layer over :func:`nas.settle.settle_run`)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         Settled trials become FAIL `interrupted`, are not counted, and are re-run by `nas search --resume`.
         A live driver's trials keep their heartbeat and are left alone.
         """
-        from nas.watch import settle_run
+        from nas.settle import settle_run
 
         if timeout is not None and timeout <= 0:
             from space.errors import UserInputError

@@ -3,7 +3,7 @@
 A rung rule keeps its rungs in memory, and a resumed search builds a fresh one. Left empty, those rungs rank
 the first new trials against nothing: they continue where the same search run without interruption would
 have stopped them. The study holds what the rungs saw: every trained trial's per-epoch results (its
-``history`` user attribute, written by :class:`~nas.core.search.SearchCore` when the trial ends) and its static
+``history`` user attribute, written by :class:`~nas.core.searchcore.SearchCore` when the trial ends) and its static
 costs and latency (user attributes). :func:`replay_earlier_trials` feeds them to the rule
 (:meth:`~nas.core.rungs.RungRule.replay`) before the executor starts, for every rule (fifo, asha, moasha).
 

@@ -3,7 +3,7 @@
 ::
 
     SearchLoop (nas.executors.loop)              TrialRequest  ->  executor  ->  EpochReport* , TrialOutcome
-      SearchCore (nas.core.search): ask, sample, settle, tell      (nas.executors.contracts: frozen dataclasses)
+      SearchCore (nas.core.searchcore): ask, sample, settle, tell      (nas.executors.contracts: frozen dataclasses)
       RungRule (nas.core.rungs / costaware): continue or stop at a rung
 
     executors, each ``run(loop, ...)``:

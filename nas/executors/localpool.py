@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from nas.affinity import available_cores, measurer_cores
 from nas.config import SearchConfig
-from nas.core.search import FINISHED
+from nas.core.searchcore import FINISHED
 from nas.executors.contracts import LatencyReading, OutcomeKind, TrialOutcome, TrialRequest
 from nas.executors.loop import TrialLoop
 from nas.executors.trialrun import ProxyData, TrialSettings, train_trial

@@ -8,7 +8,7 @@ executor's own control flow (Ray Tune's controller, a simulated event queue, a p
 * ``report(epoch_report)`` -> True to continue the trial, False to stop it here;
 * ``finish(outcome)`` once per trial, however it ended.
 
-:class:`SearchLoop` is the search's loop: the Ray-free :class:`~nas.core.search.SearchCore` (ask, sample,
+:class:`SearchLoop` is the search's loop: the Ray-free :class:`~nas.core.searchcore.SearchCore` (ask, sample,
 settle, tell) and one rung rule (:mod:`nas.core.rungs`). A recording has its own loop (a list of requests,
 each outcome a table row: :mod:`nas.sim.record`).
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from nas.core.rungs import RungRule
-from nas.core.search import FINISHED, SearchCore
+from nas.core.searchcore import FINISHED, SearchCore
 from nas.executors.contracts import EpochReport, TrialOutcome, TrialRequest
 
 __all__ = ["FINISHED", "Executor", "SearchLoop", "TrialLoop", "rule_metrics"]

@@ -28,7 +28,7 @@ from ray.tune.search import Searcher
 
 from nas.affinity import measurer_cores, pin_away_from
 from nas.config import Execution, SearchConfig
-from nas.core.search import FINISHED
+from nas.core.searchcore import FINISHED
 from nas.executors.contracts import EpochReport, LatencyReading, OutcomeKind, TrialOutcome, TrialRequest
 from nas.executors.loop import TrialLoop
 from nas.executors.trialrun import ProxyData, TrialSettings, train_trial

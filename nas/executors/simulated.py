@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from heapq import heappop, heappush
 
 from nas.config import SearchConfig
-from nas.core.search import FINISHED
+from nas.core.searchcore import FINISHED
 from nas.executors.contracts import EpochReport, LatencyReading, OutcomeKind, TrialOutcome, TrialRequest
 from nas.executors.loop import TrialLoop
 from nas.sim.table import Table

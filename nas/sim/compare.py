@@ -27,7 +27,7 @@ import pandas as pd
 
 import nas.config as config_module
 from nas.config import SearchConfig
-from nas.export import trials_frame
+from nas.trialsfile import trials_frame
 from nas.objectives import OBJECTIVES
 from nas.runmodel import front_candidate_mask
 from nas.pareto import hypervolume, hypervolume_history, normalize

@@ -167,7 +167,7 @@ def _machine() -> dict[str, Any]:
 
     import torch
 
-    from nas.rundir import cpu_model, git_revision
+    from nas.runlock import cpu_model, git_revision
 
     return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
             "python": sys.version.split()[0], "torch": str(torch.__version__), "git_revision": git_revision(),
@@ -177,7 +177,7 @@ def _machine() -> dict[str, Any]:
 def _train_all(todo: list[CurveJob], settings: BenchSettings, workers: int, path: Path, table: CurveTable, *,
                total: int, done: int) -> CurveTable:
     """Run the jobs ``workers`` at a time, a fresh process each; rewrite the table as each run ends."""
-    from nas.rundir import git_revision
+    from nas.runlock import git_revision
 
     revision = git_revision()
     context = get_context("forkserver")

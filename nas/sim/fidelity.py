@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from nas.config import SearchConfig
-from nas.export import trials_frame
+from nas.trialsfile import trials_frame
 from nas.runmodel import TRAINED_STATUSES, RunDir, front_candidate_mask
 from nas.sim.compare import hv_curve, time_to_reach
 from nas.executors.simulated import ray_pending

@@ -5,7 +5,7 @@ pool with ``executor="local"``) runs the trial body every search trial runs, wit
 the latency measurer a search starts, and the proxy data a search with that seed builds. Only the choice of
 what to train differs: every (architecture, seed) in a fixed order, handed out by :class:`RecordingLoop`, with
 no trial ever stopped. A trial trains with the seed a search with seed ``s`` would give it
-(:func:`nas.core.search.trial_seed`), so a real search's trial and its table row trained identically.
+(:func:`nas.core.searchcore.trial_seed`), so a real search's trial and its table row trained identically.
 
 Resumable: the table is rewritten (atomically) after every trial; a second run with the same ``--out``
 reads it, refuses it if it was recorded with other settings, and trains only the pairs not in it yet.
@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from nas.config import SearchConfig
-from nas.core.search import FINISHED, trial_seed
+from nas.core.searchcore import FINISHED, trial_seed
 from nas.executors.contracts import EpochReport, OutcomeKind, TrialOutcome, TrialRequest
 from nas.sim.table import TABLE_FILE, TABLE_VERSION, Table, check_compatible, read_table, recorded_settings, \
     space_digest, table_frame, write_table
@@ -93,7 +93,7 @@ def check_record_args(config: SearchConfig, *, seeds: int, workers: int) -> None
 
 def _manifest(config: SearchConfig, *, digest: str, unbuildable: list[str], seeds: int, started: str) -> dict:
     """What the table was recorded with; ``space_yaml`` keeps the space itself, so a table outlives its file."""
-    from nas.rundir import environment
+    from nas.runlock import environment
     from runners.latency import get_profile, hardware_fingerprint
 
     fingerprint = hardware_fingerprint(get_profile(config.problem.latency_profile))

@@ -1,7 +1,7 @@
 """A search replayed against a recorded table: the real search loop on the simulated executor, no Ray.
 
 :func:`simulate` builds what a real search builds (an in-memory Optuna study with the real sampler, the
-:class:`~nas.core.search.SearchCore`, the rule of :func:`nas.core.schedulers.make_rule`) and runs it on
+:class:`~nas.core.searchcore.SearchCore`, the rule of :func:`nas.core.schedulers.make_rule`) and runs it on
 :class:`~nas.executors.simulated.SimulatedExecutor`, whose docstring says what it models. A comparison over
 many seeds costs seconds (``nas bench search``); a real search and its simulation agree trial for trial
 (``nas bench fidelity``).
@@ -17,7 +17,7 @@ import optuna
 from nas.config import SearchConfig
 from nas.core.rungs import RungRule
 from nas.core.schedulers import make_rule
-from nas.core.search import SearchCore
+from nas.core.searchcore import SearchCore
 from nas.executors.contracts import StaticCosts
 from nas.executors.loop import SearchLoop
 from nas.executors.simulated import Overheads, SimClock, SimulatedExecutor, ray_pending

@@ -8,7 +8,7 @@ table and what it was recorded with cannot be separated. Columns (:data:`TABLE_D
 * per architecture: ``spec_key``, ``spec`` (JSON), ``family``, ``baseline`` (catalog name, or empty),
   ``gmacs``, ``params``, ``recurrent_params`` (deployment model), ``latency_ms`` (median forward latency on
   the manifest's profile), ``latency_seconds`` (wall seconds the measurer took for it, the first time);
-* per trial: ``seed`` (the *search* seed s: the trial trained with :func:`nas.core.search.trial_seed` of
+* per trial: ``seed`` (the *search* seed s: the trial trained with :func:`nas.core.searchcore.trial_seed` of
   s and the architecture, on the proxy data a search with seed s builds), ``trial_seed``,
   ``startup_seconds`` (the executor's trial start to the trial's first training step), ``error`` (a trial
   that failed has one row, epoch 0, with the message);

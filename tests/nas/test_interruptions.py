@@ -23,7 +23,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.config import load_run_config
-from nas.export import trials_frame
+from nas.trialsfile import trials_frame
 from nas.runmodel import RunDir
 from nas.study import interrupted_trials
 from tests.nas.cli_helpers import REPO, run_nas

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from nas.rundir import RunLock
+from nas.runlock import RunLock
 from nas.runmodel import RunDir
 from nas.search import run_search
 from nas.study import interrupted_trials

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from nas.settle import last_beats
+from nas.heartbeat import last_beats
 from nas.study import interrupted_trials
 from tests.nas.cli_helpers import REPO, run_nas
 from tests.nas.faults import faulty_trial

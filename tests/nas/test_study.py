@@ -36,7 +36,7 @@ def test_a_resume_fails_what_a_dead_driver_left_running_and_requeues_what_was_tr
     """Public Optuna API only: a fresh client (the resumed driver) holds no ``optuna.Trial`` of the dead one."""
     from optuna.trial import TrialState
 
-    from nas.export import trials_frame
+    from nas.trialsfile import trials_frame
     from nas.study import INTERRUPTED_MESSAGE, interrupted_trials, requeue_interrupted
 
     config = tiny_config(tmp_path, objectives=("accuracy", "params"))

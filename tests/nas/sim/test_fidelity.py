@@ -11,7 +11,7 @@ import json
 import pytest
 
 from nas.bench.search import bench_config
-from nas.export import trials_frame
+from nas.trialsfile import trials_frame
 from nas.runmodel import RunDir
 from nas.sim.compare import table_bounds
 from nas.sim.replay import simulate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nas.core.search import trial_seed
+from nas.core.searchcore import trial_seed
 from nas.sim.record import record_table
 from nas.sim.table import read_table
 from space.errors import UserInputError

@@ -106,7 +106,7 @@ def refresh_trials(run_dir: Path) -> str:
     (that driver rewrites the table after every trial).
     """
     from nas.config import load_run_config
-    from nas.rundir import held_by_a_driver
+    from nas.runlock import held_by_a_driver
     from nas.study import BASELINE_SUFFIX
 
     run = RunDir(run_dir)

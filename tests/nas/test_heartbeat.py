@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.settle import Heartbeat, await_orphans, grace_period_s, running_trials, settle_stale
+from nas.heartbeat import Heartbeat, await_orphans, grace_period_s, running_trials, settle_stale
 from nas.study import interrupted_trials
 from space.errors import UserInputError
 

@@ -7,7 +7,7 @@ import math
 
 from optuna.trial import TrialState
 
-from nas.core.search import SearchCore
+from nas.core.searchcore import SearchCore
 from nas.executors.contracts import EpochReport, LatencyReading, OutcomeKind, TrialOutcome, TrialRequest
 from nas.search import static_cost_fn
 from nas.study import open_study
@@ -62,7 +62,7 @@ def test_importing_the_core_imports_neither_ray_nor_reports():
     import subprocess
     import sys
 
-    code = ("import sys, nas.core.search, nas.core.rungs, nas.core.schedulers, nas.executors.loop, "
+    code = ("import sys, nas.core.searchcore, nas.core.rungs, nas.core.schedulers, nas.executors.loop, "
             "nas.executors.simulated, nas.executors.localpool, nas.executors.trialrun; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'reports')); print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
