@@ -129,9 +129,7 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
 
     from nas.sim.compare import run_strategies, runs_frame, summarise, table_bounds, jsonable
     from nas.sim.replay import Overheads
-    from reports.search_bench import render_html, render_markdown
     from space.errors import UserInputError
-    from space.files import atomic_write
     from space.searchspace import parse_space
 
     seeds = seeds if seeds is not None else (QUICK_SEEDS if quick else FULL_SEEDS)
@@ -151,18 +149,8 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
     budget_s = budget_trials * full_s / workers
     from nas.sim.compare import SAMPLERS, SCHEDULERS
 
-    total = len(SAMPLERS) * len(SCHEDULERS) * seeds
     started = time.time()
-    done = [0]
-
-    def on_run(run) -> None:
-        done[0] += 1
-        if show_progress:
-            elapsed = time.time() - started
-            eta = elapsed / done[0] * (total - done[0])
-            print(f"bench search: {done[0]}/{total} runs · {run.sampler}+{run.scheduler} seed {run.seed} "
-                  f"trained {run.trained} · ETA {eta:.0f} s", file=sys.stderr, flush=True)
-
+    on_run = progress_printer(len(SAMPLERS) * len(SCHEDULERS) * seeds, started=started, show=show_progress)
     runs = run_strategies(config=config, table=recorded, space=space, seeds=seeds, workers=workers,
                           budget_s=budget_s, bounds=bounds, overheads=overheads, on_run=on_run,
                           processes=1 if quick else PROCESSES)
@@ -174,15 +162,37 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
         "budget_full_trials": budget_trials, "full_trial_s": full_s, "overheads": overheads.describe(),
         "wall_seconds": time.time() - started, "quick": quick, "processes": 1 if quick else PROCESSES,
     })
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frame = runs_frame(runs)
-    atomic_write(out_dir / "trials.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+    write_report(out_dir, runs_frame(runs), jsonable(results))
+    return headline(results)
+
+
+def progress_printer(total: int, *, started: float, show: bool):
+    """The per-run callback: counts finished runs and, when ``show``, prints the count and an ETA to stderr."""
+    done = [0]
+
+    def on_run(run) -> None:
+        done[0] += 1
+        if show:
+            elapsed = time.time() - started
+            eta = elapsed / done[0] * (total - done[0])
+            print(f"bench search: {done[0]}/{total} runs · {run.sampler}+{run.scheduler} seed {run.seed} "
+                  f"trained {run.trained} · ETA {eta:.0f} s", file=sys.stderr, flush=True)
+
+    return on_run
+
+
+def write_report(out_dir: Path, frame, results: dict[str, Any]) -> None:
+    """``trials.parquet`` (every simulated trial), ``results.json``, ``report.md`` and ``report.html``."""
     import json
 
-    atomic_write(out_dir / "results.json", json.dumps(jsonable(results), indent=1))
-    atomic_write(out_dir / "report.md", render_markdown(jsonable(results)))
-    atomic_write(out_dir / "report.html", render_html(jsonable(results)))
-    return headline(results)
+    from reports.search_bench import render_html, render_markdown
+    from space.files import atomic_write
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / "trials.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+    atomic_write(out_dir / "results.json", json.dumps(results, indent=1))
+    atomic_write(out_dir / "report.md", render_markdown(results))
+    atomic_write(out_dir / "report.html", render_html(results))
 
 
 def headline(results: dict) -> dict[str, Any]:
