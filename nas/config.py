@@ -7,7 +7,7 @@ A search config is composed of parts, and each component of a search receives on
 * ``proxy``: a :class:`runners.proxy.ProxyConfig`, the proxy training every trial runs (the trial sets only
   its own seed, threads and device on it);
 * :class:`DataSource`: the proxy data (synthetic or a prepared cache);
-* :class:`SchedulerConfig`: the rung rule (fifo, asha, moasha) and its rungs;
+* :class:`SchedulerConfig`: the rung rule (costaware, moasha, asha, fifo) and its rungs;
 * :class:`Execution`: where trials run (Ray address, resources per trial, concurrency, Optuna storage).
 
 The command line and ``search.yaml`` speak flat *flags* (``proxy_epochs``, ``max_gmacs``, ...; the ``nas search``
@@ -116,7 +116,7 @@ class DataSource:
 class SchedulerConfig:
     """The rung rule: trials are compared at ``grace_period * reduction_factor**k`` epochs."""
 
-    name: str = "moasha"
+    name: str = "costaware"  # the default from the recorded benchmarks (README, "Decisions"; docs/search-space.md)
     grace_period: int = 1
     reduction_factor: int = 2
 

@@ -18,7 +18,7 @@ DEMO_BASELINES = ("r3d-18", "srtg-r3d-18-final", "mtnet-32")
 
 
 def demo_config(runs_dir: str | Path = "runs", name: str = "demo", **overrides: object) -> SearchConfig:
-    """Accuracy, GMACs and latency (cpu-quick) over the demo space; MO-ASHA prunes at epochs 1 and 2.
+    """Accuracy, GMACs and latency (cpu-quick) over the demo space; the cost-aware rule stops trials at epochs 1, 2.
 
     The proxy settings are those `nas bench data` checks separate architectures (nas.bench.data.DEMO_PROXY).
     """
@@ -29,7 +29,7 @@ def demo_config(runs_dir: str | Path = "runs", name: str = "demo", **overrides: 
         trials=12,
         objectives=("accuracy", "gmacs", "latency"),
         sampler="tpe",
-        scheduler="moasha",
+        scheduler="costaware",
         num_clips=2100,  # 1,680 train + 420 validation
         proxy_epochs=3,
         proxy_width=0.25,

@@ -33,8 +33,8 @@ def test_tie_goes_to_the_earlier_arrival():
     assert not rung_decision([[0.5, 2.0]], [0.5, 2.0], eta=3, modes=ACC_GMACS)
     # Two mutually non-dominated points (both extremes, both inf crowding): arrival decides too.
     assert not rung_decision([[0.9, 2.0]], [0.5, 1.0], eta=3, modes=ACC_GMACS)
-    # With eta = 2 and n = 2 there are ceil(2/2) = 1 places: still only the earlier one.
-    assert not rung_decision([[0.5, 2.0]], [0.5, 2.0], eta=2, modes=ACC_GMACS)
+    # With eta = 2 and n = 2 the later one is at p = 1 <= 2 / 2: Syne Tune's inclusive rule keeps both of two.
+    assert rung_decision([[0.5, 2.0]], [0.5, 2.0], eta=2, modes=ACC_GMACS)
 
 
 def test_front_index_ranks_first():
@@ -57,14 +57,15 @@ def test_crowding_distance_within_a_front_by_hand():
     # new=(0.95, 10) is an extreme in both objectives (inf), as is p1: order p1 (earlier), new, ...
     # -> 2nd of 4 -> continues (a floor rule, 1 place, would have stopped it).
     assert rung_decision(recorded, [0.95, 10.0], eta=3, modes=ACC_GMACS)
-    # eta = 4: ceil(4/4) = 1 place, taken by p1 (inf, earlier) -> the same newcomer stops.
-    assert not rung_decision(recorded, [0.95, 10.0], eta=4, modes=ACC_GMACS)
+    # eta = 4: p = 1 <= 4 / 4 still continues (inclusive); at eta = 5 (1 <= 0.8 fails) it stops.
+    assert rung_decision(recorded, [0.95, 10.0], eta=4, modes=ACC_GMACS)
+    assert not rung_decision(recorded, [0.95, 10.0], eta=5, modes=ACC_GMACS)
 
 
 def test_share_kept_tends_to_one_over_eta():
     # A single objective turns the rule into plain ASHA: with results arriving worst first every
     # newcomer is the best so far and continues; arriving best first, newcomer k (1-based) is k-th of k
-    # and continues iff k - 1 < k / eta, i.e. only for k = 1 when eta = 3.
+    # and continues iff k - 1 <= k / eta, i.e. only for k = 1 when eta = 3.
     recorded: list[list[float]] = []
     kept = []
     for value in range(9, 0, -1):  # best (9) first
@@ -81,11 +82,11 @@ def test_share_kept_tends_to_one_over_eta():
 def test_nan_counts_as_worst():
     # A recorded NaN (e.g. a diverged loss) is beaten by anything: the newcomer dominates it -> 1st of 2.
     assert rung_decision([[math.nan, 9.0]], [0.1, 9.0], eta=3, modes=ACC_GMACS)
-    # eta = 1.5, n = 3: ceil(2) = 2 places. (0.2, 8) dominates (0.1, 9); a NaN newcomer is dominated by both
-    # (3rd of 3) -> stops; the same newcomer with a real accuracy of 0.3 would be 1st.
+    # eta = 2, n = 3: p <= 1.5 continues. (0.2, 8) dominates (0.1, 9); a NaN newcomer is dominated by both
+    # (p = 2) -> stops; the same newcomer with a real accuracy of 0.3 would be 1st.
     recorded = [[0.1, 9.0], [0.2, 8.0]]
-    assert not rung_decision(recorded, [math.nan, 9.0], eta=1.5, modes=ACC_GMACS)
-    assert rung_decision(recorded, [0.3, 9.0], eta=1.5, modes=ACC_GMACS)
+    assert not rung_decision(recorded, [math.nan, 9.0], eta=2, modes=ACC_GMACS)
+    assert rung_decision(recorded, [0.3, 9.0], eta=2, modes=ACC_GMACS)
 
 
 def test_bad_mode_and_eta_are_rejected():
@@ -179,17 +180,18 @@ def _run(rule, trials, tmp_path):
 def test_ray_run_stops_a_dominated_trial(ray_address, tmp_path):
     rule = MoashaRule([("accuracy", "max"), ("gmacs", "min")], rungs=rung_levels(1, 3, 9), max_t=9, eta=3)
     # One at a time, in grid order, (accuracy at epoch e = quality * e / 9, gmacs):
-    # rung 1: A=(1/9, 4) first -> continues. B=(0.5/9, 8) dominated by A, 2nd of 2 (1 place) -> stopped.
-    #   C=(0.9/9, 1): fronts [A, C], [B]; A and C both inf-crowded, A earlier -> C 2nd of 3 (1 place) -> stopped.
-    #   D=(2/9, 0.5) dominates everyone -> 1st of 4 -> continues.
-    # rung 3: A first -> continues; D dominates A -> 1st of 2 -> continues. Both run to max_t = 9.
+    # rung 1: A=(1/9, 4) first -> continues. B=(0.5/9, 8) dominated by A: p = 1 > 2/3 -> stopped.
+    #   C=(0.9/9, 1): fronts [A, C], [B]; A and C both inf-crowded, A earlier -> C at p = 1 <= 3/3 -> continues.
+    #   D=(2/9, 0.5) dominates everyone -> p = 0 -> continues.
+    # rung 3: A first -> continues; C=(2.7/9, 1) beside A=(3/9, 4), both inf-crowded, A earlier: p = 1 > 2/3 ->
+    #   stopped at 3; D dominates both -> continues. A and D run to max_t = 9.
     results = _run(rule, [[1.0, 4.0], [0.5, 8.0], [0.9, 1.0], [2.0, 0.5]], tmp_path)
     epochs = {case: r.metrics["epoch"] for case, r in results.items()}
-    assert epochs == {(1.0, 4.0): 9, (0.5, 8.0): 1, (0.9, 1.0): 1, (2.0, 0.5): 9}
+    assert epochs == {(1.0, 4.0): 9, (0.5, 8.0): 1, (0.9, 1.0): 3, (2.0, 0.5): 9}
     trial_ids = {case: r.metrics["trial_id"] for case, r in results.items()}
-    assert rule.stopped == {trial_ids[(0.5, 8.0)]: 1, trial_ids[(0.9, 1.0)]: 1}
+    assert rule.stopped == {trial_ids[(0.5, 8.0)]: 1, trial_ids[(0.9, 1.0)]: 3}
     assert set(rule.recorded[1]) == set(trial_ids.values())
-    assert set(rule.recorded[3]) == {trial_ids[(1.0, 4.0)], trial_ids[(2.0, 0.5)]}
+    assert set(rule.recorded[3]) == {trial_ids[(1.0, 4.0)], trial_ids[(0.9, 1.0)], trial_ids[(2.0, 0.5)]}
 
 
 def test_fifo_stops_everyone_at_the_next_rung_after_the_budget():

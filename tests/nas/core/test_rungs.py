@@ -30,7 +30,7 @@ def test_every_rule_lets_a_trial_finish_its_budget_and_exempts_baselines(rule):
 def _rules() -> list:
     levels = rung_levels(1, 2, 4)  # rungs at epochs 1 and 2, budget 4
     return [FifoRule(rungs=levels, max_t=4), AshaRule("accuracy", "max", rungs=levels, max_t=4, eta=2),
-            MoashaRule([("accuracy", "max")], rungs=levels, max_t=4, eta=2)]
+            MoashaRule([("accuracy", "max")], rungs=levels, max_t=4, eta=3)]  # eta 3: one of two continues
 
 
 @pytest.mark.parametrize("make", range(3), ids=["fifo", "asha", "moasha"])
