@@ -1,0 +1,55 @@
+"""The shipped benchmark table (nas/sim/tables/bench.parquet): schema, runs of its plan, and the space's
+stratification (docs/bench/bench-table.md). While the recording grows the table holds part of the plan."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from nas.sim.curverecord import BENCH_SETTINGS, record_plan
+from nas.sim.curvetable import CURVE_COLUMNS, CurveTable, unpack_correct
+from space import spec_from_dict
+
+
+def test_the_shipped_table_holds_runs_of_its_plan_with_every_budget():
+    table = CurveTable.load("bench")
+    assert list(table.rows.columns) == CURVE_COLUMNS
+    assert table.manifest["settings"] == BENCH_SETTINGS.to_dict() and table.budgets == [0.5, 1.0, 2.0, 3.0, 4.0]
+    jobs, digest = record_plan("bench", BENCH_SETTINGS, seeds=2)
+    assert table.manifest["space_digest"] == digest
+    plan = [(j.spec_key, j.seed) for j in jobs]
+    done = table.done()
+    assert done and done <= set(plan)
+    assert all((key, 0) in done for key, seed in done if seed == 1)  # a second seed only after the first
+    ok = table.ok_rows()
+    assert (ok.groupby(["spec_key", "seed"]).size() == len(table.budgets)).all()
+    assert ok["val_loss"].between(0, 27.7).all() and (ok["cpu_seconds"] > 0).all()  # per-clip loss <= -ln(1e-12)
+    row = ok.iloc[0]
+    assert unpack_correct(row["correct"], table.val_clips).mean() == row["accuracy"]
+    assert table.val_clips >= 1000
+    for key in table.architectures():  # every recorded spec is an architecture of the space
+        assert spec_from_dict(json.loads(table.rows.loc[table.rows["spec_key"] == key, "spec"].iloc[0])).key() == key
+
+
+def test_the_bench_space_is_stratified_as_its_datasheet_says():
+    jobs, _ = record_plan("bench", BENCH_SETTINGS, seeds=1)
+    specs = [j.spec for j in jobs]
+    assert 150 <= len(specs) <= 300
+    resnets = [s for s in specs if s["family"] == "resnet3d"]
+    mtnets = [s for s in specs if s["family"] == "mtnet"]
+    assert {s["conv"] for s in resnets} == {"r3d", "r2plus1d"} and {s["depth"] for s in resnets} == {18, 34, 50}
+    placements = {s["srtg"]["placement"] for s in resnets}
+    assert placements == {"none", "start", "top", "mid", "end", "res", "final"}
+    assert {s["srtg"]["recurrent"] for s in resnets} == {"lstm", "gru"}
+    assert {s["srtg"]["gate"] for s in resnets} == {"inactive", "cyclic"}
+    assert {s["depth"] for s in mtnets} == {32, 48, 64} and len({s["ratio"] for s in mtnets}) == 4
+    assert {s["substreams"] for s in mtnets} == {1, 4, 8} and {s["recurrent"] for s in mtnets} == {"gru", "none"}
+
+
+def test_the_shipped_table_spans_the_costs():
+    table = CurveTable.load("bench")
+    gmacs = table.rows.drop_duplicates("spec_key")["gmacs"].to_numpy()
+    assert np.all(gmacs > 0)
+    if len(set(table.rows["family"])) == 2:  # both families recorded: the spread of the space shows
+        assert gmacs.max() / gmacs.min() >= 20
