@@ -4,7 +4,10 @@
 (``python -m tests.nas.record_determinism`` records it). History: recorded at c7c1dd2, the code before the
 search core was split out of the Ray Tune classes (issue 12); the refactored code reproduced it exactly.
 Re-recorded at ef12f33 after the SRTG gate change of issue 14 (new spec fields, new defaults) changed what the
-search samples. Re-record only when a change is meant to alter what a search does, and say so in the commit.
+search samples. Re-recorded after MO-ASHA took Syne Tune's inclusive keep rule (``p <= n/eta``, docs/search-space.md):
+trial 1, second of two at its rung with eta 2, now continues to epoch 2 (its epoch-1 loss is unchanged); the
+executor refactor (nas/executors) before it reproduced the old fixture exactly. Re-record only when a change is
+meant to alter what a search does, and say so in the commit.
 """
 
 import json
