@@ -25,92 +25,40 @@ Resumable: each (architecture, fidelity, seed) result is a JSON file under ``OUT
 atomically when the run finishes; a rerun with the same settings loads those and runs only what is missing.
 Runs execute in ``workers`` spawned processes (one torch thread each), longest first. ``quick`` is a smoke test
 of the whole pipeline (4 architectures, 32 / 24 clips, at most 2 epochs): every table row, not the real figures.
+
+Where the parts live: :mod:`nas.bench.proxysettings` (fidelities, settings), :mod:`nas.bench.proxyruns` (the
+worker tasks, their cache and progress); this module samples the architectures, analyses the results and
+writes the report.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import multiprocessing
 import os
 import platform
 import random
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nas.bench.proxyruns import BenchTask, complete_prefix, run_missing, write_json
+from nas.bench.proxysettings import (
+    FIDELITIES,
+    QUICK,
+    REFERENCE,
+    RUNGS,
+    STATIC_PREDICTORS,
+    Fidelity,
+    ProxyBenchSettings,
+)
 from nas.rankstats import rank_agreement
 from space.errors import UserInputError
 
-__all__ = ["FIDELITIES", "Fidelity", "ProxyBenchSettings", "run_proxy_benchmark", "sample_architectures"]
-
-
-@dataclass(frozen=True)
-class Fidelity:
-    """One way of training the proxy: epochs x width x frames (batch, lr and data are the benchmark's)."""
-
-    name: str
-    epochs: int
-    width: float
-    frames: int
-    seeds: tuple[int, ...] = (0,)
-    about: str = ""
-
-    def relative_macs(self, epochs: int | None = None, default_epochs: int | None = None) -> float:
-        """Training multiply-accumulates relative to the default (channels enter squared, frames and epochs linearly)."""
-        default = FIDELITIES["default"]
-        ratio = (epochs or self.epochs) / (default_epochs or default.epochs)
-        return ratio * (self.frames / default.frames) * (self.width / default.width) ** 2
-
-
-FIDELITIES: dict[str, Fidelity] = {
-    f.name: f
-    for f in (
-        Fidelity("default", 3, 0.25, 8, seeds=(0, 1), about="the demo search's proxy (DEMO_PROXY), two seeds"),
-        Fidelity("width-0.125", 3, 0.125, 8, about="half the proxy width"),
-        Fidelity("frames-4", 3, 0.25, 4, about="half the frames"),
-        Fidelity("reference", 7, 0.25, 16, seeds=(1000,), about="16 frames, 7 epochs: the yardstick"),
-    )
-}
-REFERENCE = "reference"
-# What an ASHA / MO-ASHA rung sees: the default run's validation top-1 after epoch k of its 3-epoch schedule
-# (the same run, read from its history: no extra training; its cost is that share of the run's CPU time).
-RUNGS = (1, 2)
-STATIC_PREDICTORS = ("params", "gmacs")
-
-
-@dataclass(frozen=True)
-class ProxyBenchSettings:
-    """Everything that changes the results (hashed into the cache folder's name)."""
-
-    architectures: int = 30
-    space: str = "joint"
-    train_clips: int = 288
-    val_clips: int = 144
-    num_classes: int = 6
-    size: int = 32
-    batch_size: int = 32
-    lr: float = 0.1
-    score_batch: int = 64  # clips the zero-cost scores see
-    seed: int = 0
-    max_epochs: int | None = None  # quick mode caps every fidelity's epochs
-    deploy_shape: tuple[int, int, int] = (16, 112, 112)  # where #params / GMACs are counted (the search's default)
-
-    def key(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True) + json.dumps({n: asdict(f) for n, f in FIDELITIES.items()})
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-    def epochs(self, fidelity: Fidelity) -> int:
-        return fidelity.epochs if self.max_epochs is None else min(fidelity.epochs, self.max_epochs)
-
-
-QUICK = ProxyBenchSettings(architectures=4, train_clips=32, val_clips=24, score_batch=8, max_epochs=2)
+__all__ = ["FIDELITIES", "QUICK", "RUNGS", "Fidelity", "ProxyBenchSettings", "run_proxy_benchmark", "sample_architectures"]
 
 
 # ---- the sample ----------------------------------------------------------------------------------------
@@ -134,173 +82,6 @@ def sample_architectures(count: int, *, seed: int, space: str = "joint", width: 
     raise UserInputError(f"space {space!r} has fewer than {count} distinct architectures buildable at width {width}")
 
 
-# ---- work done in the worker processes ------------------------------------------------------------------
-
-_DATA: dict[int, dict[str, Any]] = {}  # frames -> {"train", "val"}, per worker process
-
-
-def _worker_init() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def _clips(settings: ProxyBenchSettings, frames: int) -> dict[str, Any]:
-    """The benchmark's synthetic dataset rendered at ``frames`` frames (built once per worker and length)."""
-    if frames not in _DATA:
-        from runners.synthetic import SyntheticConfig, synthetic_splits
-
-        config = SyntheticConfig(num_classes=settings.num_classes, frames=frames, size=settings.size)
-        _DATA[frames] = synthetic_splits(train=settings.train_clips, val=settings.val_clips, config=config,
-                                         seed=settings.seed)
-    return _DATA[frames]
-
-
-def train_task(spec_dict: dict, fidelity: Fidelity, seed: int, settings: ProxyBenchSettings) -> dict[str, Any]:
-    """Train one architecture at one fidelity with the search's proxy loop; accuracy and CPU-seconds."""
-    from runners.proxy import ProxyConfig, train_proxy
-    from space import spec_from_dict
-    from space.build import validate_buildable
-    from space.spec import SpecError
-
-    spec = spec_from_dict(spec_dict)
-    try:
-        validate_buildable(spec, fidelity.width)
-    except SpecError as exc:
-        return {"status": "unbuildable", "error": str(exc), "cpu_seconds": 0.0}
-    data = _clips(settings, fidelity.frames)
-    config = ProxyConfig(epochs=settings.epochs(fidelity), batch_size=settings.batch_size, lr=settings.lr,
-                         width_mult=fidelity.width, frames=fidelity.frames, size=settings.size, seed=seed, threads=1)
-    cpu, wall = time.process_time(), time.perf_counter()
-    try:
-        result = train_proxy(spec, data["train"], data["val"], config)
-    except Exception as exc:  # a diverged or broken run is a result of the benchmark, not its end
-        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                "cpu_seconds": time.process_time() - cpu}
-    return {"status": "ok", "accuracy": result.accuracy, "best_accuracy": result.best_accuracy,
-            "history": [e.accuracy for e in result.history], "cpu_seconds": time.process_time() - cpu,
-            "wall_seconds": time.perf_counter() - wall}
-
-
-def score_task(spec_dict: dict, settings: ProxyBenchSettings) -> dict[str, Any]:
-    """The zero-cost scores (default fidelity's model and clips, seed 0 init) and the static costs, each timed."""
-    import torch
-
-    from runners.costs import model_costs
-    from runners.sampling import to_model_input
-    from runners.zerocost import ZERO_COST_SCORES
-    from space import build_model, spec_from_dict
-
-    spec = spec_from_dict(spec_dict)
-    default = FIDELITIES["default"]
-    train = _clips(settings, default.frames)["train"]
-    x = to_model_input(np.asarray(train.videos[: settings.score_batch]))
-    y = torch.from_numpy(np.asarray(train.labels[: settings.score_batch], dtype=np.int64))
-    torch.manual_seed(default.seeds[0])
-    model = build_model(spec, num_classes=train.num_classes, width_mult=default.width)
-    values: dict[str, Any] = {}
-    for name, score in ZERO_COST_SCORES.items():
-        cpu = time.process_time()
-        values[name] = {"value": score(model, x, y), "cpu_seconds": time.process_time() - cpu}
-    cpu = time.process_time()
-    costs = model_costs(spec, shape=settings.deploy_shape, num_classes=train.num_classes)
-    counted = (time.process_time() - cpu) / 2  # one meta build gives both
-    values["params"] = {"value": float(costs.params), "cpu_seconds": counted}
-    values["gmacs"] = {"value": float(costs.gmacs), "cpu_seconds": counted}
-    return {"status": "ok", "scores": values}
-
-
-# ---- scheduling, cache and progress ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Task:
-    arch: int
-    kind: str  # "train" | "score"
-    fidelity: str = ""
-    seed: int = 0
-
-    def file(self, folder: Path) -> Path:
-        name = "scores" if self.kind == "score" else f"{self.fidelity}-seed{self.seed}"
-        return folder / f"arch{self.arch:03d}" / f"{name}.json"
-
-    def weight(self) -> float:
-        """Rough relative cost, to start the longest runs first (better packing of the workers)."""
-        if self.kind == "score":
-            return 0.01
-        fidelity = FIDELITIES[self.fidelity]
-        return fidelity.relative_macs()
-
-
-def _tasks(count: int) -> list[_Task]:
-    """Architecture by architecture (an interrupted run leaves whole architectures), longest run first within one."""
-    tasks = []
-    for arch in range(count):
-        mine = [_Task(arch, "score")] + [_Task(arch, "train", f.name, s) for f in FIDELITIES.values() for s in f.seeds]
-        tasks += sorted(mine, key=lambda t: -t.weight())
-    return tasks
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data, indent=1, default=float))
-    os.replace(temporary, path)
-
-
-class _Progress:
-    """A rich bar on a terminal; one plain line per finished run on stderr when piped."""
-
-    def __init__(self, total: int, done: int, enabled: bool) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.total, self.done, self.enabled = total, done, enabled
-        self.console = Console(stderr=True)
-        self.interactive = enabled and self.console.is_terminal
-        self.bar = Progress(TextColumn("[bold]bench proxy[/bold]"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[last]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                            console=self.console, disable=not self.interactive)
-        self.task = self.bar.add_task("runs", total=total, completed=done, last=f"{done} cached")
-
-    def __enter__(self) -> "_Progress":
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-    def advance(self, label: str) -> None:
-        self.done += 1
-        self.bar.update(self.task, advance=1, last=label)
-        if self.enabled and not self.interactive:
-            print(f"bench proxy: {self.done}/{self.total} {label}", file=sys.stderr, flush=True)
-
-
-def _run_missing(specs: list[Any], settings: ProxyBenchSettings, folder: Path, workers: int, progress: bool) -> None:
-    tasks = _tasks(len(specs))
-    missing = [t for t in tasks if not t.file(folder).exists()]
-    with _Progress(len(tasks), len(tasks) - len(missing), progress) as bar:
-        if not missing:
-            return
-        context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init) as pool:
-            futures = {}
-            for task in missing:
-                spec_dict = specs[task.arch].to_dict()
-                if task.kind == "score":
-                    future = pool.submit(score_task, spec_dict, settings)
-                else:
-                    future = pool.submit(train_task, spec_dict, FIDELITIES[task.fidelity], task.seed, settings)
-                futures[future] = task
-            for future in as_completed(futures):
-                task = futures[future]
-                result = future.result()
-                _write_json(task.file(folder), result)
-                label = "scores" if task.kind == "score" else f"{task.fidelity} seed {task.seed}"
-                bar.advance(f"arch {task.arch} {label} ({result.get('cpu_seconds', 0.0):.0f} CPU-s)")
-
-
 # ---- analysis -------------------------------------------------------------------------------------------
 
 
@@ -314,7 +95,7 @@ def _load(specs: list[Any], folder: Path) -> dict[str, Any]:
         values.setdefault(name, [math.nan] * len(specs))[arch] = value
         costs.setdefault(name, [math.nan] * len(specs))[arch] = cpu
 
-    def read(task: _Task) -> dict[str, Any] | None:
+    def read(task: BenchTask) -> dict[str, Any] | None:
         path = task.file(folder)
         if path.exists():
             return json.loads(path.read_text())
@@ -322,12 +103,12 @@ def _load(specs: list[Any], folder: Path) -> dict[str, Any]:
         return None
 
     for arch in range(len(specs)):
-        scores = read(_Task(arch, "score"))
+        scores = read(BenchTask(arch, "score"))
         for name, entry in (scores or {}).get("scores", {}).items():
             put(name, arch, float(entry["value"]), float(entry["cpu_seconds"]))
         for fidelity in FIDELITIES.values():
             for seed in fidelity.seeds:
-                run = read(_Task(arch, "train", fidelity.name, seed)) or {"status": "missing", "cpu_seconds": math.nan}
+                run = read(BenchTask(arch, "train", fidelity.name, seed)) or {"status": "missing", "cpu_seconds": math.nan}
                 if run["status"] == "missing":
                     put(f"{fidelity.name}@{seed}", arch, math.nan, math.nan)
                     continue
@@ -391,15 +172,6 @@ def _machine() -> dict[str, Any]:
             "load_average_at_end": [round(v, 2) for v in load]}
 
 
-def _complete_prefix(count: int, folder: Path) -> int:
-    """How many architectures, from the first, have every run in the cache (runs go architecture by architecture)."""
-    tasks = _tasks(count)
-    for arch in range(count):
-        if not all(t.file(folder).exists() for t in tasks if t.arch == arch):
-            return arch
-    return count
-
-
 def run_proxy_benchmark(
     out_dir: Path,
     *,
@@ -421,14 +193,14 @@ def run_proxy_benchmark(
     specs = sample_architectures(settings.architectures, seed=settings.seed, space=settings.space,
                                  width=FIDELITIES["default"].width)
     folder = Path(out_dir) / "cache" / settings.key()
-    _write_json(folder / "settings.json", {"settings": asdict(settings),
+    write_json(folder / "settings.json", {"settings": asdict(settings),
                                            "fidelities": {n: asdict(f) for n, f in FIDELITIES.items()}})
     started = time.perf_counter()
     sampled = len(specs)
     if train:
-        _run_missing(specs, settings, folder, workers, progress)
+        run_missing(specs, settings, folder, workers, progress)
     else:
-        specs = specs[: _complete_prefix(len(specs), folder)]
+        specs = specs[: complete_prefix(len(specs), folder)]
         if len(specs) < 3:
             raise UserInputError(f"only {len(specs)} architectures are complete in {folder}; at least 3 are needed")
     loaded = _load(specs, folder)
@@ -440,8 +212,7 @@ def run_proxy_benchmark(
         "benchmark": "proxy",
         "quick": quick,
         "settings": asdict(settings),
-        "fidelities": {n: {**asdict(f), "epochs": settings.epochs(f), "relative_macs": f.relative_macs(settings.epochs(f), settings.epochs(FIDELITIES["default"]))}
-                       for n, f in FIDELITIES.items()},
+        "fidelities": _fidelity_table(settings),
         "architectures": len(specs),
         "sampled_architectures": sampled,
         "statuses": loaded["statuses"],
@@ -455,21 +226,33 @@ def run_proxy_benchmark(
         "machine": _machine(),
         "rows": _architecture_rows(specs, loaded),
     }
-    _write_json(Path(out_dir) / "proxy.json", figures)
+    write_json(Path(out_dir) / "proxy.json", figures)
     from reports.proxybench import write_proxy_report
 
     write_proxy_report(Path(out_dir))
+    return _headline(figures, rows, Path(out_dir) / "proxy.md")
+
+
+def _fidelity_table(settings: ProxyBenchSettings) -> dict[str, Any]:
+    """Every fidelity as the report shows it: its fields, its epochs under ``settings`` and its relative cost."""
+    default_epochs = settings.epochs(FIDELITIES["default"])
+    return {n: {**asdict(f), "epochs": settings.epochs(f), "relative_macs": f.relative_macs(settings.epochs(f), default_epochs)}
+            for n, f in FIDELITIES.items()}
+
+
+def _headline(figures: dict[str, Any], rows: list[dict[str, Any]], report: Path) -> dict[str, Any]:
+    """What ``nas bench proxy`` prints: the default fidelity's agreement with the reference, its seed noise, the
+    best zero-cost score and the cost."""
     default = next(r for r in rows if r["predictor"] == "default@0")
     best = max((r for r in rows if r["kind"] == "zero-cost" and r["tau"] is not None), key=lambda r: r["tau"],
                default=None)
     return {
-        "architectures": len(specs),
+        "architectures": figures["architectures"],
         "default_tau": default["tau"],
         "default_tau_interval": [default["tau_low"], default["tau_high"]],
         "seed_noise_tau": figures["seed_noise"]["tau"],
         "best_zero_cost": best and {"name": best["predictor"], "tau": best["tau"]},
         "reference_over_default_cpu": figures["reference_over_default_cpu"],
-        "total_cpu_seconds": round(total_cpu, 1),
-        "report": str(Path(out_dir) / "proxy.md"),
+        "total_cpu_seconds": round(figures["total_cpu_seconds"], 1),
+        "report": str(report),
     }
-
