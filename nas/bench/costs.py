@@ -240,6 +240,17 @@ def run_costs_benchmark(out_dir: Path, quick: bool = False, pairs: int = 20) -> 
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    rows, ab, timings, loops, deploy = _measure(quick=quick, pairs=pairs)
+    _write_csv(out_dir / "costs.csv", rows)
+    _write_csv(out_dir / "srtg_latency_ab.csv", ab)
+    figures = _figures(rows, ab, timings, loops, deploy)
+    (out_dir / "costs.md").write_text(_markdown(rows, ab, timings, loops, deploy))
+    return figures
+
+
+def _measure(*, quick: bool, pairs: int) -> tuple[list[dict], list[dict], dict[str, Any], list[dict], dict[str, Any]]:
+    """Every measurement, under one progress display: the catalog's costs, the SRTG A/B latency pairs, the
+    counters' speed, the loop profile and eager vs ONNX Runtime."""
     ab_shape = (8, 64, 64) if quick else (16, 112, 112)
     timing_shape = (8, 112, 112) if quick else FULL_SHAPE
     with Progress() as progress:
@@ -255,20 +266,22 @@ def run_costs_benchmark(out_dir: Path, quick: bool = False, pairs: int = 20) -> 
         loops = loop_profile()
         progress.advance(task)
         deploy = eager_vs_onnxruntime(quick=quick, progress=progress)
+    return rows, ab, timings, loops, deploy
 
-    gmacs_col = f"GMACs @ {shape_label(FULL_SHAPE)}"
-    with open(out_dir / "costs.csv", "w", newline="") as f:
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    with open(out_dir / "srtg_latency_ab.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(ab[0]))
-        writer.writeheader()
-        writer.writerows(ab)
 
+
+def _figures(rows: list[dict], ab: list[dict], timings: dict[str, Any], loops: list[dict],
+             deploy: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures (what ``nas bench costs`` returns)."""
     srtg_pcts = [r["srtg_overhead_GMACs_pct"] for r in rows if r["srtg_overhead_GMACs_pct"] is not None]
     srtg_deltas = [r["srtg_overhead_GMACs"] for r in rows if r["srtg_overhead_GMACs"] is not None]
-    figures = {
+    return {
         "catalog_models": len(rows),
         "srtg_gmacs_overhead_pct_max": max(srtg_pcts),
         "srtg_gmacs_overhead_pct_median": statistics.median(srtg_pcts),
@@ -281,11 +294,18 @@ def run_costs_benchmark(out_dir: Path, quick: bool = False, pairs: int = 20) -> 
         "eager_vs_onnxruntime": deploy,
     }
 
+
+def _markdown(rows: list[dict], ab: list[dict], timings: dict[str, Any], loops: list[dict],
+              deploy: dict[str, Any]) -> str:
+    """``costs.md``: every table with the protocol that produced it."""
+    gmacs_col = f"GMACs @ {shape_label(FULL_SHAPE)}"
+    srtg_pcts = [r["srtg_overhead_GMACs_pct"] for r in rows if r["srtg_overhead_GMACs_pct"] is not None]
+    srtg_deltas = [r["srtg_overhead_GMACs"] for r in rows if r["srtg_overhead_GMACs"] is not None]
     loop_rows = [{k: v for k, v in r.items() if k != "top_ops"} for r in loops]
     top_ops = "\n".join(
         f"- `{r['function']}` B={r['B']} T={r['T']}: " + ", ".join(f"{k} x{n}" for k, n in r["top_ops"]) for r in loops
     )
-    md = f"""# Costs of the catalog (`nas bench costs`)
+    return f"""# Costs of the catalog (`nas bench costs`)
 
 GMACs: multiply-accumulates of convolutions, linear layers, matrix products and RNNs (``docs/costs.md``), counted by the
 meta-device `FlopCounterMode` (halved; equal to fvcore's count). Params at 400 classes.
@@ -332,5 +352,3 @@ size class: the whole catalog would take hours here.
 
 {_markdown_table(deploy['rows'])}
 """
-    (out_dir / "costs.md").write_text(md)
-    return figures
