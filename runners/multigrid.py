@@ -178,15 +178,7 @@ def multigrid_schedule(
         )
 
     def short_iterations(base_frames: int, base_size: int, base_batch: int, raw_size: float) -> tuple[IterShape, ...]:
-        """ShortCycleBatchSampler: batch x round((S / (f * S_default))^2) at crop round(f * S_default)."""
-        if not config.short_cycle:
-            return (IterShape(base_frames, base_size, base_batch),)
-        shapes = []
-        for factor in config.short_cycle_factors:
-            bs_factor = int(round((float(raw_size) / (factor * size)) ** 2))
-            crop = snap(int(round(factor * size)), size_multiple)
-            shapes.append(IterShape(base_frames, crop, base_batch * bs_factor))
-        return (*shapes, IterShape(base_frames, base_size, base_batch))
+        return _short_cycle(config, size, size_multiple, base_frames, base_size, base_batch, raw_size)
 
     if not config.long_cycle:  # short cycle only: PySlowFast stretches steps and epochs by epoch_factor
         total = int(epochs * config.epoch_factor)
@@ -214,3 +206,18 @@ def multigrid_schedule(
         iterations = short_iterations(base_frames, base_size, base_batch, s)
         plans.append(EpochPlan(epoch, base_frames, base_size, base_batch, lr, stride_factor, iterations))
     return plans
+
+
+def _short_cycle(config: MultigridConfig, size: int, size_multiple: int, base_frames: int, base_size: int,
+                 base_batch: int, raw_size: float) -> tuple[IterShape, ...]:
+    """One epoch's iteration shapes, as PySlowFast's ShortCycleBatchSampler: batch x round((S / (f * S_default))^2)
+    at crop round(f * S_default) for each short-cycle factor f, then the epoch's own shape (only that one
+    without a short cycle). ``size`` is the default crop S_default, ``raw_size`` the epoch's unsnapped S."""
+    if not config.short_cycle:
+        return (IterShape(base_frames, base_size, base_batch),)
+    shapes = []
+    for factor in config.short_cycle_factors:
+        bs_factor = int(round((float(raw_size) / (factor * size)) ** 2))
+        crop = snap(int(round(factor * size)), size_multiple)
+        shapes.append(IterShape(base_frames, crop, base_batch * bs_factor))
+    return (*shapes, IterShape(base_frames, base_size, base_batch))

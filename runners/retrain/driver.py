@@ -87,23 +87,9 @@ def retrain(
     (:data:`runners.retrain.worker.AfterStep`, picklable) runs on every rank after each training step: the
     fault tests kill a worker there (``tests/runners/retrain_faults.py``); the library injects nothing itself.
     """
-    import ray
-    import ray.train
-    from ray.train.torch import TorchTrainer
-    from ray.util.queue import Empty, Queue
+    from ray.util.queue import Queue
 
-    if train.classes != test.classes:
-        raise UserInputError("train and test splits have different classes")
-    if max_failures < 0:
-        raise UserInputError(f"--max-failures {max_failures} is not allowed; allowed: an integer >= 0")
-    frames = config.frames or train.clip_shape[0]
-    size = config.size or min(train.clip_shape[1:])
-    view = ViewConfig(frames=frames, size=size, max_stride=config.max_stride)
-    view.check_fits(train.clip_shape)
-    view.check_fits(test.clip_shape)
-    epoch_plans(config, spec, frames, size)  # a bad schedule fails here, before anything is written
-    if config.init and not resume:
-        load_checkpoint(config.init)  # so does a bad --init file
+    frames, size = _check_input(spec, config, train, test, resume=resume, max_failures=max_failures)
     out_dir = Path(out_dir).resolve()
     _prepare_out_dir(out_dir, spec, config, resume, data_info or {})
     _ensure_ray(config, address)
@@ -120,10 +106,39 @@ def retrain(
         "queue": queue,
         "after_step": after_step,
     }
+    trainer = _trainer(config, loop_config, out_dir, max_failures)
+    result, events = _fit_relaying_events(trainer, queue, out_dir, on_event)
+    return _finish(out_dir, spec, result, events, time.time() - started)
+
+
+def _check_input(spec: ArchSpec, config: RetrainConfig, train: ClipSet, test: ClipSet, *, resume: bool,
+                 max_failures: int) -> tuple[int, int]:
+    """Every check that can fail on the caller's input, before anything is written; returns (frames, size)."""
+    if train.classes != test.classes:
+        raise UserInputError("train and test splits have different classes")
+    if max_failures < 0:
+        raise UserInputError(f"--max-failures {max_failures} is not allowed; allowed: an integer >= 0")
+    frames = config.frames or train.clip_shape[0]
+    size = config.size or min(train.clip_shape[1:])
+    view = ViewConfig(frames=frames, size=size, max_stride=config.max_stride)
+    view.check_fits(train.clip_shape)
+    view.check_fits(test.clip_shape)
+    epoch_plans(config, spec, frames, size)  # a bad schedule fails here, before anything is written
+    if config.init and not resume:
+        load_checkpoint(config.init)  # so does a bad --init file
+    return frames, size
+
+
+def _trainer(config: RetrainConfig, loop_config: dict[str, Any], out_dir: Path, max_failures: int) -> Any:
+    """The Ray Train ``TorchTrainer``: ``config.workers`` workers, checkpoints under ``out_dir/ray``, and a
+    restart of the worker group from the last checkpoint up to ``max_failures`` times."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
     resources = {"CPU": config.cpus_per_worker}
     if config.use_gpu:
         resources["GPU"] = config.gpus_per_worker
-    trainer = TorchTrainer(
+    return TorchTrainer(
         train_worker,
         train_loop_config=loop_config,
         scaling_config=ray.train.ScalingConfig(
@@ -136,6 +151,14 @@ def retrain(
             failure_config=ray.train.FailureConfig(max_failures=max_failures),
         ),
     )
+
+
+def _fit_relaying_events(trainer: Any, queue: Any, out_dir: Path,
+                         on_event: Callable[[dict[str, Any]], None] | None) -> tuple[Any, list[dict[str, Any]]]:
+    """Run ``trainer.fit()`` in a thread while this one relays rank 0's events from ``queue`` (to ``on_event``
+    and, per epoch, to metrics.csv); returns (Ray's result, every event). A failure of the fit is re-raised here."""
+    from ray.util.queue import Empty
+
     outcome: dict[str, Any] = {}
 
     def fit() -> None:
@@ -161,7 +184,7 @@ def retrain(
     thread.join()
     if "error" in outcome:
         raise outcome["error"]
-    return _finish(out_dir, spec, outcome["result"], events, time.time() - started)
+    return outcome["result"], events
 
 
 def _write_partial_metrics(out_dir: Path, rows: list[dict[str, float]]) -> None:
