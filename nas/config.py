@@ -26,7 +26,7 @@ from typing import Any
 
 from nas.objectives import CONSTRAINTS, OBJECTIVES
 from runners.costs import parse_shape, shape_label
-from runners.proxy import ProxyConfig
+from runners.proxy import ProxyConfig, ProxyConfigError
 from space.errors import UserInputError
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
@@ -236,7 +236,6 @@ class SearchConfig:
         unknown = set(flags) - top - set(PART_FLAGS)
         if unknown:
             raise TypeError(f"SearchConfig.from_flags: unknown flags {', '.join(sorted(unknown))}")
-        _check_proxy_flags(flags)
         parts: dict[str, dict[str, Any]] = {part: {} for part in _PARTS}
         for flag, value in flags.items():
             if flag in PART_FLAGS:
@@ -245,7 +244,7 @@ class SearchConfig:
         return cls(
             **{k: v for k, v in flags.items() if k in top},
             problem=Problem(**parts["problem"]),
-            proxy=dataclasses.replace(SEARCH_PROXY, **parts["proxy"]),
+            proxy=_proxy(parts["proxy"]),
             data=DataSource(**parts["data"]),
             scheduler=SchedulerConfig(**parts["scheduler"]),
             execution=Execution(**parts["execution"]),
@@ -285,20 +284,17 @@ class SearchConfig:
         return cls.from_flags(**data)
 
 
-def _check_proxy_flags(flags: dict[str, Any]) -> None:
-    """The proxy flags' own checks, with the flag in the message (ProxyConfig checks again, in its terms)."""
-    proxy = {k: v for k, v in flags.items() if k.startswith("proxy_")}
-    _check_finite(proxy)
-    _check_at_least({k: v for k, v in proxy.items() if k in ("proxy_epochs", "proxy_frames", "proxy_size",
-                                                              "proxy_batch_size")}, 1)
-    if "proxy_width" in proxy and not 0 < proxy["proxy_width"] <= 1:
-        raise UserInputError(f"--proxy-width {proxy['proxy_width']} is not allowed; allowed: 0 < w <= 1")
-    if "proxy_lr" in proxy and not proxy["proxy_lr"] > 0:
-        raise UserInputError(f"--proxy-lr {proxy['proxy_lr']} is not allowed; allowed: a finite number > 0")
-
-
-# ---- resuming ----------------------------------------------------------------------------------
-
+def _proxy(fields: dict[str, Any]) -> ProxyConfig:
+    """The search's proxy with the flags given; :class:`ProxyConfig` validates it (once), and its error is told
+    with the flag the user typed (``--proxy-width 2 is not allowed; allowed: 0 < w <= 1``)."""
+    flag_of_field = {name: flag for flag, (part, name) in PART_FLAGS.items() if part == "proxy"}
+    try:
+        return dataclasses.replace(SEARCH_PROXY, **fields)
+    except ProxyConfigError as error:
+        if error.field not in flag_of_field:
+            raise
+        raise UserInputError(f"{_flag(flag_of_field[error.field])} {error.value} is not allowed; "
+                             f"allowed: {error.allowed}") from None
 
 def load_run_config(run_dir: Path) -> SearchConfig:
     """The config a run was started with (``nas search --resume``), wherever its folder now is.

@@ -40,7 +40,17 @@ __all__ = ["ProxyConfig", "EpochResult", "ProxyResult", "TrainingDiverged", "tra
 
 
 class ProxyConfigError(UserInputError):
-    """An impossible proxy setting (epochs, batch, lr, device, ...)."""
+    """An impossible proxy setting (epochs, batch, lr, device, ...): ``field``, its ``value`` and what is ``allowed``,
+    so a caller can name the setting as its user typed it (``nas search`` names the flag)."""
+
+    def __init__(self, message: str, *, field: str | None = None, value: object = None, allowed: str = "") -> None:
+        super().__init__(message)
+        self.field, self.value, self.allowed = field, value, allowed
+
+
+def _refuse(field: str, value: object, allowed: str) -> ProxyConfigError:
+    return ProxyConfigError(f"proxy {field}={value!r} is not allowed; allowed: {allowed}", field=field, value=value,
+                            allowed=allowed)
 
 
 @dataclass(frozen=True)
@@ -72,15 +82,16 @@ class ProxyConfig:
                     "threads": self.threads, "max_stride": self.max_stride, "eval_batch_size": self.eval_batch_size}
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ProxyConfigError(f"proxy {name}={value!r} is not allowed; allowed: an integer >= 1")
+                raise _refuse(name, value, "an integer >= 1")
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ProxyConfigError(f"proxy lr={self.lr!r} is not allowed; allowed: a finite number > 0")
-        if not (0 <= self.weight_decay < 1 and 0 <= self.momentum < 1 and 0 <= self.warmup_fraction < 1):
-            raise ProxyConfigError("proxy weight_decay, momentum and warmup_fraction must lie in [0, 1)")
+            raise _refuse("lr", self.lr, "a finite number > 0")
+        for name in ("weight_decay", "momentum", "warmup_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise _refuse(name, getattr(self, name), "a number in [0, 1)")
         if not 0 < self.width_mult <= 1:
-            raise ProxyConfigError(f"proxy width_mult={self.width_mult!r} is not allowed; allowed: 0 < w <= 1")
+            raise _refuse("width_mult", self.width_mult, "a finite number w with 0 < w <= 1")
         if self.device != "cpu" and not self.device.startswith("cuda"):
-            raise ProxyConfigError(f"proxy device={self.device!r} is not allowed; allowed: 'cpu', 'cuda', 'cuda:N'")
+            raise _refuse("device", self.device, "'cpu', 'cuda', 'cuda:N'")
 
     @property
     def view(self) -> ViewConfig:
