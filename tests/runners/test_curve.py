@@ -18,6 +18,7 @@ def tiny_data():
     return synthetic_splits(train=32, val=16, config=SyntheticConfig(num_classes=4, frames=6, size=20), seed=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["r3d-18", "srtg-r3d-18-final", "mtnet-32"])
 def test_whole_epoch_points_are_what_a_search_trial_reports(tiny_data, name) -> None:
     """Evaluating more often must not change training: at epochs 1 and 2 the curve equals the proxy run."""
@@ -31,6 +32,7 @@ def test_whole_epoch_points_are_what_a_search_trial_reports(tiny_data, name) -> 
                                [2 * e.loss for e in proxy.history], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_each_point_keeps_per_clip_correctness_and_loss(tiny_data) -> None:
     curve = train_curve(catalog_spec("r3d-18"), tiny_data["train"], tiny_data["val"], TINY, budgets=(1, 2))
     labels = np.asarray(tiny_data["val"].labels)

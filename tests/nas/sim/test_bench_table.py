@@ -6,17 +6,25 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from nas.sim.curverecord import BENCH_SETTINGS, record_plan
 from nas.sim.curvetable import CURVE_COLUMNS, CurveTable, unpack_correct
 from space import spec_from_dict
 
 
-def test_the_shipped_table_holds_runs_of_its_plan_with_every_budget():
+@pytest.fixture(scope="module")
+def plan():
+    """The full recording plan of the bench space (building every architecture's check takes about a minute)."""
+    return record_plan("bench", BENCH_SETTINGS, seeds=2)
+
+
+@pytest.mark.slow
+def test_the_shipped_table_holds_runs_of_its_plan_with_every_budget(plan):
     table = CurveTable.load("bench")
     assert list(table.rows.columns) == CURVE_COLUMNS
     assert table.manifest["settings"] == BENCH_SETTINGS.to_dict() and table.budgets == [0.5, 1.0, 2.0, 3.0, 4.0]
-    jobs, digest = record_plan("bench", BENCH_SETTINGS, seeds=2)
+    jobs, digest = plan
     assert table.manifest["space_digest"] == digest
     plan = [(j.spec_key, j.seed) for j in jobs]
     done = table.done()
@@ -32,9 +40,9 @@ def test_the_shipped_table_holds_runs_of_its_plan_with_every_budget():
         assert spec_from_dict(json.loads(table.rows.loc[table.rows["spec_key"] == key, "spec"].iloc[0])).key() == key
 
 
-def test_the_bench_space_is_stratified_as_its_datasheet_says():
-    jobs, _ = record_plan("bench", BENCH_SETTINGS, seeds=1)
-    specs = [j.spec for j in jobs]
+@pytest.mark.slow
+def test_the_bench_space_is_stratified_as_its_datasheet_says(plan):
+    specs = [j.spec for j in plan[0] if j.seed == 0]
     assert 150 <= len(specs) <= 300
     resnets = [s for s in specs if s["family"] == "resnet3d"]
     mtnets = [s for s in specs if s["family"] == "mtnet"]

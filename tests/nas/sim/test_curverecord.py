@@ -56,6 +56,7 @@ def test_a_recording_resumes_and_holds_every_run(space_file, tmp_path) -> None:
     assert truth[key] == pytest.approx(np.mean([again.curve(key, s).accuracy[-1] for s in (0, 1)]))
 
 
+@pytest.mark.slow
 def test_a_table_of_other_settings_is_refused(space_file, tmp_path) -> None:
     out = tmp_path / "rec"
     record_curves(space_file, out, seeds=1, settings=TINY, limit=0, measure_latency=False)
@@ -64,6 +65,7 @@ def test_a_table_of_other_settings_is_refused(space_file, tmp_path) -> None:
         record_curves(space_file, out, seeds=1, settings=other, limit=0, measure_latency=False)
 
 
+@pytest.mark.slow
 def test_the_plan_is_stratified_from_the_start() -> None:
     """Any prefix of a recording is a stratified sample; a third of it has its second seed early."""
     jobs, _ = record_plan("bench", BENCH_SETTINGS, seeds=2)
