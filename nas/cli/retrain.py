@@ -142,8 +142,13 @@ def register(app: typer.Typer) -> None:
                              console=console, max_failures=max_failures)
         finally:
             bar.stop()
-        typer.echo(
-            f"test top-1 {100 * result.test_top1:.2f}% top-5 {100 * result.test_top5:.2f}% (single view); "
-            f"multi-view ({result.multiview}) top-1 {100 * result.multiview_top1:.2f}% "
-            f"top-5 {100 * result.multiview_top5:.2f}%; {plural(result.epochs, 'epoch')}; output in {result.out_dir}"
-        )
+        typer.echo(_summary(result))
+
+
+def _summary(result: Any) -> str:
+    """The line printed when the retraining ends: single- and multi-view accuracy, epochs, where the output is."""
+    return (
+        f"test top-1 {100 * result.test_top1:.2f}% top-5 {100 * result.test_top5:.2f}% (single view); "
+        f"multi-view ({result.multiview}) top-1 {100 * result.multiview_top1:.2f}% "
+        f"top-5 {100 * result.multiview_top5:.2f}%; {plural(result.epochs, 'epoch')}; output in {result.out_dir}"
+    )

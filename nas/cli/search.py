@@ -37,6 +37,7 @@ def _given_on_command_line(ctx: typer.Context) -> list[str]:
 
 def register(app: typer.Typer) -> None:
     register_search(app)
+    register_runs(app)
     register_demo(app)
 
 
@@ -91,45 +92,17 @@ def register_search(app: typer.Typer) -> None:
         Ctrl-C stops it (exit 130) and prints the `--resume` command. On `--resume RUN` only --trials,
         --time-budget, --executor, --address, --max-concurrent, --retries, --cpus-per-trial, --gpus-per-trial may change.
         """
-        flags = dict(
-            name=name or Path(space).stem, runs_dir=str(runs_dir), space=space, trials=trials,
-            time_budget_s=time_budget, objectives=_csv(objectives), sampler=sampler, scheduler=scheduler,
-            seed=seed, data=data, root=str(root) if root else None, cache=str(cache) if cache else None,
-            num_clips=num_clips, proxy_epochs=proxy_epochs, proxy_width=proxy_width, proxy_frames=proxy_frames,
-            proxy_size=proxy_size, proxy_batch_size=proxy_batch_size, proxy_lr=proxy_lr,
-            deploy_shape=parse_shape(deploy_shape), latency_profile=latency_profile,
-            max_gmacs=max_gmacs, max_params=max_params, max_latency_ms=max_latency_ms,
-            baselines=_csv(baselines), grace_period=grace_period, reduction_factor=reduction_factor,
-            executor=executor, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-            max_concurrent=max_concurrent, storage=storage, retries=retries,
-            heartbeat_interval_s=heartbeat_interval,
-        )
-        if resume is not None:
-            given = {_FIELD_OF_PARAM.get(p, p): flags[_FIELD_OF_PARAM.get(p, p)] for p in _given_on_command_line(ctx)
-                     if _FIELD_OF_PARAM.get(p, p) in flags}
-            config = resumed_config(load_run_config(resume), given)
-        else:
-            if root is not None and cache is None:
-                raise UserInputError(
-                    f"--root {root}: proxy trials read a prepared cache, never videos; run "
-                    f"`nas data prepare --data {data} --root {root} --out CACHE` and pass --cache CACHE"
-                )
-            config = SearchConfig.from_flags(**flags)
+        options = dict(locals())  # every parameter above, by name (ctx included)
+        config = _config_from_options(ctx, options)
         try:
             outcome = run_search(config, resume=resume is not None, show_progress=not quiet)
         except SearchInterrupted as stopped:
             print(f"{stopped}", file=sys.stderr, flush=True)
             sys.exit(INTERRUPT_EXIT_CODE)
-        if not no_report:
-            build_report(outcome.run_dir)
-        console = output_console()
-        if outcome.message:
-            console.print(f"[yellow]search ended early:[/yellow] {outcome.message}")
-        print_table(pareto_table(outcome.run_dir), out=console)
-        console.print(f"run: {outcome.run_dir}  ({outcome.counted} trials trained)")
-        if not no_report:
-            console.print(f"report: {outcome.run_dir / 'report' / 'index.html'}")
+        _report_search(outcome, write_report=not no_report)
 
+
+def register_runs(app: typer.Typer) -> None:
     @app.command("runs")
     def runs_command(
         runs_dir_argument: Optional[Path] = typer.Argument(None, metavar="[RUNS_DIR]", help="Same as --runs-dir.", show_default=False),
@@ -156,6 +129,52 @@ def register_search(app: typer.Typer) -> None:
             print_json([dict(zip(frame.columns, values)) for values in frame.itertuples(index=False, name=None)])
             return
         print_table(trials_table(run, top=top, front=front))
+
+
+def _search_flags(o: dict) -> dict:
+    """The options of ``nas search`` (by parameter name) as :meth:`SearchConfig.from_flags` takes them."""
+    return dict(
+        name=o["name"] or Path(o["space"]).stem, runs_dir=str(o["runs_dir"]), space=o["space"], trials=o["trials"],
+        time_budget_s=o["time_budget"], objectives=_csv(o["objectives"]), sampler=o["sampler"],
+        scheduler=o["scheduler"], seed=o["seed"], data=o["data"], root=str(o["root"]) if o["root"] else None,
+        cache=str(o["cache"]) if o["cache"] else None, num_clips=o["num_clips"], proxy_epochs=o["proxy_epochs"],
+        proxy_width=o["proxy_width"], proxy_frames=o["proxy_frames"], proxy_size=o["proxy_size"],
+        proxy_batch_size=o["proxy_batch_size"], proxy_lr=o["proxy_lr"], deploy_shape=parse_shape(o["deploy_shape"]),
+        latency_profile=o["latency_profile"], max_gmacs=o["max_gmacs"], max_params=o["max_params"],
+        max_latency_ms=o["max_latency_ms"], baselines=_csv(o["baselines"]), grace_period=o["grace_period"],
+        reduction_factor=o["reduction_factor"], executor=o["executor"], address=o["address"],
+        cpus_per_trial=o["cpus_per_trial"], gpus_per_trial=o["gpus_per_trial"], max_concurrent=o["max_concurrent"],
+        storage=o["storage"], retries=o["retries"], heartbeat_interval_s=o["heartbeat_interval"],
+    )
+
+
+def _config_from_options(ctx: typer.Context, options: dict) -> SearchConfig:
+    """A new run's config from every option; on ``--resume``, the run's config with the options the user typed."""
+    flags = _search_flags(options)
+    if options["resume"] is not None:
+        given = {_FIELD_OF_PARAM.get(p, p): flags[_FIELD_OF_PARAM.get(p, p)] for p in _given_on_command_line(ctx)
+                 if _FIELD_OF_PARAM.get(p, p) in flags}
+        return resumed_config(load_run_config(options["resume"]), given)
+    root, cache, data = options["root"], options["cache"], options["data"]
+    if root is not None and cache is None:
+        raise UserInputError(
+            f"--root {root}: proxy trials read a prepared cache, never videos; run "
+            f"`nas data prepare --data {data} --root {root} --out CACHE` and pass --cache CACHE"
+        )
+    return SearchConfig.from_flags(**flags)
+
+
+def _report_search(outcome, *, write_report: bool) -> None:
+    """After a search: the report (unless ``--no-report``), why it ended early, its Pareto table, where it is."""
+    if write_report:
+        build_report(outcome.run_dir)
+    console = output_console()
+    if outcome.message:
+        console.print(f"[yellow]search ended early:[/yellow] {outcome.message}")
+    print_table(pareto_table(outcome.run_dir), out=console)
+    console.print(f"run: {outcome.run_dir}  ({outcome.counted} trials trained)")
+    if write_report:
+        console.print(f"report: {outcome.run_dir / 'report' / 'index.html'}")
 
 
 def register_demo(app: typer.Typer) -> None:
