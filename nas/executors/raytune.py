@@ -102,7 +102,7 @@ def ray_trial(config: dict[str, Any], *, data: ProxyData, settings: TrialSetting
     latency = _LatencyFuture(measurer_name, settings.latency_profile, request.spec)
 
     def report(epoch: EpochReport) -> bool:
-        tune.report(to_result(epoch))
+        tune.report({**to_result(epoch), "data_build_id": data.build_id})  # which data copy it read (tested)
         return True
 
     outcome = body(request, data, settings, latency=latency.reading, report=report)

@@ -107,7 +107,7 @@ def test_scheduler_prunes_and_failures_are_recorded(ray_address, tmp_path):
     space_file = Path(tiny_config(tmp_path).space)
     specs = list(load_space(str(space_file)).enumerate())
     faults = {specs[0].key(): "raise", specs[1].key(): "nan"}
-    config = tiny_config(tmp_path, trials=6, scheduler="moasha", reduction_factor=2, grace_period=1,
+    config = tiny_config(tmp_path, trials=6, scheduler="moasha", reduction_factor=4, grace_period=1,
                          sampler="random", max_concurrent=1)
     outcome = run_search(config, show_progress=False, trial=faulty_trial(faults))
     frame = frame_of(outcome.run_dir)
