@@ -1,4 +1,4 @@
-"""Code a newcomer can read top-down: no module over 450 lines, no function over 60 lines.
+"""Code a newcomer can read top-down: no module over 450 lines, no function over 60 lines (docs/architecture.md).
 
 Measured on the library packages (``nas``, ``space``, ``runners``, ``reports``), never on ``tests/``. A
 function's length is ``end_lineno - lineno + 1`` of its ``def`` (decorators not counted, docstring and body

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from nas.pareto import hypervolume
-from nas.sim.compare import mean_accuracy
+from nas.sim.compare import SAMPLERS, SCHEDULERS, mean_accuracy
 from nas.sim.table import Table, read_table, write_table
 from reports.html import figure_specs
 from tests.nas.cli_helpers import assert_one_line_error, run_nas
@@ -27,7 +27,7 @@ def test_quick_writes_a_report_that_agrees_with_its_trials(tmp_path):
     trials = pd.read_parquet(out / "trials.parquet")
     table = read_table(SMALL_TABLE)
     means = mean_accuracy(table)
-    assert len(results["strategies"]) == 12
+    assert len(results["strategies"]) == len(SAMPLERS) * len(SCHEDULERS) == 16
     objectives = results["objectives"]
     assert objectives == ["accuracy", "gmacs", "latency"]
     (alo, ahi), (glo, ghi), (llo, lhi) = (results["bounds"][o] for o in objectives)
