@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -183,7 +184,7 @@ def _live_trial_pids(run_dir: Path, running: set[int]) -> dict[int, int]:
     if not attempts:
         return {}
     pids = {}
-    for result in attempts[-1].glob("run_trial_*/result.json"):
+    for result in attempts[-1].glob("*/result.json"):  # one folder per trial, named after the trainable
         lines = result.read_text().strip().splitlines()
         if not lines:
             continue
@@ -191,10 +192,17 @@ def _live_trial_pids(run_dir: Path, running: set[int]) -> dict[int, int]:
             last = json.loads(lines[-1])
         except ValueError:  # being written
             continue
-        number = int(last["config"]["trial_number"])
+        number = _trial_number(last["config"])
         if number in running and _is_a_ray_worker(int(last["pid"])):
             pids[number] = int(last["pid"])
     return pids
+
+
+def _trial_number(config: dict) -> int:
+    """The study's trial number in a Tune result's config: the ``TrialRequest`` there is stored as its repr."""
+    if "trial_number" in config:  # runs written before the executor seam
+        return int(config["trial_number"])
+    return int(re.search(r"\bnumber=(-?\d+)", str(config["request"])).group(1))
 
 
 def _is_a_ray_worker(pid: int) -> bool:
