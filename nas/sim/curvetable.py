@@ -211,7 +211,7 @@ def _check_values(table: CurveTable, path: Path) -> None:
     ok = table.ok_rows()
     checks = {"accuracy": np.isfinite(ok["accuracy"]) & ok["accuracy"].between(0, 1),
               "seconds": np.isfinite(ok["seconds"]) & (ok["seconds"] >= 0),
-              "gmacs": np.isfinite(table.rows["gmacs"]) & (table.rows["gmacs"] >= 0)}
+              "gmacs": np.isfinite(ok["gmacs"]) & (ok["gmacs"] >= 0)}  # a run whose process died has no costs
     for column, good in checks.items():
         if not bool(good.all()):
             raise UserInputError(f"{path}: column {column} holds a non-finite or impossible value")

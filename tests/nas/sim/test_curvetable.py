@@ -125,3 +125,14 @@ def test_bench_search_on_a_benchmark_table_judges_on_truth(tmp_path) -> None:
     costs = {k: table.costs(k) for k in table.architectures()}
     points = np.array([[1 - truth[k], costs[k]["gmacs"] / ghi, costs[k]["latency_ms"] / lhi] for k in costs])
     assert results["best_hv"] == pytest.approx(hypervolume(points, [1.0, 1.0, 1.0]))
+
+
+def test_a_run_whose_process_died_keeps_the_table_readable(tmp_path) -> None:
+    """The recorder writes a failure row without costs when a worker dies; the table must still load (and resume)."""
+    table = hand_made_table(reversing)
+    died = {"spec_key": "deadbeefdeadbeef", "spec": "{}", "family": "mtnet", "seed": 0, "budget": 0.0,
+            "error": "BrokenProcessPool: a child process terminated abruptly", "revision": "test"}
+    write_curve_table(tmp_path / "t.parquet", CurveTable(curve_frame(table.rows.to_dict("records") + [died]),
+                                                         table.manifest))
+    again = read_curve_table(tmp_path / "t.parquet")
+    assert ("deadbeefdeadbeef", 0) in again.done() and "deadbeefdeadbeef" not in again.truth()
