@@ -20,8 +20,7 @@ Columns (:data:`CURVE_DTYPES`):
   evaluation), ``correct`` (bytes: ``numpy.packbits`` of one bool per validation clip), ``clip_loss`` (bytes:
   float16 per validation clip).
 
-**Truth** is the seed-mean accuracy at the largest budget (:meth:`CurveTable.truth`). This module imports
-neither Ray nor torch.
+**Truth** is the seed-mean accuracy at the largest budget (:meth:`CurveTable.truth`).
 """
 
 from __future__ import annotations
@@ -34,11 +33,10 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
+from nas.sim.table import typed_frame, write_with_manifest
 from space.errors import UserInputError
-from space.files import atomic_write
 
 CURVE_TABLE_VERSION = 1
 MANIFEST_KEY = b"videonas.curves"
@@ -161,25 +159,13 @@ class CurveTable:
 
 def curve_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Rows -> the table frame: every column, in order, with its dtype."""
-    frame = pd.DataFrame(list(rows), columns=CURVE_COLUMNS)
-    for column, dtype in CURVE_DTYPES.items():
-        if dtype == "str":
-            frame[column] = frame[column].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
-        elif dtype == "bytes":
-            frame[column] = frame[column].map(lambda v: bytes(v) if isinstance(v, (bytes, bytearray)) else None)
-        else:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(dtype)
-    return frame
+    return typed_frame(rows, CURVE_DTYPES)
 
 
 def write_curve_table(path: Path, table: CurveTable) -> None:
     """Write rows and manifest atomically (an interrupted write keeps the previous file)."""
-    arrow = pa.Table.from_pandas(curve_frame(table.rows.to_dict("records")), preserve_index=False)
-    metadata = dict(arrow.schema.metadata or {})
-    metadata[MANIFEST_KEY] = json.dumps(table.manifest, sort_keys=True).encode()
-    arrow = arrow.replace_schema_metadata(metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, compression="zstd"))
+    write_with_manifest(path, curve_frame(table.rows.to_dict("records")), MANIFEST_KEY, table.manifest,
+                        compression="zstd")
 
 
 def read_curve_table(path: Path) -> CurveTable:

@@ -116,23 +116,38 @@ class Table:
 
 def table_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Rows -> the table frame: every column, in order, with its dtype."""
-    frame = pd.DataFrame(list(rows), columns=TABLE_COLUMNS)
-    for column, dtype in TABLE_DTYPES.items():
+    return typed_frame(rows, TABLE_DTYPES)
+
+
+def typed_frame(rows: Iterable[Mapping[str, Any]], dtypes: Mapping[str, str]) -> pd.DataFrame:
+    """Rows -> a frame with exactly ``dtypes``' columns, in order: ``str`` and ``bytes`` keep None for a missing
+    value, every other dtype is numeric (a missing value becomes NaN or NA). Shared by both table kinds."""
+    frame = pd.DataFrame(list(rows), columns=list(dtypes))
+    for column, dtype in dtypes.items():
         if dtype == "str":
             frame[column] = frame[column].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
+        elif dtype == "bytes":
+            frame[column] = frame[column].map(lambda v: bytes(v) if isinstance(v, (bytes, bytearray)) else None)
         else:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(dtype)
     return frame
 
 
-def write_table(path: Path, table: Table) -> None:
-    """Write the rows with the manifest in the Parquet metadata, atomically (a crash keeps the old file)."""
-    arrow = pa.Table.from_pandas(table_frame(table.rows.to_dict("records")), preserve_index=False)
+def write_with_manifest(path: Path, frame: pd.DataFrame, key: bytes, manifest: Mapping[str, Any],
+                        compression: str = "snappy") -> None:
+    """Write ``frame`` with ``manifest`` (JSON) under ``key`` in the Parquet metadata, atomically (a crash keeps
+    the old file)."""
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
     metadata = dict(arrow.schema.metadata or {})
-    metadata[MANIFEST_KEY] = json.dumps(table.manifest, sort_keys=True).encode()
+    metadata[key] = json.dumps(manifest, sort_keys=True).encode()
     arrow = arrow.replace_schema_metadata(metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, compression=compression))
+
+
+def write_table(path: Path, table: Table) -> None:
+    """Write the rows with the manifest in the Parquet metadata, atomically (a crash keeps the old file)."""
+    write_with_manifest(path, table_frame(table.rows.to_dict("records")), MANIFEST_KEY, table.manifest)
 
 
 def read_table(path: Path) -> Table:
