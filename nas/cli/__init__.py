@@ -7,6 +7,7 @@ error is one line ``error: ...`` on stderr and exit code 2; ``--debug`` shows th
 
 from __future__ import annotations
 
+import errno
 import math
 import sys
 
@@ -121,6 +122,20 @@ def main(argv: list[str] | None = None) -> None:
         _handle(exc, debug=debug)
 
 
+# Conditions of the machine a user fixes (free space, permissions, a path that is a file): one line, exit 2,
+# like any other user input (README, "A tour of the CLI").
+USER_FIXABLE_ERRNOS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR,
+    errno.EEXIST, errno.ENOENT, errno.ENAMETOOLONG, errno.EMFILE,
+})
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``PATH: No space left on device`` (the path the system call named, and its own words)."""
+    where = exc.filename if exc.filename is not None else "a file"
+    return f"{where}: {exc.strerror or exc}"
+
+
 def _handle(exc: Exception, *, debug: bool) -> None:
     """User input (ours or click's): one line, exit 2. Anything else is a bug: one line, exit 1."""
     kind = click_error_kind(exc)
@@ -132,5 +147,7 @@ def _handle(exc: Exception, *, debug: bool) -> None:
         _fail(str(exc))
     if kind == "usage":
         _fail(exc.format_message())  # type: ignore[attr-defined]
+    if isinstance(exc, OSError) and exc.errno in USER_FIXABLE_ERRNOS:
+        _fail(describe_os_error(exc))
     print(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
     sys.exit(1)
