@@ -3,8 +3,9 @@
 It resolves the architecture (a catalog name, a spec file, an :class:`~space.ArchSpec` or ``RUN_DIR:TRIAL_ID``,
 baselines' negative ids included), prepares the data (:class:`RetrainData`: fresh synthetic clips, a prepared
 cache, or a dataset root decoded once at the full-scale shape), runs Ray Train (:func:`runners.retrain.retrain`)
-and, when the architecture came from a run, writes the result back into ``RUN_DIR/retrain/<trial_id>/`` so the
-run's report shows proxy vs full accuracy. ``nas bench retrain`` calls it in-process.
+and, when the architecture came from a run and no ``out_dir`` was asked for, writes the result back into
+``RUN_DIR/retrain/<trial_id>/`` with the scale it ran at, so the run's report shows proxy vs full accuracy
+(docs/retrain.md, "Written back into the run"). ``nas bench retrain`` calls it in-process.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def retrain(
     """Train ``arch`` at full scale on ``data`` with ``config`` (a :class:`runners.retrain.RetrainConfig`).
 
     Returns the :class:`runners.retrain.RetrainResult`. ``out_dir`` defaults to ``RUN_DIR/retrain/ID`` for a
-    run's trial, else ``retrains/NAME``. ``on_event`` receives the workers' progress events (the CLI's bar).
+    run's trial (the result is then written back into the run), else ``retrains/NAME``; an ``out_dir`` elsewhere
+    is the only place written. ``on_event`` receives the workers' progress events (the CLI's bar); warnings
+    (:func:`retrain_warnings`) go to ``console`` as ``warning:`` lines once training starts.
     """
     from runners.retrain import retrain as train_full_scale
 
@@ -75,21 +78,61 @@ def retrain(
         raise UserInputError(f"--root {data.root} does not exist")
     if data.num_classes is None and from_run is not None and data.data == "synthetic":
         data = _replace(data, num_classes=_run_num_classes(from_run[0]))
+    in_run = from_run[0] / "retrain" / str(from_run[1]) if from_run else None
+    # --out elsewhere: the run is never touched (docs/retrain.md, "Written back into the run")
+    write_into_run = in_run is not None and (out_dir is None or Path(out_dir).resolve() == in_run.resolve())
     if out_dir is None:
-        out_dir = from_run[0] / "retrain" / str(from_run[1]) if from_run else Path("retrains") / _safe_name(label, spec)
+        out_dir = in_run or Path("retrains") / _safe_name(label, spec)
+    say = console or Console(stderr=True)
+    pending = retrain_warnings(from_run, config)
+
+    def relay(event: dict[str, Any]) -> None:  # warnings once training starts: bad input stays one error line
+        while pending:
+            say.print(f"warning: {pending.pop(0)}", highlight=False, markup=False, soft_wrap=True)
+        if on_event is not None:
+            on_event(event)
+
     cache = data.cache
     if data.root is not None and cache is None and data.data != "synthetic":
         cache = decode_once(data.data, data.root, data.split, data.frames or REAL_DEFAULT_FRAMES,
-                            data.size or REAL_DEFAULT_SIZE, console or Console(stderr=True))
+                            data.size or REAL_DEFAULT_SIZE, say)
     train, test, info = load_retrain_data(
         data=data.data, root=data.root, cache=cache, frames=data.frames, size=data.size, num_clips=data.num_clips,
         num_test_clips=data.num_test_clips, num_classes=data.num_classes, seed=data.seed,
     )  # fmt: skip
-    result = train_full_scale(spec, config, train=train, test=test, out_dir=out_dir, resume=resume, on_event=on_event,
+    result = train_full_scale(spec, config, train=train, test=test, out_dir=out_dir, resume=resume, on_event=relay,
                               data_info=info, address=address, max_failures=max_failures)
-    if from_run is not None:
-        write_back(from_run[0], from_run[1], label, result, Path(out_dir).resolve())
+    if write_into_run:
+        scale = retrain_scale(config, data, train_clips=len(train))
+        write_back(from_run[0], from_run[1], label, result, Path(out_dir).resolve(), scale=scale)
     return result
+
+
+def retrain_warnings(from_run: tuple[Path, int] | None, config: Any) -> list[str]:
+    """What a retrain should say before it runs: a trial the search did not finish, a warm-up as long as the run."""
+    said = []
+    if from_run is not None:
+        status = str(trial_row(*from_run).get("status") or "?")
+        if status != "COMPLETE":
+            said.append(f"trial {from_run[1]} of {from_run[0]} is {status}, not COMPLETE (the search did not finish "
+                        "training it, or it broke a constraint); retraining it anyway")
+    if config.warmup_epochs >= config.epochs:
+        said.append(f"the learning-rate warm-up ({config.warmup_epochs:g} epochs) covers the whole schedule "
+                    f"({config.epochs} epoch{'s' if config.epochs != 1 else ''}): the learning rate never reaches "
+                    "its full value; pass more --epochs or a shorter --warmup-epochs")
+    return said
+
+
+def retrain_scale(config: Any, data: RetrainData, *, train_clips: int) -> dict[str, Any]:
+    """The scale a retrain ran at, as the run records it: ``full_scale`` only at the defaults' epochs and
+    clips, at width 1 (docs/retrain.md, "Full-scale or short")."""
+    from runners.retrain import RetrainConfig
+
+    defaults = RetrainConfig()
+    all_clips = data.cache is not None or data.root is not None  # a dataset: its whole training split
+    full = (config.epochs == defaults.epochs and config.width_mult == defaults.width_mult
+            and (all_clips or data.num_clips == RetrainData().num_clips))
+    return {"full_scale": full, "epochs": config.epochs, "train_clips": train_clips, "width_mult": config.width_mult}
 
 
 def _replace(data: RetrainData, **changes: Any) -> RetrainData:
@@ -166,8 +209,9 @@ def load_retrain_data(
     return splits["train"], splits["test"], info
 
 
-def write_back(run_dir: Path, trial_id: int, arch: str, result: Any, out_dir: Path) -> Path:
-    """``RUN_DIR/retrain/<trial_id>/result.json`` (+ metrics.csv): what the run's report compares."""
+def write_back(run_dir: Path, trial_id: int, arch: str, result: Any, out_dir: Path, *, scale: dict[str, Any]) -> Path:
+    """``RUN_DIR/retrain/<trial_id>/result.json`` (+ metrics.csv): what the run's report compares, with the
+    ``scale`` the retrain ran at (:func:`retrain_scale`)."""
     row = trial_row(run_dir, trial_id)
     proxy = row.get("accuracy")
     proxy = None if proxy is None or (isinstance(proxy, float) and math.isnan(proxy)) else float(proxy)
@@ -180,6 +224,7 @@ def write_back(run_dir: Path, trial_id: int, arch: str, result: Any, out_dir: Pa
         "proxy_accuracy": proxy,
         **{k: v for k, v in result.to_json().items() if k not in ("spec_key",)},
         "out_dir": str(out_dir),
+        "scale": scale,
     }
     if (out_dir / "metrics.csv").resolve() != (target / "metrics.csv").resolve():
         shutil.copyfile(out_dir / "metrics.csv", target / "metrics.csv")

@@ -257,28 +257,36 @@ def gate_table(trials: pd.DataFrame, front_ids: set[int] = frozenset()) -> GateT
 
 @dataclass(frozen=True)
 class RetrainComparison:
-    rows: pd.DataFrame  # trial_id, label, proxy (fraction), full (fraction)
-    kendall_tau: float | None
+    rows: pd.DataFrame  # trial_id, label, proxy (fraction), full (fraction), full_scale (bool), scale (its label)
+    kendall_tau: float | None  # the correlations are over the full-scale rows only
     kendall_p: float | None
     spearman_rho: float | None
     spearman_p: float | None
 
+    @property
+    def n_full_scale(self) -> int:
+        return int(self.rows["full_scale"].sum())
+
 
 def retrain_comparison(run: RunData) -> RetrainComparison | None:
-    """Proxy vs full-scale accuracy of the retrained trials, with rank correlations (>= 3 pairs)."""
+    """Proxy vs retrained accuracy of the retrained trials, each labelled full-scale or short, with rank
+    correlations over the full-scale ones (>= 3 pairs): a short retrain never stands in for a full-scale one
+    (docs/retrain.md, "Full-scale or short")."""
     proxy = dict(zip(run.trials["trial_id"], run.trials["accuracy"]))
     rows = [
-        {"trial_id": r.trial_id, "label": r.label, "proxy": float(proxy[r.trial_id]), "full": r.accuracy}
+        {"trial_id": r.trial_id, "label": r.label, "proxy": float(proxy[r.trial_id]), "full": r.accuracy,
+         "full_scale": r.full_scale, "scale": r.scale}
         for r in run.retrain
         if r.trial_id in proxy and r.accuracy is not None and not pd.isna(proxy[r.trial_id])
     ]
     if not rows:
         return None
     table = pd.DataFrame(rows).sort_values("trial_id").reset_index(drop=True)
+    full = table[table["full_scale"]]
     tau = tau_p = rho = rho_p = None
-    if len(table) >= 3:
-        kendall = stats.kendalltau(table["proxy"], table["full"])
-        spearman = stats.spearmanr(table["proxy"], table["full"])
+    if len(full) >= 3:
+        kendall = stats.kendalltau(full["proxy"], full["full"])
+        spearman = stats.spearmanr(full["proxy"], full["full"])
         tau, tau_p = _finite(kendall.statistic), _finite(kendall.pvalue)
         rho, rho_p = _finite(spearman.statistic), _finite(spearman.pvalue)
     return RetrainComparison(table, tau, tau_p, rho, rho_p)

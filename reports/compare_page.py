@@ -21,7 +21,7 @@ from reports.figures import NamedFigure, axis_label, display
 from reports.html import CSS, RENDER_SCRIPT, Raw, _e, figure_html, table
 from reports.markdown import md_table
 from reports.summary import plural
-from space.files import atomic_write
+from space.files import atomic_dir, atomic_write
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
@@ -182,13 +182,15 @@ def build_comparison(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     Raises :class:`reports.load.ReportInputError` before writing anything when a run is unreadable or the
     runs optimise different objectives.
     """
-    comparison = compare_runs(run_dirs)
+    from reports.build import check_report_folder
+
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    index = folder / "index.html"
-    atomic_write(folder / "summary.md", render_comparison_markdown(comparison))
-    atomic_write(index, render_comparison_html(comparison, comparison_figures(comparison)))
-    return index
+    check_report_folder(folder)
+    comparison = compare_runs(run_dirs)
+    with atomic_dir(folder) as staged:  # swapped in whole: a comparison cut short keeps the earlier one
+        atomic_write(staged / "summary.md", render_comparison_markdown(comparison))
+        atomic_write(staged / "index.html", render_comparison_html(comparison, comparison_figures(comparison)))
+    return folder / "index.html"
 
 
 __all__ = ["ComparedRun", "build_comparison", "comparison_figures", "run_rows"]

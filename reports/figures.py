@@ -388,7 +388,9 @@ def retrain_figure(run: RunData, findings: Findings) -> NamedFigure:
             x=rows["proxy"] * 100,
             y=rows["full"] * 100,
             mode="markers+text",
-            text=[f"#{t}" for t in rows["trial_id"]],
+            text=[f"#{t}" if full else f"#{t} ({scale})" for t, full, scale in
+                  zip(rows["trial_id"], rows["full_scale"], rows["scale"])],
+            marker={"symbol": ["circle" if full else "circle-open" for full in rows["full_scale"]]},
             textposition="top center",
             customdata=rows["trial_id"].to_numpy(int),
             name="retrained",
@@ -398,9 +400,10 @@ def retrain_figure(run: RunData, findings: Findings) -> NamedFigure:
     tau = "n/a" if comparison.kendall_tau is None else f"{comparison.kendall_tau:.3f}"
     rho = "n/a" if comparison.spearman_rho is None else f"{comparison.spearman_rho:.3f}"
     figure.update_layout(
-        title=f"Proxy vs full-scale accuracy (Kendall tau {tau}, Spearman rho {rho}, n = {len(rows)})",
+        title=f"Proxy vs full-scale accuracy (Kendall tau {tau}, Spearman rho {rho}, n = {comparison.n_full_scale} "
+              "full-scale; open: short retrains)",
         xaxis_title=axis_label(run, "accuracy"),
-        yaxis_title="full-scale top-1 (%)",
+        yaxis_title="retrained top-1 (%)",
     )
     return NamedFigure("proxy-vs-full", "Proxy vs full-scale accuracy", figure)
 

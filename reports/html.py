@@ -307,17 +307,23 @@ def _retrain_section(findings: Findings, figures: dict[str, NamedFigure]) -> str
     comparison = findings.retrain
     if comparison is None:
         return '<p class="muted">No full-scale results yet (<code>RUN/retrain/*/result.json</code>).</p>'
-    rows = [[int(r.trial_id), r.label, r.proxy * 100, r.full * 100] for r in comparison.rows.itertuples()]
+    rows = [[int(r.trial_id), r.label, r.scale, r.proxy * 100, r.full * 100] for r in comparison.rows.itertuples()]
 
     def stat(value: float | None, p: float | None) -> str:
-        return "n/a (needs 3 or more retrained trials)" if value is None else f"{value:.3f} (p = {p:.3g})"
+        return "n/a (needs 3 or more full-scale retrains)" if value is None else f"{value:.3f} (p = {p:.3g})"
 
+    short = len(comparison.rows) - comparison.n_full_scale
     return (
         f"<p>Kendall tau: <strong id=kendall-tau>{_e(stat(comparison.kendall_tau, comparison.kendall_p))}</strong>; "
-        f"Spearman rho: <strong id=spearman-rho>{_e(stat(comparison.spearman_rho, comparison.spearman_p))}</strong>. "
-        "Full-scale numbers are test (or the named split's) accuracy from <code>nas retrain</code>; the proxy "
-        "numbers are the search's validation accuracy.</p>"
-        + table(["trial", "label", "proxy val top-1 (%)", "full-scale top-1 (%)"], rows, table_id="retrain-table")
+        f"Spearman rho: <strong id=spearman-rho>{_e(stat(comparison.spearman_rho, comparison.spearman_p))}</strong> "
+        f"(over the {comparison.n_full_scale} full-scale retrains). "
+        "Retrained numbers are test (or the named split's) accuracy from <code>nas retrain</code>; the proxy "
+        "numbers are the search's validation accuracy. A retrain is <em>full-scale</em> only when it ran the "
+        "default epochs and clips at width 1"
+        + (f"; {short} shown here did not (labelled short, with their epochs and clips, and left out of the "
+           "correlations)" if short else "") + ".</p>"
+        + table(["trial", "label", "retrain", "proxy val top-1 (%)", "retrained top-1 (%)"], rows,
+                table_id="retrain-table")
         + figure_html(figures["proxy-vs-full"])
     )
 

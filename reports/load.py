@@ -51,13 +51,15 @@ class RunObjective:
 
 @dataclass(frozen=True)
 class RetrainResult:
-    """A full-scale result written back by ``nas retrain RUN:ID`` (``retrain/<label>/result.json``)."""
+    """A retrain's result written back by ``nas retrain RUN:ID`` (``retrain/<label>/result.json``), with its scale."""
 
     label: str
     trial_id: int | None
-    accuracy: float | None  # full-scale top-1 as a fraction
+    accuracy: float | None  # retrained top-1 as a fraction
     metric: str  # which key of result.json held it
     path: Path
+    full_scale: bool = False  # recorded by the write-back: the retrain ran the full-scale settings
+    scale: str = "settings not recorded"  # "full-scale", or "short: 1 epoch, 16 clips" (docs/retrain.md)
 
 
 @dataclass(frozen=True)
@@ -308,5 +310,24 @@ def _read_retrain(folder: Path) -> tuple[RetrainResult, ...]:
             continue
         accuracy, metric = _full_accuracy(result)
         label = path.parent.name
-        results.append(RetrainResult(label, _trial_id_of(label, result), accuracy, metric, path))
+        full_scale, scale = _scale_of(result.get("scale"))
+        results.append(RetrainResult(label, _trial_id_of(label, result), accuracy, metric, path, full_scale, scale))
     return tuple(results)
+
+
+def _scale_of(record: Any) -> tuple[bool, str]:
+    """(full-scale?, label) from result.json's ``scale`` (``nas.retrain.retrain_scale``); a result without it
+    is never shown as full-scale (docs/retrain.md, "Full-scale or short")."""
+    if not isinstance(record, Mapping):
+        return False, "settings not recorded"
+    if record.get("full_scale") is True:
+        return True, "full-scale"
+    parts = []
+    for key, unit in (("epochs", "epoch"), ("train_clips", "clip")):
+        value = record.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            parts.append(f"{value} {unit}{'' if value == 1 else 's'}")
+    width = record.get("width_mult")
+    if isinstance(width, (int, float)) and not isinstance(width, bool) and width != 1:
+        parts.append(f"width {width:g}")
+    return False, "short: " + (", ".join(parts) or "settings not recorded")

@@ -113,10 +113,15 @@ def _gates_png(findings: Findings, folder: Path) -> Path:
 def _retrain_png(run: RunData, findings: Findings, folder: Path) -> Path:
     rows = findings.retrain.rows
     figure, ax = plt.subplots(figsize=(5.5, 5))
-    ax.scatter(rows["proxy"] * 100, rows["full"] * 100)
-    for t, x, y in zip(rows["trial_id"], rows["proxy"] * 100, rows["full"] * 100):
-        ax.annotate(f"#{t}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    full = rows["full_scale"].to_numpy(bool)
+    ax.scatter(rows["proxy"][full] * 100, rows["full"][full] * 100, label="full-scale")
+    if not full.all():  # short retrains: open markers, their scale beside the trial (docs/retrain.md)
+        ax.scatter(rows["proxy"][~full] * 100, rows["full"][~full] * 100, facecolors="none", edgecolors="C1",
+                   label="short retrain")
+    for t, x, y, ok, scale in zip(rows["trial_id"], rows["proxy"] * 100, rows["full"] * 100, full, rows["scale"]):
+        ax.annotate(f"#{t}" if ok else f"#{t} ({scale})", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel(axis_label(run, "accuracy"))
-    ax.set_ylabel("full-scale top-1 (%)")
+    ax.set_ylabel("retrained top-1 (%)")
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return _save(figure, folder / "proxy_vs_full.png")

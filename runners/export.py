@@ -11,7 +11,9 @@ loaded back in its own runtime and its outputs match eager PyTorch on random cli
    on seeded random clips at :data:`CHECK_BATCHES` (both differ from the export's batch);
 3. the outputs must agree: ``max |exported - eager| <= RTOL * max |eager| + ATOL`` over every check
    batch (see :class:`Tolerance`); otherwise :class:`ExportError` names the largest difference;
-4. only then is the file moved into the output folder, beside ``export.json`` (the :class:`ExportReport`).
+4. only then are the file and ``export.json`` (the :class:`ExportReport`) written, into a hidden sibling
+   of the output folder renamed into place (:func:`space.files.atomic_dir`): a full disk or a kill leaves
+   no partial ``model.onnx`` (docs/export.md).
 
 A model that does not export gets an :class:`ExportError` naming the operator the exporter rejected.
 
@@ -41,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from space.errors import UserInputError
+from space.files import atomic_dir
 from space.srtg import srtg_modules
 
 __all__ = [
@@ -419,10 +422,10 @@ def export_model(
             tolerance=tolerance.label(),
             export_seconds=round(seconds, 2),
         )
-        out_dir.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(staged), report.path)
-    record = {"export": report.as_dict(), "source": source or {}, "torch": torch.__version__}
-    (out_dir / "export.json").write_text(json.dumps(record, indent=2))
+        record = {"export": report.as_dict(), "source": source or {}, "torch": torch.__version__}
+        with atomic_dir(out_dir) as folder:  # both files or neither: a full disk leaves no partial model
+            shutil.copyfile(staged, folder / FORMATS[fmt])
+            (folder / "export.json").write_text(json.dumps(record, indent=2))
     return report
 
 

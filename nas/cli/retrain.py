@@ -1,7 +1,9 @@
 """``nas retrain``: train one architecture at full scale with Ray Train (``docs/retrain.md``).
 
 A thin layer over the library function :func:`nas.retrain.retrain` (which resolves the architecture,
-prepares the data, trains and writes the result back into the run): parse the options, draw a progress bar.
+prepares the data, warns, trains and, without ``--out``, writes the result back into the run): parse the
+options, draw a progress bar.
+The library loads inside the command, so ``nas --help`` stays quick (docs/architecture.md, "Startup").
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nas.cli.output import plural
-from nas.retrain import RetrainData, retrain
 
 
 class _Bar:
@@ -112,7 +113,8 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
         address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a private local Ray)."),
         max_failures: int = typer.Option(2, min=0, help="Restarts of the worker group after a worker dies; each continues from the last checkpoint."),
-        out: Optional[Path] = typer.Option(None, help="Output folder (default: RUN_DIR/retrain/ID or retrains/NAME)."),
+        out: Optional[Path] = typer.Option(None, help="Output folder (default: RUN_DIR/retrain/ID, which the run's report reads, or retrains/NAME); "
+                                                 "a folder elsewhere leaves the run untouched."),
         seed: int = typer.Option(0, help="Seed of the model, the data order and the synthetic data."),
         width_mult: float = typer.Option(1.0, help="Channel width multiplier (1.0 = the real model)."),
         num_clips: int = typer.Option(1000, min=1, help="Synthetic only: training clips."),
@@ -122,6 +124,7 @@ def register(app: typer.Typer) -> None:
         test_crops: int = typer.Option(3, help="Multi-view test: spatial crops per clip (1 or 3)."),
     ) -> None:
         """Re-train an architecture at full scale (Ray Train DDP); checkpoints every epoch; `--resume` continues."""
+        from nas.retrain import RetrainData, retrain
         from runners.retrain import RetrainConfig
 
         config = RetrainConfig(

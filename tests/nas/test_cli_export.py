@@ -91,3 +91,24 @@ def test_onnx_export_reports_size_opset_and_input_shape(tmp_path):
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     logits = session.run(None, {"clip": np.zeros((6, 3, 4, 32, 32), np.float32)})[0]
     assert logits.shape == (6, 5)
+
+
+@pytest.mark.slow
+def test_a_full_disk_writes_no_partial_model_and_keeps_the_earlier_export(tmp_path):
+    """docs/export.md: a failed export writes nothing. A real small tmpfs (tests/space/tmpfs.py) has room for one
+    ~2 MB model: the second export fails as one line, leaves no model.onnx, and the first is byte-identical."""
+    from tests.space.tmpfs import listing, tmpfs
+
+    fake_retrain_folder(tmp_path / "retrain", CATALOG["r3d-18"], width_mult=0.125)
+    with tmpfs(tmp_path / "disk", "3m") as disk:
+        first = run_nas("export", str(tmp_path / "retrain"), "--format", "torchscript", "--shape", "4x32x32",
+                        "--out", str(disk / "first"))
+        assert first.returncode == 0, first.stderr
+        earlier = listing(disk)
+        result = run_nas("export", str(tmp_path / "retrain"), "--format", "onnx", "--shape", "4x32x32",
+                         "--out", str(disk / "second"))
+        assert result.returncode == 2, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+        assert errors == [f"error: {disk / 'second' / 'model.onnx'}: No space left on device"], result.stderr
+        assert "Traceback" not in result.stderr
+        assert listing(disk) == earlier  # no second/, no model.onnx, no hidden sibling

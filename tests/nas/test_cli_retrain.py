@@ -35,6 +35,7 @@ pytestmark = pytest.mark.slow  # Ray Train runs with two workers
 
 TRIAL_ID = 3
 BASELINE_ID = -1  # baselines have negative ids (nas.runmodel.baseline_trial_id)
+PRUNED_ID = 4
 PROXY_ACCURACY = 0.4375
 PRINTED: dict[str, str] = {}  # what the module-scoped retrain printed (stdout and stderr)
 SPEC = catalog_spec("r3d-18")
@@ -54,7 +55,7 @@ def _ray(ray_address):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A minimal search run by hand (the run model's table): one COMPLETE trial and one COMPLETE baseline."""
+    """A minimal search run by hand (the run model's table): a COMPLETE trial, a COMPLETE baseline, a PRUNED trial."""
     run = tmp_path_factory.mktemp("runs") / "demo"
     run.mkdir()
     RunDir(run).write_search({"objectives": [{"name": "accuracy", "direction": "maximize"},
@@ -71,7 +72,8 @@ def run_dir(tmp_path_factory) -> Path:
     }  # fmt: skip
     baseline_row = {**row, "trial_id": BASELINE_ID, "baseline": "r2plus1d-18", "spec": baseline.to_json(),
                     "spec_key": baseline.key(), "accuracy": 0.25}
-    RunDir(run).write_trials(trials_table([row, baseline_row]))
+    pruned_row = {**row, "trial_id": PRUNED_ID, "status": "PRUNED", "fidelity": 1, "accuracy": 0.3}
+    RunDir(run).write_trials(trials_table([row, baseline_row, pruned_row]))
     return run
 
 
@@ -138,14 +140,11 @@ def test_two_workers_train_disjoint_shards_and_evaluate_every_clip_once(uninterr
     assert "; 2 epochs;" in printed and "1 epochs" not in printed
 
 
-def test_results_are_written_back_into_the_run(run_dir, uninterrupted):
-    back = json.loads((run_dir / "retrain" / str(TRIAL_ID) / "result.json").read_text())
-    ours = json.loads((uninterrupted / "result.json").read_text())
-    assert back["arch"] == f"{run_dir}:{TRIAL_ID}" and back["trial_id"] == TRIAL_ID
-    assert back["spec_key"] == SPEC.key() and back["proxy_accuracy"] == PROXY_ACCURACY
-    for key in ("test_top1", "test_top5", "multiview_top1", "multiview_top5", "epochs"):
-        assert back[key] == ours[key]
-    assert (run_dir / "retrain" / str(TRIAL_ID) / "metrics.csv").read_bytes() == (uninterrupted / "metrics.csv").read_bytes()
+def test_a_retrain_with_out_elsewhere_leaves_the_run_untouched(run_dir, uninterrupted):
+    """docs/retrain.md, "Written back into the run": --out is the only place written."""
+    assert (uninterrupted / "result.json").is_file()
+    assert not (run_dir / "retrain" / str(TRIAL_ID)).exists()
+    assert "warning" not in PRINTED["uninterrupted"]  # a COMPLETE trial, 2 epochs after a 1-epoch warm-up
 
 
 def test_load_model_gives_the_outputs_of_the_end_of_training(uninterrupted):
@@ -285,18 +284,45 @@ class _Evil:
         return (print, ("never",))
 
 
-def test_a_retrained_baseline_is_written_back_and_reported(run_dir, tmp_path):
-    """Issue 11.6: `nas retrain RUN:-1` (a baseline) writes its result into the run, and the report reads it."""
+TINY = ["--data", "synthetic", "--epochs", "1", "--workers", "1", "--num-clips", "16", "--num-test-clips", "8",
+        "--frames", "8", "--size", "32", "--batch-size", "4", "--width-mult", "0.125", "--test-clips", "1",
+        "--test-crops", "1"]  # fmt: skip
+
+
+def _nas_printing(args: list[str]) -> tuple[int, str]:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        code = _nas(args)
+    return code, printed.getvalue()
+
+
+def test_a_retrained_baseline_is_written_back_and_reported_as_short(run_dir):
+    """Issue 11.6: `nas retrain RUN:-1` (a baseline) without --out writes its result into the run, and the report
+    reads it, labelled with the scale it ran at (docs/retrain.md, "Full-scale or short")."""
     from reports.load import load_run
 
-    args = ["--data", "synthetic", "--epochs", "1", "--workers", "1", "--num-clips", "16", "--num-test-clips", "8",
-            "--frames", "8", "--size", "32", "--batch-size", "4", "--width-mult", "0.125", "--test-clips", "1",
-            "--test-crops", "1"]  # fmt: skip
-    assert _nas(["retrain", f"{run_dir}:{BASELINE_ID}", *args, "--out", str(tmp_path / "b")]) == 0
-    back = json.loads((run_dir / "retrain" / str(BASELINE_ID) / "result.json").read_text())
+    code, printed = _nas_printing(["retrain", f"{run_dir}:{BASELINE_ID}", *TINY])
+    assert code == 0, printed[-3000:]
+    warnings = [line for line in printed.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: the learning-rate warm-up (1 epochs) covers the whole schedule (1 epoch): the "
+                        "learning rate never reaches its full value; pass more --epochs or a shorter --warmup-epochs"]
+    folder = run_dir / "retrain" / str(BASELINE_ID)
+    back = json.loads((folder / "result.json").read_text())
     assert back["trial_id"] == BASELINE_ID and back["proxy_accuracy"] == 0.25
-    assert back["spec_key"] == catalog_spec("r2plus1d-18").key()
-    assert BASELINE_ID in {r.trial_id for r in load_run(run_dir).retrain}
+    assert back["spec_key"] == catalog_spec("r2plus1d-18").key() and (folder / "model.pt").is_file()
+    assert back["scale"] == {"full_scale": False, "epochs": 1, "train_clips": 16, "width_mult": 0.125}
+    [result] = [r for r in load_run(run_dir).retrain if r.trial_id == BASELINE_ID]
+    assert (result.full_scale, result.scale) == (False, "short: 1 epoch, 16 clips, width 0.125")
+
+
+def test_a_pruned_trial_is_retrained_with_a_warning_and_out_stays_out_of_the_run(run_dir, tmp_path):
+    code, printed = _nas_printing(["retrain", f"{run_dir}:{PRUNED_ID}", *TINY, "--warmup-epochs", "0.5",
+                                   "--out", str(tmp_path / "p")])
+    assert code == 0, printed[-3000:]
+    warnings = [line for line in printed.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"trial {PRUNED_ID} of {run_dir} is PRUNED, not COMPLETE" in warnings[0], printed
+    assert (tmp_path / "p" / "result.json").is_file()
+    assert not (run_dir / "retrain" / str(PRUNED_ID)).exists()
 
 
 def test_a_truncated_newest_checkpoint_is_named_and_the_previous_one_is_used(run_dir, args, uninterrupted, tmp_path):
@@ -321,3 +347,23 @@ def test_a_truncated_newest_checkpoint_is_named_and_the_previous_one_is_used(run
     assert json.loads((out / "result.json").read_text())["resumed_from_epoch"] == previous_epoch
     ours, theirs = (torch.load(p / "model.pt", weights_only=True)["model"] for p in (out, uninterrupted))
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_only_the_default_epochs_and_clips_at_width_one_are_full_scale():
+    from nas.retrain import RetrainData, retrain_scale
+    from runners.retrain import RetrainConfig
+
+    assert retrain_scale(RetrainConfig(), RetrainData(), train_clips=1000)["full_scale"]
+    assert retrain_scale(RetrainConfig(), RetrainData(data="ucf101", cache=Path("c"), num_clips=1), train_clips=9537)["full_scale"]
+    assert not retrain_scale(RetrainConfig(epochs=1), RetrainData(), train_clips=1000)["full_scale"]
+    assert not retrain_scale(RetrainConfig(), RetrainData(num_clips=8), train_clips=8)["full_scale"]
+    assert not retrain_scale(RetrainConfig(width_mult=0.5), RetrainData(), train_clips=1000)["full_scale"]
+
+
+def test_warnings_name_the_status_and_the_warm_up(run_dir):
+    from nas.retrain import retrain_warnings
+    from runners.retrain import RetrainConfig
+
+    assert retrain_warnings((run_dir, TRIAL_ID), RetrainConfig()) == []
+    status, warm_up = retrain_warnings((run_dir, PRUNED_ID), RetrainConfig(epochs=2, warmup_epochs=2.5))
+    assert "is PRUNED, not COMPLETE" in status and "warm-up (2.5 epochs) covers the whole schedule (2 epochs)" in warm_up

@@ -26,6 +26,8 @@ OBJECTIVES = ["accuracy", "gmacs", "latency"]
 BOUNDS = {"accuracy": [0.0, 1.0], "gmacs": [0.0, 200.0], "latency": [0.0, 400.0]}
 REFERENCE = [1.0, 1.0, 1.0, 1.0]
 START = 1_760_000_000.0
+# what nas.retrain.write_back records for a retrain at the defaults (docs/retrain.md, "Full-scale or short")
+FULL_SCALE = {"full_scale": True, "epochs": 10, "train_clips": 1000, "width_mult": 1.0}
 DISTRIBUTIONS = {
     "family": CategoricalDistribution(["resnet3d", "mtnet"]),
     "conv": CategoricalDistribution(["r3d", "r2plus1d"]),
@@ -166,7 +168,8 @@ def write_run(
     for trial_id, accuracy in (retrain or {}).items():
         folder = run_dir / "retrain" / f"trial-{trial_id}"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "result.json").write_text(json.dumps({"trial_id": trial_id, "arch": f"{run_dir}:{trial_id}", "test_top1": accuracy}))
+        (folder / "result.json").write_text(json.dumps({"trial_id": trial_id, "arch": f"{run_dir}:{trial_id}", "test_top1": accuracy,
+                                                        "scale": FULL_SCALE}))
     return table
 
 

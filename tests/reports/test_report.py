@@ -275,6 +275,30 @@ def test_proxy_vs_full_correlations_match_scipy(mixed_run):
     assert f"Spearman rho: <strong id=spearman-rho>{rho:.3f}" in text
 
 
+def test_a_short_retrain_is_labelled_and_left_out_of_the_correlations(tmp_path):
+    """docs/retrain.md, "Full-scale or short": only a retrain at the full-scale settings is called full-scale."""
+    run_dir = tmp_path / "run"
+    table = write_run(run_dir, retrain={0: 0.70, 3: 0.66, 5: 0.50, 7: 0.61})
+    short = {"full_scale": False, "epochs": 1, "train_clips": 8, "width_mult": 0.125}
+    for trial_id, scale in ((7, short), (5, None)):  # 5: a result written before retrains recorded their scale
+        path = run_dir / "retrain" / f"trial-{trial_id}" / "result.json"
+        result = json.loads(path.read_text())
+        result.pop("scale")
+        path.write_text(json.dumps(result | ({"scale": scale} if scale else {})))
+    index = build_report(run_dir)
+    page = parse(index)
+    labels = {int(row[0]): row[2] for row in page.rows["retrain-table"] if row}
+    assert labels == {0: "full-scale", 3: "full-scale", 5: "settings not recorded",
+                      7: "short: 1 epoch, 8 clips, width 0.125"}
+    text = index.read_text()
+    assert "<strong id=kendall-tau>n/a (needs 3 or more full-scale retrains)</strong>" in text  # 2 full-scale
+    summary = (index.parent / "summary.md").read_text()
+    assert "| 7 | trial-7 | short: 1 epoch, 8 clips, width 0.125 |" in summary and "n = 2 full-scale" in summary
+    figure = page.figures["proxy-vs-full"]["data"][0]
+    assert "#7 (short: 1 epoch, 8 clips, width 0.125)" in figure["text"] and "#0" in figure["text"]
+    assert set(table["trial_id"]) >= set(labels)
+
+
 def test_importance_per_objective_from_study_and_from_parquet(tmp_path, mixed_run):
     from reports.importance import parameter_importance
     from reports.load import load_run
