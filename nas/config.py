@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.objectives import CONSTRAINTS, OBJECTIVES
-from runners.costs import parse_shape, shape_label
-from runners.proxy import ProxyConfig, ProxyConfigError
+from runners.proxyconfig import ProxyConfig, ProxyConfigError
+from runners.shape import parse_shape, shape_label
 from space.errors import UserInputError
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")

@@ -8,19 +8,17 @@ It reads what a person reads elsewhere (``docs/cli-output.md``):
   computed when a trial finishes and counted down in between, so it never flips back to "unknown";
 - a hypervolume of 0 with completed trials says why (they lie outside the objective bounds the run
   fixed at its start, automatically unless given);
-- while it is drawn, Optuna's per-trial INFO lines are silenced (the view shows the same) and Ray's and
-  Optuna's warnings go through the view's console, above the bar, instead of cutting through it.
+- no log line cuts through it: what Ray and Optuna log during a search goes to the run's ``search.log``
+  (:mod:`nas.searchlog`), never to the terminal.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nas.config import SearchConfig
@@ -29,7 +27,6 @@ from nas.objectives import OBJECTIVES
 from nas.pareto import hypervolume, normalize, pareto_mask
 
 SHOWN_STATUSES = ("COMPLETE", "PRUNED", "FAIL", "INFEASIBLE", "DUPLICATE", "INVALID", "INTERRUPTED")
-ROUTED_LOGGERS = ("optuna", "ray")
 
 
 class SearchProgress:
@@ -61,41 +58,17 @@ class SearchProgress:
         self._last = 0.0
         self._started = time.time()
         self._eta_at: tuple[int, float] | None = None  # (trained trials when estimated, finish time estimate)
-        self._saved_logging: list[tuple[logging.Logger, list[logging.Handler], bool, int]] = []
 
     def __getstate__(self) -> dict:  # Ray pickles callbacks for its own restore, which we never use
         return {"enabled": False}
 
     def __enter__(self) -> "SearchProgress":
-        if self.enabled:
-            self._route_logging()
         self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.refresh(force=True)
         self._progress.stop()
-        self._restore_logging()
-
-    # ----------------------------------------------------------------------------------------
-    # Logging: no line may cut through the live view
-    # ----------------------------------------------------------------------------------------
-
-    def _route_logging(self) -> None:
-        handler = RichHandler(console=self.console, show_path=False, show_time=False, markup=False)
-        for name in ROUTED_LOGGERS:
-            logger = logging.getLogger(name)
-            self._saved_logging.append((logger, list(logger.handlers), logger.propagate, logger.level))
-            logger.handlers = [handler]
-            logger.propagate = False
-            if name == "optuna":  # "Trial N finished with values ...": the view already says it
-                logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
-
-    def _restore_logging(self) -> None:
-        for logger, handlers, propagate, level in reversed(self._saved_logging):
-            logger.handlers, logger.propagate = handlers, propagate
-            logger.setLevel(level)
-        self._saved_logging.clear()
 
     def refresh(self, force: bool = False) -> None:
         now = time.time()

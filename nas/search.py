@@ -36,6 +36,7 @@ from nas.proxydata import build_proxy_data
 from nas.runlock import RunLock, environment
 from nas.runmodel import RUN_FORMAT, RunDir
 from nas.runstart import check_before_creating, discard_unstarted, take_over_leftover
+from nas.searchlog import LOG_FILE, SearchLog
 from nas.heartbeat import Heartbeat, await_orphans
 from nas.study import open_baseline_study, open_study, requeue_interrupted
 from runners.costs import model_costs
@@ -151,17 +152,19 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
     It writes the run directory, not the report: the caller (``nas search``, ``nas demo``) builds it after.
     Every user error is raised before a fresh run's directory exists (:mod:`nas.runstart`); a fresh run that
     fails or is interrupted before its first trial leaves nothing behind. Ctrl-C raises
-    :class:`~nas.interruption.SearchInterrupted` once the run is settled (docs/reliability.md).
+    :class:`~nas.interruption.SearchInterrupted` once the run is settled (docs/reliability.md). What Ray and
+    Optuna log goes to ``RUN/search.log``, not to the terminal (:mod:`nas.searchlog`).
     """
     run = RunDir(Path(config.runs_dir) / config.name)
     space = check_before_creating(config, run, resume=resume)  # a resume reads the space the run copied
     if not resume:
         config = config.replace(study_name=config.study)  # fixed now, stored in search.yaml: a renamed run keeps it
     try:
-        with make_executor(config, run, body=trial) as executor:  # Ray started and its resources checked here
+        executor = make_executor(config, run, body=trial)  # imports Ray (--executor ray), which sets up its loggers
+        with SearchLog() as log, executor:  # then Ray is started and its resources checked, logging to `log`
             created_dir = not run.path.exists()
             with RunLock(run):
-                attempt = _Attempt(config, run, space, executor, resume=resume, show_progress=show_progress)
+                attempt = _Attempt(config, run, space, executor, log, resume=resume, show_progress=show_progress)
                 try:
                     return attempt.run()
                 except BaseException as exc:
@@ -177,9 +180,9 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
 class _Attempt:
     """One driver's attempt at a run, holding its lock: set up, run the trials, settle how it ended."""
 
-    def __init__(self, config: SearchConfig, run: RunDir, space: SearchSpace, executor: Any, *,
+    def __init__(self, config: SearchConfig, run: RunDir, space: SearchSpace, executor: Any, log: SearchLog, *,
                  resume: bool, show_progress: bool) -> None:
-        self.config, self.run_dir, self.space, self.executor = config, run, space, executor
+        self.config, self.run_dir, self.space, self.executor, self.log = config, run, space, executor, log
         self.resume, self.show_progress = resume, show_progress
         self.trials_started = False  # a fresh run is discarded on failure until this is set
         self.study: optuna.Study | None = None
@@ -199,6 +202,8 @@ class _Attempt:
         config, run = self.config, self.run_dir
         if not self.resume:
             take_over_leftover(config, run)
+        else:  # a resumed run is kept whatever happens: its log goes on from here
+            self.log.write_to(run.path / LOG_FILE)
         storage = run.storage_url(config.execution.storage)
         self.study = open_study(config, storage, num_params=len(self.space.parameters()), create=not self.resume)
         self.baseline_study = open_baseline_study(config, storage) if config.problem.baselines else None
@@ -217,6 +222,7 @@ class _Attempt:
         self._write_state("running")
         progress = SearchProgress(config, core, bounds, enabled=self.show_progress)
         self.trials_started = True
+        self.log.write_to(run.path / LOG_FILE)  # the run is kept from now on, and so is its log
         heartbeat = Heartbeat([self.study, self.baseline_study], config.execution.heartbeat_interval_s)
 
         def on_first_ctrl_c() -> None:

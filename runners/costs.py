@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -31,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from runners.shape import Shape, parse_shape, shape_label
 from space import ArchSpec, build_model
 from space.errors import UserInputError
 
@@ -53,7 +53,6 @@ __all__ = [
     "shape_label",
 ]
 
-Shape = tuple[int, int, int]
 COUNTING_METHODS = ("meta", "fvcore")
 AGREEMENT_TOLERANCE = 1e-3  # fvcore and meta must agree within 0.1%
 
@@ -146,27 +145,8 @@ class CostMismatchError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------
-# Shapes and labels
+# Shapes (parsing and labels: runners/shape.py)
 # --------------------------------------------------------------------------------------------
-
-
-MAX_FRAMES, MAX_SIDE = 512, 1024  # far above any clip we train or deploy; 4096^3 overflowed torch's int64 sizes
-
-
-def parse_shape(text: str) -> Shape:
-    """``"16x112x112"`` -> ``(16, 112, 112)`` (T x H x W); anything else is a :class:`UserInputError`."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match or min(int(g) for g in match.groups()) < 1:
-        raise UserInputError(f"shape {text!r} is not allowed; allowed: TxHxW with positive integers, e.g. 16x112x112")
-    t, h, w = (int(g) for g in match.groups())
-    if t > MAX_FRAMES or max(h, w) > MAX_SIDE:
-        raise UserInputError(f"shape {text!r} is not allowed; allowed: T <= {MAX_FRAMES} frames, H and W <= {MAX_SIDE} pixels")
-    return (t, h, w)
-
-
-def shape_label(shape: Shape, batch: int = 1) -> str:
-    """The input label every figure carries: ``1x3x16x112x112``."""
-    return "x".join(str(v) for v in (batch, 3, *shape))
 
 
 def _check_shape(shape: Shape) -> Shape:

@@ -5,6 +5,9 @@ thread count, warm-up, number of runs, runtime); :data:`PROFILES` are the ones a
 :class:`HardwareFingerprint` says on what the figure was measured (CPU model and threads or GPU name, torch and
 ONNX Runtime versions): with the profile, it keys the disk cache (:mod:`runners.latencycache`), so other
 hardware or another version never reads a figure it did not measure.
+
+torch loads only to take a fingerprint, so ``nas profile --help`` can list the profiles without it
+(docs/architecture.md, "Startup").
 """
 
 from __future__ import annotations
@@ -15,12 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from space.errors import UserInputError
 
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = ("float32", "float16", "bfloat16")  # names of torch dtypes (torch.float32, ...)
 RUNTIMES = ("torch", "onnxruntime")
 
 
@@ -160,6 +161,8 @@ def _cpu_model() -> str:
 
 
 def hardware_fingerprint(profile: LatencyProfile) -> HardwareFingerprint:
+    import torch
+
     ort_version = _onnxruntime_version(profile) if profile.runtime == "onnxruntime" else None
     if profile.device == "cuda":
         if not torch.cuda.is_available():

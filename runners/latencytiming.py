@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from runners.latencyprofile import DTYPES, LatencyProfile
+from runners.latencyprofile import LatencyProfile
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 def _autocast(profile: LatencyProfile) -> contextlib.AbstractContextManager:
     if profile.dtype == "float32":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=profile.device, dtype=DTYPES[profile.dtype])
+    return torch.autocast(device_type=profile.device, dtype=getattr(torch, profile.dtype))
 
 
 def forward_step(model: nn.Module, x: Tensor, profile: LatencyProfile) -> Callable[[], None]:

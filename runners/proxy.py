@@ -29,76 +29,14 @@ from torch import nn
 
 from runners.clips import ClipSet
 from runners.layout import to_training_layout
-from runners.sampling import ViewConfig, predict_probabilities, sample_training_batch, to_model_input
+from runners.proxyconfig import ProxyConfig, ProxyConfigError
+from runners.sampling import predict_probabilities, sample_training_batch, to_model_input
 from runners.trainstep import OptimisationStep, TrainingDiverged, linear_warmup
 from space.build import build_model
-from space.errors import UserInputError
 from space.spec import ArchSpec
 from space.srtg import gate_open_rates, reset_gate_counters, set_gate_epoch
 
 __all__ = ["ProxyConfig", "EpochResult", "ProxyResult", "TrainingDiverged", "train_proxy", "ProxyConfigError"]
-
-
-class ProxyConfigError(UserInputError):
-    """An impossible proxy setting (epochs, batch, lr, device, ...): ``field``, its ``value`` and what is ``allowed``,
-    so a caller can name the setting as its user typed it (``nas search`` names the flag)."""
-
-    def __init__(self, message: str, *, field: str | None = None, value: object = None, allowed: str = "") -> None:
-        super().__init__(message)
-        self.field, self.value, self.allowed = field, value, allowed
-
-
-def _refuse(field: str, value: object, allowed: str) -> ProxyConfigError:
-    return ProxyConfigError(f"proxy {field}={value!r} is not allowed; allowed: {allowed}", field=field, value=value,
-                            allowed=allowed)
-
-
-@dataclass(frozen=True)
-class ProxyConfig:
-    """The proxy budget and optimiser. ``lr`` is the learning rate at ``batch_size`` (no implicit scaling).
-
-    ``threads``: torch intra-op threads on CPU (the trial's core lease); ``amp``: float16 autocast, CUDA only.
-    ``max_stride``: training views use a random temporal stride up to this (when the clips are long enough).
-    """
-
-    epochs: int = 4
-    batch_size: int = 32
-    lr: float = 0.1
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
-    width_mult: float = 0.25
-    frames: int = 8
-    size: int = 32
-    max_stride: int = 2
-    warmup_fraction: float = 0.1
-    seed: int = 0
-    threads: int = 1
-    device: str = "cpu"
-    amp: bool = False
-    eval_batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "frames": self.frames, "size": self.size,
-                    "threads": self.threads, "max_stride": self.max_stride, "eval_batch_size": self.eval_batch_size}
-        for name, value in positive.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise _refuse(name, value, "an integer >= 1")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise _refuse("lr", self.lr, "a finite number > 0")
-        for name in ("weight_decay", "momentum", "warmup_fraction"):
-            if not 0 <= getattr(self, name) < 1:
-                raise _refuse(name, getattr(self, name), "a number in [0, 1)")
-        if not 0 < self.width_mult <= 1:
-            raise _refuse("width_mult", self.width_mult, "a finite number w with 0 < w <= 1")
-        if self.device != "cpu" and not self.device.startswith("cuda"):
-            raise _refuse("device", self.device, "'cpu', 'cuda', 'cuda:N'")
-
-    @property
-    def view(self) -> ViewConfig:
-        return ViewConfig(frames=self.frames, size=self.size, max_stride=self.max_stride)
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

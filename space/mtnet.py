@@ -387,6 +387,10 @@ class MTNet(nn.Module):
         self._initialise_weights()
 
     def _initialise_weights(self) -> None:
+        """Kaiming (fan-out) convs, unit BN, small linear layers. Nothing to set on the meta device (a
+        buildability check, docs/search-space.md): its tensors hold no values, and this was half the build."""
+        if next(self.parameters()).is_meta:
+            return
         for module in self.modules():
             if isinstance(module, nn.Conv3d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

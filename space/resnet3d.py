@@ -197,7 +197,13 @@ class VideoResNet3D(nn.Module):
 
 
 def _init_weights(model: nn.Module) -> None:
-    """torchvision's initialisation: Kaiming (fan-out) convs, unit BN, small linear layers."""
+    """torchvision's initialisation: Kaiming (fan-out) convs, unit BN, small linear layers.
+
+    Nothing to set on the meta device (a buildability check, docs/search-space.md): its tensors hold no values,
+    and this was half the build.
+    """
+    if next(model.parameters()).is_meta:
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -1,4 +1,4 @@
-"""Benchmarks: ``nas bench NAME`` (README, Benchmarks). One module per benchmark, one plain registry below.
+"""Benchmarks: ``nas bench NAME`` (README, Benchmarks). One module per benchmark, one registry below.
 
 Every benchmark is a documented function ``run_NAME_benchmark(out_dir: Path, *, quick: bool = False) -> dict``
 that writes its Markdown (and CSV/JSON) report into ``out_dir`` and returns its headline figures.
@@ -7,8 +7,9 @@ It states its seeds, spreads and the machine in that report.
 How to add a benchmark ``NAME``:
 
 1. write ``nas/bench/NAME.py`` with ``run_NAME_benchmark(out_dir, *, quick=False) -> dict``; keep
-   heavy or optional imports (Ray, ONNX, ...) inside the function, so ``nas --help`` stays fast;
-2. import the module below and add one line ``"NAME": NAME.run_NAME_benchmark`` to :data:`BENCHMARKS`;
+   heavy or optional imports (Ray, ONNX, ...) inside the function, so running it loads only what it needs;
+2. add one line ``"NAME": "NAME.run_NAME_benchmark"`` to :data:`BENCHMARKS` (module and function, imported when
+   the benchmark is first looked up, so ``nas --help`` loads no benchmark: docs/architecture.md, "Startup");
 3. put its figures in ``docs/`` and, for the headline, in the README.
 
 A benchmark that runs searches or retraining lives here too (``nas`` may import ``runners``, never the
@@ -17,31 +18,50 @@ other way round).
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.bench import costs, curves, data, exports, fidelity, gpu, mtnet, noise, overhead, proxy, record, retrain, search, srtg, srtg_gate, throughput
-
 Benchmark = Callable[..., dict[str, Any]]
 
-BENCHMARKS: dict[str, Benchmark] = {
-    "costs": costs.run_costs_benchmark,
-    "curves": curves.run_curves_benchmark,
-    "data": data.run_data_benchmark,
-    "exports": exports.run_exports_benchmark,
-    "fidelity": fidelity.run_fidelity_benchmark,
-    "gpu": gpu.run_gpu_benchmark,
-    "mtnet": mtnet.run_mtnet_benchmark,
-    "noise": noise.run_noise_benchmark,
-    "overhead": overhead.run_overhead_benchmark,
-    "proxy": proxy.run_proxy_benchmark,
-    "record": record.run_record_benchmark,
-    "retrain": retrain.run_retrain_benchmark,
-    "search": search.run_search_benchmark,
-    "srtg": srtg.run_srtg_benchmark,
-    "srtg-gate": srtg_gate.run_srtg_gate_benchmark,
-    "throughput": throughput.run_throughput_benchmark,
-}
+
+class _Registry(Mapping[str, Benchmark]):
+    """Benchmark name -> its function, given as ``"module.function"`` under ``nas.bench``; the module is imported
+    on the first lookup of its name, so listing the names imports nothing."""
+
+    def __init__(self, entries: dict[str, str]) -> None:
+        self._entries = entries
+
+    def __getitem__(self, name: str) -> Benchmark:
+        module, function = self._entries[name].split(".")
+        return getattr(importlib.import_module(f"nas.bench.{module}"), function)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+BENCHMARKS: Mapping[str, Benchmark] = _Registry({
+    "costs": "costs.run_costs_benchmark",
+    "curves": "curves.run_curves_benchmark",
+    "data": "data.run_data_benchmark",
+    "exports": "exports.run_exports_benchmark",
+    "fidelity": "fidelity.run_fidelity_benchmark",
+    "gpu": "gpu.run_gpu_benchmark",
+    "mtnet": "mtnet.run_mtnet_benchmark",
+    "noise": "noise.run_noise_benchmark",
+    "overhead": "overhead.run_overhead_benchmark",
+    "proxy": "proxy.run_proxy_benchmark",
+    "record": "record.run_record_benchmark",
+    "retrain": "retrain.run_retrain_benchmark",
+    "search": "search.run_search_benchmark",
+    "srtg": "srtg.run_srtg_benchmark",
+    "srtg-gate": "srtg_gate.run_srtg_gate_benchmark",
+    "throughput": "throughput.run_throughput_benchmark",
+})
 
 
 # The options beyond ``--quick`` a benchmark takes (``nas bench record SPACE --seeds 2 --workers 1``).

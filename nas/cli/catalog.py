@@ -1,4 +1,8 @@
-"""``nas catalog``: list the named architectures, or show one resolved spec."""
+"""``nas catalog``: list the named architectures, or show one resolved spec.
+
+torch and the run model load inside the command, not here, so ``nas --help`` stays quick (docs/architecture.md,
+"Startup").
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,8 @@ import typer
 import yaml
 from rich.table import Table
 
-from nas.arch import resolve_arch
 from nas.cli.output import print_table
-from space import CATALOG, build_model
+from space import CATALOG
 from space.spec import ArchSpec, MTNetSpec, ResNet3DSpec
 
 COLUMNS = ("name", "family", "depth", "conv", "placement", "recurrent", "expansion", "ratio", "substreams")
@@ -65,9 +68,12 @@ def register(app: typer.Typer) -> None:
                 table.add_row(*(str(row[c]) for c in COLUMNS))
             print_table(table)
             return
-        spec = resolve_arch(arch)
         import torch
 
+        from nas.arch import resolve_arch
+        from space import build_model
+
+        spec = resolve_arch(arch)
         with torch.device("meta"):
             params = sum(p.numel() for p in build_model(spec, num_classes=400).parameters())
         typer.echo(f"# {arch}  key={spec.key()}")

@@ -3,7 +3,8 @@
 A thin layer over :func:`runners.export.export_model`: a ``nas retrain`` output folder gives its trained
 weights (:func:`runners.retrain.load_model`); a catalog name, spec file or ``RUN_DIR:TRIAL_ID`` gives a
 freshly initialised model (seeded). The command prints the file, its size, the ONNX opset, the input
-shape and how far the exported outputs were from eager PyTorch.
+shape and how far the exported outputs were from eager PyTorch. The library loads inside the command, so
+``nas --help`` stays quick (docs/architecture.md, "Startup").
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Callable, Iterator
 import typer
 from rich.console import Console
 
-from nas.arch import resolve_arch
+from runners.shape import parse_shape
 from space.errors import UserInputError
 
 DEFAULT_SHAPE = "16x112x112"  # the latency profiles' clip
@@ -24,6 +25,8 @@ DEFAULT_SHAPE = "16x112x112"  # the latency profiles' clip
 
 def resolve_source(arch: str) -> Path | Any:
     """A retraining folder (checked to hold spec.yaml and model.pt) or the spec of a name, file or trial."""
+    from nas.arch import resolve_arch
+
     folder = Path(arch)
     if folder.is_dir():
         if not (folder / "spec.yaml").is_file() or not (folder / "model.pt").is_file():
@@ -73,7 +76,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Export a model for deployment, checked against eager PyTorch before anything is written."""
-        from runners.costs import parse_shape
         from runners.export import FORMATS, TOLERANCE, check_out_dir, export_model
 
         if fmt not in FORMATS:

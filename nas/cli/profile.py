@@ -2,6 +2,8 @@
 
 A thin layer over :func:`profile_rows`. GMACs come from the fast meta-device count at ``--shape``
 (default: the latency profile's clip), latency from :func:`runners.latency.measure_latency` (disk-cached).
+Both import torch and load inside :func:`profile_rows`, so ``nas --help`` stays quick (docs/architecture.md,
+"Startup").
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from rich.table import Table
 from nas.cli.output import LineProgress, print_table, progress_bar
 from nas.cli.output import console as output_console
 
-from nas.arch import resolve_arch
-from runners.costs import Shape, model_costs, parse_shape, shape_label
-from runners.latency import LatencyCache, LatencyProfile, PROFILES, get_profile, measure_latency
+from runners.latencyprofile import PROFILES, LatencyProfile, get_profile
+from runners.shape import Shape, parse_shape, shape_label
 from space.errors import UserInputError
 
 JSON_KEYS = ("arch", "key", "params", "recurrent_params", "gmacs", "shape", "latency")
@@ -41,6 +42,10 @@ def profile_rows(
 
     ``shape`` (T, H, W) is where GMACs are counted; it defaults to the latency profile's clip.
     """
+    from nas.arch import resolve_arch
+    from runners.costs import model_costs
+    from runners.latency import LatencyCache, measure_latency
+
     profile = get_profile(profile) if isinstance(profile, str) else profile
     if num_classes < 1:
         raise UserInputError(f"--num-classes {num_classes} is not allowed; allowed: an integer >= 1")

@@ -1,4 +1,9 @@
-"""``nas search``, ``nas runs``, ``nas trials``: thin layers over :mod:`nas.search` and :mod:`nas.runs`."""
+"""``nas search``, ``nas runs``, ``nas trials``: thin layers over :mod:`nas.search` and :mod:`nas.runs`.
+
+The search, the run model and the report load inside the commands (they import torch, Optuna, Ray, pandas); the
+options' defaults come from :class:`nas.config.SearchConfig`, which imports none of them, so ``nas search --help``
+stays quick (docs/architecture.md, "Startup").
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,8 @@ import typer
 from nas.cli.output import console as output_console
 from nas.cli.output import print_json, print_table
 
-from nas.config import SearchConfig, resumed_config
-from nas.interruption import INTERRUPT_EXIT_CODE, SearchInterrupted
-from nas.runs import list_runs, pareto_table, run_record, runs_table, select_trials, trials_table
-from nas.search import load_run_config, run_search
-from reports.build import build_report
-from runners.costs import parse_shape
+from nas.config import SearchConfig, load_run_config, resumed_config
+from runners.shape import parse_shape
 from space.errors import UserInputError
 
 
@@ -93,6 +94,9 @@ def register_search(app: typer.Typer) -> None:
         --time-budget, --executor, --address, --max-concurrent, --retries, --cpus-per-trial, --gpus-per-trial may change.
         """
         options = dict(locals())  # every parameter above, by name (ctx included)
+        from nas.interruption import INTERRUPT_EXIT_CODE, SearchInterrupted
+        from nas.search import run_search
+
         config = _config_from_options(ctx, options)
         try:
             outcome = run_search(config, resume=resume is not None, show_progress=not quiet)
@@ -110,6 +114,8 @@ def register_runs(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
     ) -> None:
         """List run directories with their progress."""
+        from nas.runs import list_runs, run_record, runs_table
+
         runs = list_runs(runs_dir_argument or runs_dir)
         if as_json:
             print_json([run_record(run) for run in runs])
@@ -124,6 +130,8 @@ def register_runs(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the rows of trials.parquet as a JSON list."),
     ) -> None:
         """Print a run's trials as a table (or JSON: every trials.parquet column, docs/run-directory.md)."""
+        from nas.runs import select_trials, trials_table
+
         if as_json:
             frame = select_trials(run, top=top, front=front)
             print_json([dict(zip(frame.columns, values)) for values in frame.itertuples(index=False, name=None)])
@@ -166,6 +174,9 @@ def _config_from_options(ctx: typer.Context, options: dict) -> SearchConfig:
 
 def _report_search(outcome, *, write_report: bool) -> None:
     """After a search: the report (unless ``--no-report``), why it ended early, its Pareto table, where it is."""
+    from nas.runs import pareto_table
+    from reports.build import build_report
+
     if write_report:
         build_report(outcome.run_dir)
     console = output_console()
@@ -185,6 +196,9 @@ def register_demo(app: typer.Typer) -> None:
     ) -> None:
         """The demo: a small search on the embedded synthetic data, then its report (what `make demo` runs)."""
         from nas.demo import demo_config
+        from nas.runs import pareto_table
+        from nas.search import run_search
+        from reports.build import build_report
 
         config = demo_config(runs_dir, name=name)
         resume = (runs_dir / name / "search.yaml").exists()

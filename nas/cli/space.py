@@ -1,7 +1,13 @@
-"""``nas space show|list``: print a search space as a tree with its size and valid share (thin over space.searchspace)."""
+"""``nas space show|list``: print a search space as a tree with its size and valid share (thin over space.searchspace).
+
+The valid share comes from building specs on the meta device (shapes only, no values: docs/search-space.md,
+"Size, enumeration and valid share"): every spec of a small space, else a seeded sample whose figure is printed
+with its 95% interval, so an estimate never reads as exact.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Optional
 
 import typer
@@ -14,7 +20,8 @@ from rich.tree import Tree
 from space.errors import UserInputError
 from space.searchspace import Dimension, SearchSpace, load_space, preset_names
 
-DEFAULT_SAMPLE = 100  # specs built per width when the space is larger (meta-device builds take 20-500 ms each)
+EXACT_UP_TO = 100  # a space of at most this many specs is built in full (the demo's 72 specs are 24 structures)
+DEFAULT_SAMPLE = 50  # specs built per width when the space is larger: seconds, not tens (docs/search-space.md)
 
 
 def space_tree(space: SearchSpace) -> Tree:
@@ -64,6 +71,25 @@ def valid_share_with_progress(space: SearchSpace, width_mult: float, sample: int
         )
 
 
+def share_interval(valid: int, sampled: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a share ``valid / sampled`` (95% at ``z = 1.96``); never outside [0, 1].
+
+    Specs are drawn without replacement from a finite space, so the interval is slightly wider than it need be.
+    """
+    share = valid / sampled
+    centre = (share + z * z / (2 * sampled)) / (1 + z * z / sampled)
+    half = z * math.sqrt(share * (1 - share) / sampled + z * z / (4 * sampled * sampled)) / (1 + z * z / sampled)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def how_obtained(size: int, sampled: int | None, share: float) -> str:
+    """How a valid share was obtained, as printed after it: every spec built, or the sample and its interval."""
+    if sampled is None:
+        return "every spec built, meta device"
+    low, high = share_interval(round(share * sampled), sampled)
+    return f"estimated from {sampled} random specs of {size:,}, 95% interval {low:.1%}-{high:.1%}; meta device"
+
+
 def register(app: typer.Typer) -> None:
     space_app = typer.Typer(help="Search spaces: list the presets, show one as a tree.", no_args_is_help=True)
     app.add_typer(space_app, name="space")
@@ -81,7 +107,7 @@ def register(app: typer.Typer) -> None:
         proxy_width: float = typer.Option(0.25, help="Channel multiplier of the proxy models (as `nas search --proxy-width`)."),
         sample: Optional[int] = typer.Option(
             None, help=f"Build N random specs per width to estimate the valid share (default: every spec up to "
-                       f"{DEFAULT_SAMPLE}, else {DEFAULT_SAMPLE}; 0 = every spec, exact)."),
+                       f"{EXACT_UP_TO}, else {DEFAULT_SAMPLE}; 0 = every spec, exact)."),
     ) -> None:
         """Print a search space as a tree, its size and the share of valid architectures at full and proxy width."""
         if not 0 < proxy_width <= 1:
@@ -93,9 +119,9 @@ def register(app: typer.Typer) -> None:
         console.print(space_tree(space))
         size = space.size()
         console.print(f"size: {size:,} architectures (distinct spec keys); {len(space.parameters())} sampler parameters")
-        limit = DEFAULT_SAMPLE if sample is None else sample
-        estimated = 0 < limit < size
-        how = f"estimated from {limit} random specs" if estimated else "every spec built"
+        if sample is None:
+            sample = 0 if size <= EXACT_UP_TO else DEFAULT_SAMPLE
+        sampled = sample if 0 < sample < size else None
         for label, width in (("full width (1.0)", 1.0), (f"full and proxy width ({proxy_width:g})", proxy_width)):
-            share = valid_share_with_progress(space, width, limit if estimated else None, console)
-            console.print(f"valid at {label}: {share:.1%}  ({how}, meta device)")
+            share = valid_share_with_progress(space, width, sampled, console)
+            console.print(f"valid at {label}: {share:.1%}  ({how_obtained(size, sampled, share)})")

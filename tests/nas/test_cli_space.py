@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from nas.cli import main
+from nas.cli.space import share_interval
+from space.searchspace import load_space
+from space.spec import SpecError
 from tests.nas.cli_helpers import assert_one_line_error, run_nas
 
 TWO_FAILURES = """\
@@ -47,7 +50,37 @@ def test_show_file_reports_invalid_shares_and_sampling(tmp_path, capsys, monkeyp
     assert "valid at full width (1.0): 80.0%" in out  # MTNet g = 16 fails at full width
     assert "valid at full and proxy width (0.125): 60.0%" in out  # and reduction 16 at C = 8
     out = run_in_process(capsys, monkeypatch, "space", "show", str(path), "--sample", "2")
-    assert "estimated from 2 random specs" in out
+    assert "estimated from 2 random specs of 5, 95% interval" in out
+
+
+@pytest.mark.slow
+def test_the_exact_share_is_a_brute_force_count_of_real_builds(tmp_path, capsys, monkeypatch):
+    """The figure comes from meta-device builds that skip weight initialisation; building every spec for real
+    (CPU, initialised) and counting gives the same shares."""
+    from space.build import build_model
+
+    path = tmp_path / "two.yaml"
+    path.write_text(TWO_FAILURES)
+
+    def builds(spec, width: float) -> bool:
+        try:
+            build_model(spec, num_classes=2, width_mult=width)
+            return True
+        except SpecError:
+            return False
+
+    specs = list(load_space(path).enumerate())
+    full = sum(builds(s, 1.0) for s in specs) / len(specs)
+    proxy = sum(builds(s, 1.0) and builds(s, 0.125) for s in specs) / len(specs)
+    out = run_in_process(capsys, monkeypatch, "space", "show", str(path), "--proxy-width", "0.125")
+    assert f"valid at full width (1.0): {full:.1%}  (every spec built, meta device)" in out
+    assert f"valid at full and proxy width (0.125): {proxy:.1%}  (every spec built, meta device)" in out
+
+
+def test_share_interval_is_the_wilson_score_interval():
+    assert share_interval(50, 50) == pytest.approx((0.9287, 1.0), abs=1e-4)
+    assert share_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert share_interval(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)
 
 
 def test_bad_flags_are_user_errors(capsys, monkeypatch):

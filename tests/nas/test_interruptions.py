@@ -116,6 +116,7 @@ def test_ctrl_c_exits_130_and_the_moved_run_resumes_and_extends_with_trials_n(ra
     assert driver.returncode == 130, err
     assert f"resume with: nas search --resume {run_dir}" in err.strip().splitlines()[-1]
     assert "Traceback" not in err
+    assert "Tuner.restore" not in err and "Tuner.restore" in (run_dir / "search.log").read_text()  # ours, not Tune's
     runs = json.loads(run_nas("runs", config.runs_dir, "--json").stdout)
     assert [r["state"] for r in runs] == ["interrupted"]
     study = load_study(run_dir, "first")
