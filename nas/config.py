@@ -208,6 +208,12 @@ class SearchConfig:
         if self.sampler not in SAMPLERS:
             raise UserInputError(f"--sampler {self.sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}")
         _check_at_least({"trials": self.trials}, 1)
+        if not 0 <= self.seed < 2**32:  # numpy's, torch's and Optuna's seeds are unsigned 32-bit
+            raise UserInputError(f"--seed {self.seed} is not allowed; allowed: an integer from 0 to {2**32 - 1}")
+        if "accuracy" not in self.problem.objectives:
+            raise UserInputError(
+                f"--objectives {','.join(self.problem.objectives)} is not allowed: without accuracy no trial "
+                "needs training; allowed: accuracy and 1-3 of gmacs, latency, params (costs alone: `nas profile`)")
         if self.retries < 0:
             raise UserInputError(f"--retries {self.retries} is not allowed; allowed: >= 0")
         if self.time_budget_s is not None and self.time_budget_s <= 0:

@@ -16,10 +16,12 @@ def proxy_split(num_clips: int, num_classes: int) -> tuple[int, int]:
     return num_clips - val, val
 
 
-def check_data(source: DataSource) -> None:
+def check_data(source: DataSource, *, frames: int | None = None, size: int | None = None) -> None:
     """``--data`` / ``--cache`` errors, found before a run directory exists (cheap: reads only the manifest).
 
-    A ``--cache`` is always read when given (a synthetic cache too); its dataset must be ``--data``.
+    A ``--cache`` is always read when given (a synthetic cache too); its dataset must be ``--data``. For the
+    embedded synthetic data, the proxy's clip shape (``frames``, ``size``) must be one it renders, and the
+    training split must fill a batch of two clips at least (BatchNorm trains on two or more).
     """
     from runners.cache import read_manifest
     from runners.datasets import DATASET_NAMES
@@ -32,6 +34,7 @@ def check_data(source: DataSource) -> None:
                 f"--data {source.dataset} needs --cache DIR (a dataset prepared once with `nas data prepare`); "
                 "proxy trials never decode videos"
             )
+        _check_synthetic_shape(source, frames=frames, size=size)
         return
     cache = Path(source.cache)
     if not cache.is_dir():
@@ -41,6 +44,27 @@ def check_data(source: DataSource) -> None:
         raise UserInputError(f"--cache {cache} holds {manifest.get('dataset')!r}, not --data {source.dataset}")
     if "val" not in (manifest.get("splits") or {}):
         raise UserInputError(f"--cache {cache} has no validation split; re-run `nas data prepare`")
+
+
+def _check_synthetic_shape(source: DataSource, *, frames: int | None, size: int | None) -> None:
+    from runners.synthetic import SyntheticConfig
+    from runners.syntheticparams import SyntheticDataError
+
+    shape = {"frames": frames, "size": size}
+    for name, value in shape.items():
+        if value is None:
+            continue
+        try:
+            SyntheticConfig(**{name: value})
+        except SyntheticDataError as error:
+            allowed = str(error).split("allowed: ", 1)[-1]
+            raise UserInputError(f"--proxy-{name} {value} is not allowed for the synthetic data; "
+                                 f"allowed: {allowed}") from None
+    num_classes = source.num_classes or SyntheticConfig().num_classes
+    train, _ = proxy_split(source.num_clips, num_classes)
+    if train < 2:
+        raise UserInputError(f"--num-clips {source.num_clips} leaves {max(train, 0)} training clips after the "
+                             f"validation split ({num_classes} classes); allowed: --num-clips >= {num_classes + 2}")
 
 
 def build_proxy_data(source: DataSource, *, frames: int, size: int, seed: int) -> ProxyData:

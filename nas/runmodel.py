@@ -227,8 +227,8 @@ class RunDir:
             raise UserInputError(f"{self.path} is not a run directory (no {SEARCH_FILE}); see `nas runs`")
         try:
             content = yaml.safe_load(self.search_file.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserInputError(f"{self.search_file} is not valid YAML: {exc}") from None
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: bytes that are not UTF-8 text
+            raise UserInputError(f"{self.search_file} is not valid YAML: {exc}".split("\n")[0]) from None
         if not isinstance(content, dict):
             raise UserInputError(f"{self.search_file} is not a mapping")
         check_run_format(self.search_file, content.get("format", 1))

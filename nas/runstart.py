@@ -13,12 +13,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import optuna
 
 from nas.config import SearchConfig
+from nas.endpoints import check_ray_address, check_storage
+from nas.reachable import check_constraints_reachable
 from nas.proxydata import check_data
 from nas.runlock import RunLockedError, held_by_a_driver
 from nas.runmodel import LOCK_FILE, RunDir, SPACE_FILE, STATE_FILE, STUDY_FILE, SEARCH_FILE, TRIALS_FILE
@@ -29,11 +32,13 @@ from space.searchspace import SearchSpace, load_space
 
 # What a fresh start writes before its first trial (and nothing a user would keep).
 _STARTUP_FILES = {LOCK_FILE, STUDY_FILE, SPACE_FILE, SEARCH_FILE, STATE_FILE, TRIALS_FILE, "costs", "ray"}
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
 _LEFTOVER_FILES = _STARTUP_FILES - {SEARCH_FILE, STATE_FILE, TRIALS_FILE}  # before search.yaml
 
 
 def check_before_creating(config: SearchConfig, run: RunDir, *, resume: bool) -> SearchSpace:
     """Raise every user error that needs no Ray; returns the loaded space."""
+    _check_runs_dir(Path(config.runs_dir))
     if resume and not run.exists():
         raise UserInputError(f"cannot resume {run.path}: not a run directory (no search.yaml)")
     if not resume and run.path.exists() and not _is_leftover(run.path):
@@ -48,7 +53,13 @@ def check_before_creating(config: SearchConfig, run: RunDir, *, resume: bool) ->
         from runners.latency import get_profile
 
         get_profile(config.problem.latency_profile)
-    check_data(config.data)
+    check_data(config.data, frames=config.proxy.frames, size=config.proxy.size)
+    if not resume:
+        check_constraints_reachable(config.problem, space, config.space)
+    if config.execution.storage:
+        check_storage(config.execution.storage)
+    if config.execution.address and config.execution.executor == "ray":
+        check_ray_address(config.execution.address)
     if config.execution.gpus_per_trial > 0 and not config.execution.address:
         import torch
 
@@ -57,7 +68,44 @@ def check_before_creating(config: SearchConfig, run: RunDir, *, resume: bool) ->
                                  "(use 0, or --address a Ray cluster with GPUs)")
     if not resume and config.execution.storage:
         _check_study_name_free(config)
+    if resume:
+        _check_study_and_target(config, run)
     return space
+
+
+def _check_runs_dir(runs_dir: Path) -> None:
+    """``--runs-dir`` must be a folder we can write in, or one we can create."""
+    existing = next((p for p in (runs_dir, *runs_dir.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise UserInputError(f"--runs-dir {runs_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserInputError(f"--runs-dir {runs_dir}: cannot write in {existing} (read-only or not permitted)")
+
+
+def _check_study_and_target(config: SearchConfig, run: RunDir) -> None:
+    """On resume: the run's study must open, and ``--trials`` must not fall below what the run already trained
+    (that would end it silently)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from nas.config import load_run_config
+
+    if not config.execution.storage and run.study_file.is_file():  # Optuna would write a schema into a damaged one
+        with run.study_file.open("rb") as file:
+            if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise UserInputError(f"cannot resume {run.path}: {run.study_file} is not an SQLite database "
+                                     "(damaged or replaced)")
+    try:
+        study = optuna.load_study(study_name=config.study, storage=run.storage_url(config.execution.storage))
+        trials = study.get_trials(deepcopy=False)
+    except KeyError:
+        raise UserInputError(f"cannot resume {run.path}: its storage holds no study named {config.study!r}") from None
+    except (SQLAlchemyError, ValueError) as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:160]
+        raise UserInputError(f"cannot resume {run.path}: its study cannot be read ({reason})") from None
+    counted = sum(1 for t in trials if t.user_attrs.get("counted"))
+    if config.trials < load_run_config(run.path).trials and config.trials < counted:
+        raise UserInputError(f"--trials {config.trials}: this run already trained {counted} trials; "
+                             f"allowed: --trials >= {counted}")
 
 
 def _is_leftover(path: Path) -> bool:

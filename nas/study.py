@@ -136,6 +136,11 @@ def fail_interrupted(study: optuna.Study, message: str = INTERRUPTED_MESSAGE) ->
     marks = {**study.user_attrs.get(INTERRUPTED_ATTR, {}), **{str(t.number): message for t in left}}
     study.set_user_attr(INTERRUPTED_ATTR, marks)
     for trial in left:
+        # One status everywhere (docs/reliability.md): the trial's own ``status`` attribute (what optuna-dashboard
+        # shows beside Optuna's FAIL, the nearest state Optuna has), `nas trials`, the progress line, the report.
+        live = optuna.trial.Trial(study, trial._trial_id)
+        live.set_user_attr("status", "INTERRUPTED")
+        live.set_user_attr("error", message)
         study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
     return left
 

@@ -122,7 +122,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise ReportInputError(f"{path.parent} is not a run directory: it has no search.yaml")
     try:
         config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: bytes that are not UTF-8 text
         raise ReportInputError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(config, dict):
         raise ReportInputError(f"{path} must hold a mapping of settings, got {type(config).__name__}")

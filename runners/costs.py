@@ -369,6 +369,11 @@ def count_params(model: nn.Module) -> tuple[int, int]:
     return total, recurrent
 
 
+def spec_params(spec: ArchSpec, num_classes: int = 400) -> int:
+    """Parameters of ``spec`` from a meta build alone (milliseconds: no forward pass)."""
+    return count_params(_build(spec, num_classes, "meta"))[0]
+
+
 @dataclass(frozen=True)
 class ModelCosts:
     """Shape-only costs of one architecture: parameters and GMACs @ 1 x 3 x T x H x W."""

@@ -315,10 +315,12 @@ def spec_from_dict(data: Mapping[str, Any]) -> ArchSpec:
 
 
 def load_spec_file(path: str | Path) -> ArchSpec:
-    """Read a spec from a YAML or JSON file (YAML is a superset of JSON; loaded with ``safe_load``)."""
+    """Read a spec from a YAML or JSON file (YAML is a superset of JSON; a key given twice is refused)."""
+    from space.yamlunique import load_unique
+
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_unique(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:

@@ -29,11 +29,12 @@ _FIELD_OF_PARAM = {"time_budget": "time_budget_s", "heartbeat_interval": "heartb
 
 
 def _given_on_command_line(ctx: typer.Context) -> list[str]:
-    """The parameters the user typed (not defaults): on resume, exactly these are compared with the run."""
+    """The parameters the user typed (not defaults; ``$RAY_ADDRESS`` counts as typed ``--address``): on resume,
+    exactly these are compared with the run."""
     # By the enum member's name, not by importing click's ``ParameterSource``: typer >= 0.20 vendors click as its
     # private ``typer._click`` (see :func:`nas.cli.click_error_kind`).
     return [p.name for p in ctx.command.params
-            if getattr(ctx.get_parameter_source(p.name), "name", None) == "COMMANDLINE"]
+            if getattr(ctx.get_parameter_source(p.name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")]
 
 
 def register(app: typer.Typer) -> None:
@@ -76,7 +77,7 @@ def register_search(app: typer.Typer) -> None:
         grace_period: int = typer.Option(DEFAULTS.scheduler.grace_period, help="Scheduler: first rung, in epochs."),
         reduction_factor: int = typer.Option(DEFAULTS.scheduler.reduction_factor, help="Scheduler: eta (keep the top 1/eta at each rung)."),
         executor: str = typer.Option(DEFAULTS.execution.executor, help="Where trials run: ray (Ray Tune, local or --address) or local (worker processes on this machine, no Ray)."),
-        address: Optional[str] = typer.Option(None, help="Join an existing Ray cluster (e.g. 127.0.0.1:6379)."),
+        address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", show_envvar=True, help="Join an existing Ray cluster (e.g. 127.0.0.1:6379); as Ray's own tools, $RAY_ADDRESS when not given."),
         cpus_per_trial: float = typer.Option(DEFAULTS.execution.cpus_per_trial, help="CPUs per trial (also its torch threads)."),
         gpus_per_trial: float = typer.Option(DEFAULTS.execution.gpus_per_trial, help="GPUs per trial (fractional allowed; AMP on GPU)."),
         max_concurrent: Optional[int] = typer.Option(None, help="Trials running at once (default: as resources allow)."),
@@ -158,6 +159,8 @@ def _search_flags(o: dict) -> dict:
 
 def _config_from_options(ctx: typer.Context, options: dict) -> SearchConfig:
     """A new run's config from every option; on ``--resume``, the run's config with the options the user typed."""
+    if options["executor"] == "local" and getattr(ctx.get_parameter_source("address"), "name", None) == "ENVIRONMENT":
+        options = {**options, "address": None}  # $RAY_ADDRESS is Ray's: the Ray-free executor has no use for it
     flags = _search_flags(options)
     if options["resume"] is not None:
         given = {_FIELD_OF_PARAM.get(p, p): flags[_FIELD_OF_PARAM.get(p, p)] for p in _given_on_command_line(ctx)

@@ -97,6 +97,21 @@ def _roundtrip(frame: pd.DataFrame, run_dir: Path) -> Path:
     return path
 
 
+def _assert_one_status_per_trial(run_dir: Path, study) -> None:
+    """One status everywhere (docs/reliability.md): the trial's own ``status`` attribute in the study (read
+    through Optuna's public API, what optuna-dashboard shows), ``nas trials --json``, and the table the report
+    and the progress line read."""
+    listed = {row["trial_id"]: row["status"] for row in json.loads(run_nas("trials", str(run_dir), "--json").stdout)}
+    table = pd.read_parquet(run_dir / "trials.parquet").query("baseline.isna()").set_index("trial_id")["status"]
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state == TrialState.WAITING:
+            continue
+        assert trial.user_attrs.get("status") == listed[trial.number] == table[trial.number], (
+            trial.number, trial.state, trial.user_attrs.get("status"), listed[trial.number], table[trial.number])
+    interrupted = [n for n, status in table.items() if status == "INTERRUPTED"]
+    assert all(study.trials[n].state == TrialState.FAIL for n in interrupted)  # Optuna's nearest state
+
+
 # ---- Ctrl-C, then move, rename, extend, rebuild --------------------------------------------------
 
 
@@ -126,6 +141,7 @@ def test_ctrl_c_exits_130_and_the_moved_run_resumes_and_extends_with_trials_n(ra
     assert not any(study.trials[n].user_attrs.get("counted") for n in interrupted)
     table = _table(run_dir).set_index("trial_id")
     assert all(table.loc[n, "status"] == "INTERRUPTED" for n in interrupted)
+    _assert_one_status_per_trial(run_dir, study)
     _assert_parquet_equals_the_study(run_dir)
 
     moved = tmp_path / "elsewhere" / "second"  # another folder, another name
@@ -265,6 +281,7 @@ def test_a_search_interrupted_again_and_again_loses_nothing(ray_address, tmp_pat
         t = trials[number]
         assert (t.user_attrs.get("status"), t.user_attrs.get("spec_key"), t.user_attrs.get("accuracy"), t.values) == before
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+    _assert_one_status_per_trial(run_dir, study)
     for number in worker_victims:  # a killed worker's trial FAILs with its message and is retried
         victim = trials[number]
         assert victim.user_attrs["status"] == "FAIL" and "process died" in victim.user_attrs["error"]
