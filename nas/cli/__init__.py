@@ -130,6 +130,31 @@ USER_FIXABLE_ERRNOS = frozenset({
 })
 
 
+# SQLite's words for the same conditions, when the database (the run's study.db) meets them.
+SQLITE_CONDITIONS = ("database or disk is full", "attempt to write a readonly database", "unable to open database file",
+                     "disk I/O error")
+
+
+def machine_condition(exc: BaseException) -> str | None:
+    """The line for a condition of the machine behind ``exc`` (itself, or what it wraps: SQLAlchemy keeps the
+    database's error as ``orig``, others chain it), or None when it is none of them."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in USER_FIXABLE_ERRNOS:
+            return describe_os_error(current)
+        words = str(current)
+        for condition in SQLITE_CONDITIONS:
+            if type(current).__name__ in ("OperationalError", "DatabaseError") and condition in words:
+                return f"the run's database: {condition} (free space or write permission where it lives)"
+        todo += [getattr(current, "orig", None), current.__cause__, current.__context__]
+    return None
+
+
 def describe_os_error(exc: OSError) -> str:
     """``PATH: No space left on device`` (the path the system call named, and its own words)."""
     where = exc.filename if exc.filename is not None else "a file"
@@ -147,7 +172,8 @@ def _handle(exc: Exception, *, debug: bool) -> None:
         _fail(str(exc))
     if kind == "usage":
         _fail(exc.format_message())  # type: ignore[attr-defined]
-    if isinstance(exc, OSError) and exc.errno in USER_FIXABLE_ERRNOS:
-        _fail(describe_os_error(exc))
+    condition = machine_condition(exc)
+    if condition is not None:
+        _fail(condition)
     print(f"error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
     sys.exit(1)

@@ -162,6 +162,16 @@ def test_a_readonly_runs_folder_is_one_error_line(tmp_path):
     assert_one_error_line(code, out, err, "cannot write")
 
 
+def test_a_full_disk_while_a_search_starts_is_one_error_line_and_leaves_no_run(tmp_path):
+    """48 KiB: too small for the run's SQLite study; the search refuses with one line and keeps nothing."""
+    paths = _paths(tmp_path)
+    with tmpfs(tmp_path / "full", "48k") as folder:
+        code, out, err = nas(*_fill(_search("--runs-dir", str(folder / "runs"), "--executor", "local"), paths))
+        left = listing(folder)
+    assert_one_error_line(code, out, err, "disk is full")
+    assert not [name for name in left if name.startswith("runs/tiny")], left
+
+
 # --- file arguments: each class of bad file ------------------------------------------------------------------
 
 FILE_CLASSES = ("binary", "empty", "folder", "dangling", "truncated")
