@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -110,6 +111,12 @@ def _assert_one_status_per_trial(run_dir: Path, study) -> None:
             trial.number, trial.state, trial.user_attrs.get("status"), listed[trial.number], table[trial.number])
     interrupted = [n for n, status in table.items() if status == "INTERRUPTED"]
     assert all(study.trials[n].state == TrialState.FAIL for n in interrupted)  # Optuna's nearest state
+    report = run_dir.parent / f"{run_dir.name}-report"
+    assert run_nas("report", str(run_dir), "--out", str(report)).returncode == 0
+    html = (report / "index.html").read_text()
+    shown = html.split("trials-interrupted", 1)[1].split("</table>", 1)[0] if interrupted else ""
+    assert sorted(int(n) for n in re.findall(r"<tr[^>]*>\s*<td[^>]*>(\d+)</td>", shown)) == sorted(interrupted)
+    shutil.rmtree(report)
 
 
 # ---- Ctrl-C, then move, rename, extend, rebuild --------------------------------------------------
