@@ -57,6 +57,9 @@ TRIAL_DTYPES: dict[str, str] = {
     "family": "str",
     "baseline": "str",  # catalog name of a --baselines entry, else None
     "accuracy": "float64",  # proxy validation top-1, a fraction
+    "accuracy_se": "float64",  # its binomial standard error over the validation clips (docs/proxy.md)
+    "val_clips": "Int64",  # validation clips the accuracy was read on (None: settled without training)
+    "num_classes": "Int64",  # classes of the proxy data: chance accuracy is 1 / num_classes
     "gmacs": "float64",
     "latency_ms": "float64",
     "params": "Int64",

@@ -215,6 +215,7 @@ class _Attempt:
         core = SearchCore(
             config=config, study=self.study, baseline_study=self.baseline_study, space=self.space,
             static_costs=static_costs, bounds={k: tuple(v) for k, v in bounds.items()}, on_change=self.export,
+            val_clips=len(data.val), num_classes=data.train.num_classes,
         )
         rule = make_rule(config, val_clips=len(data.val))
         replay_earlier_trials(rule, self.study, max_fidelity=config.proxy.epochs)  # a resume's rungs

@@ -11,6 +11,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import Problem
+from nas.core.costaware import binomial_se
 from nas.runmodel import RunDir, baseline_trial_id, constraint_column, trials_table
 from nas.study import interrupted_trials
 from runners.costs import shape_label
@@ -40,6 +41,13 @@ def trial_status(trial: FrozenTrial) -> str:
     return status
 
 
+def _accuracy_se(accuracy: float | None, val_clips: int | None) -> float | None:
+    """Binomial standard error of a trained trial's accuracy; None when it was settled without training."""
+    if accuracy is None or not val_clips:
+        return None
+    return binomial_se(float(accuracy), int(val_clips))
+
+
 def _row(
     trial: FrozenTrial, problem: Problem, max_fidelity: int, *, trial_id: int, baseline: str | None,
     interrupted: str | None = None,
@@ -59,6 +67,9 @@ def _row(
         "family": attrs.get("family"),
         "baseline": baseline,
         "accuracy": attrs.get("accuracy"),
+        "accuracy_se": _accuracy_se(attrs.get("accuracy"), attrs.get("val_clips")),
+        "val_clips": attrs.get("val_clips"),
+        "num_classes": attrs.get("num_classes"),
         "gmacs": attrs.get("gmacs"),
         "latency_ms": attrs.get("latency_ms"),
         "params": attrs.get("params"),

@@ -21,6 +21,7 @@ from reports.load import RunData, RunObjective
 UNITS = {"accuracy": "pts", "gmacs": "GMACs", "latency_ms": "ms", "params": "M params"}
 NOUNS = {"accuracy": "accuracy", "gmacs": "GMACs", "latency_ms": "latency", "params": "parameters"}
 NOISY_LATENCY_CV = 0.15  # same threshold as `nas profile` (nas/cli/profile.py)
+CHANCE_Z = 2.0  # standard errors: an accuracy this close to chance is not told apart from guessing (docs/reports.md)
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
@@ -50,18 +51,34 @@ def _difference(objective: RunObjective, mine: float, anchor: float) -> str:
     return f"{mine - anchor:+.3g} {UNITS[objective.column]}"
 
 
+def at_chance(frame: pd.DataFrame) -> pd.Series:
+    """Rows whose accuracy is within :data:`CHANCE_Z` standard errors of chance (``1 / num_classes``), or below.
+
+    False where the run did not record its classes (runs written before ``num_classes`` existed)."""
+    if not {"accuracy", "num_classes"} <= set(frame.columns):
+        return pd.Series(False, index=frame.index)
+    classes = pd.to_numeric(frame["num_classes"], errors="coerce").astype(float)  # NaN where not recorded
+    se = pd.to_numeric(frame["accuracy_se"], errors="coerce").astype(float).fillna(0.0) if "accuracy_se" in frame else 0.0
+    accuracy = pd.to_numeric(frame["accuracy"], errors="coerce").astype(float)
+    return ((classes > 0) & (accuracy - 1.0 / classes <= CHANCE_Z * se)).astype(bool)
+
+
 def trade_offs(run: RunData, front: pd.DataFrame) -> list[str]:
-    """One phrase per front row: what it is best at, and what it gives up against the first objective's best."""
+    """One phrase per front row: what it is best at, and what it gives up against the first objective's best.
+
+    A row at chance accuracy (:func:`at_chance`) is best at nothing: it is on the front for its costs alone."""
     if front.empty:
         return []
     columns = {o.column: display(o.column, front[o.column]) for o in run.objectives}
+    chance = at_chance(front).to_numpy()
     best = {o.column: _best_index(columns[o.column], o) for o in run.objectives}
     anchor_objective = run.objectives[0]
     anchor = best[anchor_objective.column]
     anchor_id = int(front["trial_id"].iloc[anchor])
     phrases = []
     for i in range(len(front)):
-        leads = [f"best {NOUNS[o.column]}" for o in run.objectives if best[o.column] == i]
+        leads = ["at chance accuracy"] if chance[i] else [
+            f"best {NOUNS[o.column]}" for o in run.objectives if best[o.column] == i]
         if i == anchor:
             phrases.append(", ".join(leads))
             continue
@@ -120,6 +137,7 @@ def warnings(run: RunData, findings: Findings) -> list[str]:
     counts = findings.counts
     if not findings.n_candidates:
         out.append("No completed trials yet: there is no front and no hypervolume to show.")
+    out += _chance_warnings(findings.groups.front)
     outside = outside_bounds(run)
     if outside.get("any"):
         parts = ", ".join(_bound_phrase(run, name, n) for name, n in outside.items() if name != "any")
@@ -143,6 +161,18 @@ def warnings(run: RunData, findings: Findings) -> list[str]:
                    "not comparable with other runs.")
     out += _noisy_latency(run)
     return out
+
+
+def _chance_warnings(front: pd.DataFrame) -> list[str]:
+    """Front trials that learned nothing at this proxy: on the front only because they cost little."""
+    rows = front[at_chance(front)]
+    if rows.empty:
+        return []
+    ids = ", ".join(str(int(t)) for t in rows["trial_id"])
+    classes = int(pd.to_numeric(rows["num_classes"]).iloc[0])
+    return [f"{plural(len(rows), 'front trial')} ({ids}) at chance accuracy: within {CHANCE_Z:g} standard errors of "
+            f"1/{classes} = {1 / classes:.1%}. They are on the front for their costs alone and learned nothing at "
+            "this proxy: do not retrain them as they are."]
 
 
 def _gate_warnings(findings: Findings) -> list[str]:

@@ -54,8 +54,13 @@ class AccuracyNoise:
             raise ValueError(f"seed_sd={self.seed_sd!r}, z={self.z!r}: allowed: finite numbers >= 0")
 
     def margin(self, a: float, b: float) -> float:
-        binomial = (a * (1 - a) + b * (1 - b)) / self.val_clips
-        return self.z * math.sqrt(max(binomial, 0.0) + 2 * self.seed_sd**2)
+        binomial = binomial_se(a, self.val_clips) ** 2 + binomial_se(b, self.val_clips) ** 2
+        return self.z * math.sqrt(binomial + 2 * self.seed_sd**2)
+
+
+def binomial_se(accuracy: float, clips: int) -> float:
+    """Standard error of a top-1 accuracy read on ``clips`` validation clips: ``sqrt(a(1-a)/n)`` (docs/proxy.md)."""
+    return math.sqrt(max(accuracy * (1 - accuracy), 0.0) / clips)
 
 
 @dataclass(frozen=True)

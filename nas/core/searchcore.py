@@ -91,8 +91,12 @@ class SearchCore:
         bounds: dict[str, tuple[float, float]],
         on_change: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        val_clips: int | None = None,
+        num_classes: int | None = None,
     ) -> None:
         self.config = config
+        # the validation clips every accuracy is read on, and the classes (chance is 1/classes): stored with each trial
+        self.val_clips, self.num_classes = val_clips, num_classes
         self.study = study
         self.baseline_study = baseline_study
         self.space = space
@@ -362,6 +366,7 @@ class SearchCore:
         accuracy = float(last.accuracy) if last is not None else 0.0
         attrs = dict(
             status="COMPLETE" if complete else "PRUNED", counted=live.baseline is None, accuracy=accuracy,
+            val_clips=self.val_clips, num_classes=self.num_classes,
             latency_ms=latency, latency_profile=reading.profile if reading is not None else None, fidelity=fidelity,
             max_fidelity=self.config.proxy.epochs, finished_at=self.clock(), history=live.history,
             train_seconds=float(last.train_seconds) if last is not None else self.clock() - live.started_at,

@@ -102,7 +102,8 @@ def simulate(*, config: SearchConfig, table: Table, space: SearchSpace, workers:
     baseline_study = optuna.create_study(study_name=config.name + "-baselines", directions=config.problem.directions) \
         if config.problem.baselines else None
     core = SearchCore(config=config, study=study, baseline_study=baseline_study, space=space,
-                      static_costs=table_static_costs(table), bounds=bounds, clock=clock)
+                      static_costs=table_static_costs(table), bounds=bounds, clock=clock,
+                      val_clips=table_val_clips(table))
     rule = make_rule(config, val_clips=table_val_clips(table))
     executor = SimulatedExecutor(
         table, clock, seed=config.seed, workers=workers, pending=ray_pending(config) if pending is None else pending,

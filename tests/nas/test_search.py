@@ -6,6 +6,7 @@ Every search here is tiny (depth-18 proxies at width 1/8 on 8 x 32 x 32 clips, 2
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -72,6 +73,20 @@ def test_small_search_completes_and_parquet_agrees_with_study(small_run):
     config_on_disk = RunDir(outcome.run_dir).read_search()
     assert set(config_on_disk["environment"]) >= {"python", "torch", "ray", "optuna", "cpu", "git_revision"}
     assert config_on_disk["bounds"]["gmacs"][1] > 0
+
+
+def test_each_trained_trial_stores_the_binomial_standard_error_of_its_accuracy(small_run):
+    config, outcome = small_run
+    frame = frame_of(outcome.run_dir)
+    val_clips = max(config.data.num_classes, config.data.num_clips // 5)  # docs/proxy.md: a fifth, a clip per class
+    trained = frame[frame["status"].isin(["COMPLETE", "PRUNED"])]
+    assert len(trained) >= 2 and (trained["val_clips"] == val_clips).all()
+    for row in trained.itertuples():
+        correct = round(row.accuracy * val_clips)
+        assert correct / val_clips == pytest.approx(row.accuracy)  # a share of the validation clips
+        assert row.accuracy_se == pytest.approx(math.sqrt(row.accuracy * (1 - row.accuracy) / val_clips), rel=1e-12)
+    untrained = frame[frame["status"].isin(["INFEASIBLE", "DUPLICATE", "INVALID"])]
+    assert untrained["accuracy_se"].isna().all() and untrained["val_clips"].isna().all()
 
 
 TWO_SPECS = """\

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 
@@ -96,3 +97,23 @@ def test_no_warning_when_nothing_needs_saying(tmp_path):
     write_run(tmp_path / "clean", trials, with_study=False)
     text = build_report(tmp_path / "clean").read_text()
     assert 'id="warnings"' not in text and "fell outside" not in text
+
+
+@pytest.mark.parametrize("accuracy", [round(1 / 12, 4), 0.30])
+def test_a_front_trial_at_chance_is_warned_about_and_is_best_at_nothing(accuracy, tmp_path):
+    """The cheapest trial of the run is on the front whatever it learned; at chance (1/12 read on 420 clips) the
+    first screen says so and the row carries no "best" label; at 30% it is a real trade-off and keeps them."""
+    se = math.sqrt(accuracy * (1 - accuracy) / 420)
+    cheapest = FakeTrial("COMPLETE", {"family": "mtnet", "mtnet_depth": 32, "ratio": 0.5}, accuracy=accuracy,
+                         row={"gmacs": 0.5, "latency_ms": 1.0, "params": 1_000_000, "accuracy_se": se,
+                              "val_clips": 420, "num_classes": 12})
+    table = write_run(tmp_path / "run", [*default_trials(), cheapest], with_study=False)
+    trial = int(table.loc[table["gmacs"] == 0.5, "trial_id"].iloc[0])
+    page = parse(build_report(tmp_path / "run"))
+    trade = {int(r[0]): r[-2] for r in page.rows["summary-front"] if r}
+    text = (tmp_path / "run" / "report" / "index.html").read_text()
+    warned = f"front trial ({trial}) at chance accuracy" in text
+    if accuracy < 0.1:
+        assert warned and trade[trial].startswith("at chance accuracy") and "best" not in trade[trial]
+    else:
+        assert not warned and trade[trial].startswith("best GMACs, best latency")

@@ -17,6 +17,7 @@ from runners.latency import (
     get_profile,
     hardware_fingerprint,
     measure_latency,
+    steadiest,
     time_model,
     time_step,
     timing_stats,
@@ -123,3 +124,23 @@ def test_cuda_profiles_time_with_events(name):
     profile = dataclasses.replace(get_profile(name), shape=(2, 16, 16), warmup_s=0.1)
     forward, train = time_model(Toy(), profile)
     assert len(forward.samples_ms) == profile.runs and train is not None
+
+
+@pytest.mark.parametrize("cvs, kept, taken", [
+    ([0.05], 0, 1),  # steady at once: one reading
+    ([0.40, 0.30, 0.05], 2, 3),  # noisy twice, then steady: the steady one
+    ([0.40, 0.50, 0.45], 0, 3),  # noisy every time: the steadiest of three, its CV over the threshold travels with it
+    ([0.40, 0.10, 0.02], 1, 2),  # steady on the second reading: no third
+])
+def test_a_noisy_latency_is_measured_again_and_the_steadiest_reading_kept(cvs, kept, taken, tmp_path):
+    base = measure_latency(CATALOG["r3d-18"], TINY, cache=tmp_path)
+    readings = [dataclasses.replace(base, forward=dataclasses.replace(base.forward, cv=cv)) for cv in cvs]
+    asked: list[bool] = []
+
+    def measure(refresh: bool):
+        asked.append(refresh)
+        return readings[len(asked) - 1]
+
+    result, count = steadiest(measure, noisy_cv=0.15, remeasures=2)
+    assert (result.cv, count) == (cvs[kept], taken)
+    assert asked == [False] + [True] * (taken - 1)  # the first may come from the cache; the others are fresh
