@@ -157,7 +157,12 @@ def trials_table(run_path: Path, *, top: int | None = None, front: bool = False,
     run = RunDir(run_path)
     shape = run.read_search().get("config", {}).get("deploy_shape", "")
     frame = select_trials(run_path, top=top, front=front)
+    if not shape and "deploy_shape" in frame and frame["deploy_shape"].nunique() == 1:
+        shape = frame["deploy_shape"].iloc[0]  # a run whose search.yaml does not say it: what its trials were costed at
     caption = f"GMACs @ {shape}"
+    latency_shapes = frame["latency_shape"].dropna().unique() if "latency_shape" in frame else []
+    if len(latency_shapes) == 1 and frame["latency_ms"].notna().any():
+        caption += f"; latency @ {latency_shapes[0]} (profile {frame['latency_profile'].dropna().iloc[0]})"
     if front and is_baseline(frame).any():
         caption += "; baselines are shown beside the front, not part of it"
     table = Table(title=title or f"{run_path}: {len(frame)} trials", caption=caption)

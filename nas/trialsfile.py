@@ -41,6 +41,15 @@ def trial_status(trial: FrozenTrial) -> str:
     return status
 
 
+def _latency_shape(problem: Problem) -> str | None:
+    """The input the latency objective is timed on (``cpu-quick``: 8 frames, where GMACs count 16)."""
+    if not problem.needs_latency:
+        return None
+    from runners.latencyprofile import get_profile
+
+    return get_profile(problem.latency_profile).input_label
+
+
 def _accuracy_se(accuracy: float | None, val_clips: int | None) -> float | None:
     """Binomial standard error of a trained trial's accuracy; None when it was settled without training."""
     if accuracy is None or not val_clips:
@@ -85,6 +94,7 @@ def _row(
         "gate_open_rates": json.dumps(attrs.get("gate_open_rates") or {}),
         "params_json": json.dumps(trial.params, sort_keys=True),
         "latency_profile": attrs.get("latency_profile") or (problem.latency_profile if problem.needs_latency else None),
+        "latency_shape": _latency_shape(problem),
         "deploy_shape": shape_label(problem.deploy_shape),
         "history": json.dumps(attrs.get("history") or []),
     }

@@ -66,3 +66,20 @@ def test_runs_takes_runs_dir_like_search_and_prints_json(runs_dir):
     assert records[0]["trained"] == int(searched["status"].isin(["COMPLETE", "PRUNED", "FAIL"]).sum())
     positional = run_nas("runs", str(runs_dir))  # the old spelling still works
     assert positional.returncode == 0 and "alpha" in positional.stdout and "beta" in positional.stdout
+
+
+def test_the_latency_shape_is_named_beside_the_gmacs_shape_in_nas_trials_and_the_report(tmp_path):
+    """cpu-quick times 8-frame clips where GMACs count 16 (docs/costs.md): both name what they measured."""
+    from reports.build import build_report
+    from tests.reports.fake_run import default_trials
+
+    trials = default_trials()
+    for trial in trials:
+        trial.row["latency_shape"] = "1x3x8x112x112"
+    write_run(tmp_path / "run", trials, with_study=False)
+    listed = run_nas("trials", str(tmp_path / "run"), "--front")
+    assert listed.returncode == 0, listed.stderr
+    caption = " ".join(listed.stdout.split())
+    assert "GMACs @ 1x3x16x112x112" in caption and "latency @ 1x3x8x112x112 (profile cpu-quick)" in caption
+    page = build_report(tmp_path / "run").read_text()
+    assert "latency (ms, median, profile cpu-quick @ 1x3x8x112x112)" in page
