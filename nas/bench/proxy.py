@@ -21,7 +21,7 @@ joint space's mean proxy step costs ~0.35 CPU-s; so the dataset is 288 / 144 cli
 epoch), far smaller than the demo's 1,680 / 420 of 12 classes. That is the trade-off: the default fidelity here
 has the demo's epochs, width and clip shape but a third as many steps per epoch.
 
-Resumable: each (architecture, fidelity, seed) result is a JSON file under ``OUT/cache/<settings hash>/``, written
+Resumable: each (architecture, fidelity, seed) result is a JSON file under ``OUT/cache/<hash of the settings and the sampled specs>/``, written
 atomically when the run finishes; a rerun with the same settings loads those and runs only what is missing.
 Runs execute in ``workers`` spawned processes (one torch thread each), longest first. ``quick`` is a smoke test
 of the whole pipeline (4 architectures, 32 / 24 clips, at most 2 epochs): every table row, not the real figures.
@@ -33,6 +33,7 @@ writes the report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -80,6 +81,13 @@ def sample_architectures(count: int, *, seed: int, space: str = "joint", width: 
             if len(specs) == count:
                 return specs
     raise UserInputError(f"space {space!r} has fewer than {count} distinct architectures buildable at width {width}")
+
+
+def cache_key(settings: ProxyBenchSettings, specs: list[Any]) -> str:
+    """The cache folder's name: the settings and every sampled spec in full (``spec.key()`` covers each field, its
+    defaults included), so a changed spec default never reuses runs of the architectures it no longer describes."""
+    text = settings.key() + "".join(spec.key() for spec in specs)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 # ---- analysis -------------------------------------------------------------------------------------------
@@ -192,7 +200,7 @@ def run_proxy_benchmark(
         raise UserInputError(f"workers={workers} is not allowed; allowed: an integer >= 1")
     specs = sample_architectures(settings.architectures, seed=settings.seed, space=settings.space,
                                  width=FIDELITIES["default"].width)
-    folder = Path(out_dir) / "cache" / settings.key()
+    folder = Path(out_dir) / "cache" / cache_key(settings, specs)
     write_json(folder / "settings.json", {"settings": asdict(settings),
                                            "fidelities": {n: asdict(f) for n, f in FIDELITIES.items()}})
     started = time.perf_counter()

@@ -93,3 +93,18 @@ def _check_in_browser(page: Path, panels: int) -> None:
         assert not errors, errors
     finally:
         driver.quit()
+
+
+def test_the_cache_key_changes_with_any_field_of_a_sampled_spec_defaults_included():
+    """A changed spec default changes the sampled specs, never their indices: the cache must not be reused."""
+    import dataclasses
+
+    from nas.bench.proxy import cache_key, sample_architectures
+
+    specs = sample_architectures(3, seed=0, space="srtg")
+    assert cache_key(QUICK, specs) == cache_key(QUICK, sample_architectures(3, seed=0, space="srtg"))
+    srtg = specs[1].srtg  # a field the space never sets: what a changed default changes
+    changed = dataclasses.replace(specs[1], srtg=dataclasses.replace(srtg, tau=srtg.tau + 0.1))
+    assert changed.key() != specs[1].key()
+    assert cache_key(QUICK, [specs[0], changed, specs[2]]) != cache_key(QUICK, specs)
+    assert cache_key(dataclasses.replace(QUICK, seed=1), specs) != cache_key(QUICK, specs)
