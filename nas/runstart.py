@@ -25,7 +25,7 @@ from nas.reachable import check_constraints_reachable
 from nas.proxydata import check_data
 from nas.runlock import RunLockedError, held_by_a_driver
 from nas.runmodel import LOCK_FILE, RunDir, SPACE_FILE, STATE_FILE, STUDY_FILE, SEARCH_FILE, TRIALS_FILE
-from nas.study import BASELINE_SUFFIX
+from nas.study import BASELINE_SUFFIX, schema_error
 from space import catalog_spec
 from space.errors import UserInputError
 from space.searchspace import SearchSpace, load_space
@@ -99,6 +99,8 @@ def _check_study_and_target(config: SearchConfig, run: RunDir) -> None:
         trials = study.get_trials(deepcopy=False)
     except KeyError:
         raise UserInputError(f"cannot resume {run.path}: its storage holds no study named {config.study!r}") from None
+    except RuntimeError as exc:  # Optuna refusing a schema another Optuna version wrote
+        raise (schema_error(run.storage_url(config.execution.storage), exc) or exc) from None
     except (SQLAlchemyError, ValueError) as exc:
         reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:160]
         raise UserInputError(f"cannot resume {run.path}: its study cannot be read ({reason})") from None

