@@ -62,9 +62,8 @@ def axis_label(run: RunData, column: str) -> str:
         return f"GMACs @ {shape}" if shape else "GMACs"
     if column == "latency_ms":
         profile = _single_value(run.trials["latency_profile"])
-        shape = _single_value(run.trials["latency_shape"]) if "latency_shape" in run.trials else None
-        at = f" @ {shape}" if shape else ""  # runs written before latency_shape existed name the profile only
-        return f"latency (ms, median, profile {profile}{at})" if profile else "latency (ms, median)"
+        shape = _single_value(run.trials["latency_shape"]) if "latency_shape" in run.trials else None  # older runs
+        return f"latency (ms, median, profile {profile}{f' @ {shape}' if shape else ''})" if profile else "latency (ms, median)"
     if column == "params":
         return "parameters (M)"
     return column
