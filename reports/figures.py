@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from reports.analysis import front_candidates, sampled_params, spec_summary
 from reports.findings import Findings
 from reports.load import RunData
+from reports.uncertainty import NOISE_Z, accuracy_error_bars
 
 COLORS = {
     "front": "#d62728",
@@ -98,13 +99,8 @@ def _hover(frame: pd.DataFrame) -> list[str]:
 
 def _group_frames(findings: Findings) -> dict[str, pd.DataFrame]:
     g = findings.groups
-    return {
-        "dominated": g.dominated,
-        "pruned": g.pruned,
-        "infeasible": g.infeasible,
-        "baseline": g.baselines,
-        "front": g.front,
-    }
+    return {"dominated": g.dominated, "pruned": g.pruned, "infeasible": g.infeasible, "baseline": g.baselines,
+            "front": g.front}
 
 
 def _y_values(group: str, frame: pd.DataFrame) -> np.ndarray:
@@ -138,6 +134,7 @@ def pareto_2d(run: RunData, findings: Findings, x_column: str) -> NamedFigure:
                 mode="lines+markers" if line_front else ("markers+text" if group == "baseline" else "markers"),
                 line={"shape": "hv", "color": COLORS[group]} if line_front else None,
                 marker={"color": COLORS[group], "symbol": SYMBOLS[group], "size": 11 if group == "front" else 8},
+                error_y=accuracy_error_bars(frame.iloc[order]) if group != "infeasible" else None,
                 opacity=0.55 if group == "dominated" else 1.0,
                 text=list(frame["baseline"].iloc[order]) if group == "baseline" else None,
                 textposition="top center",
@@ -150,7 +147,8 @@ def pareto_2d(run: RunData, findings: Findings, x_column: str) -> NamedFigure:
         )
     x_label = axis_label(run, x_column)
     figure.update_layout(
-        title=f"Pareto front: accuracy vs {x_label}",
+        title=f"Pareto front: accuracy vs {x_label}" + (
+            f" (bars: +-{NOISE_Z:g} standard errors)" if "accuracy_se" in run.trials and run.trials["accuracy_se"].notna().any() else ""),
         xaxis_title=x_label,
         yaxis_title=axis_label(run, "accuracy"),
         legend={"orientation": "h", "y": -0.2},

@@ -17,6 +17,7 @@ from reports.analysis import front_candidates, normalised_points, retrain_comman
 from reports.figures import display
 from reports.findings import Findings
 from reports.load import RunData, RunObjective
+from reports.uncertainty import NOISE_Z, indistinguishable
 
 UNITS = {"accuracy": "pts", "gmacs": "GMACs", "latency_ms": "ms", "params": "M params"}
 NOUNS = {"accuracy": "accuracy", "gmacs": "GMACs", "latency_ms": "latency", "params": "parameters"}
@@ -75,6 +76,7 @@ def trade_offs(run: RunData, front: pd.DataFrame) -> list[str]:
     anchor_objective = run.objectives[0]
     anchor = best[anchor_objective.column]
     anchor_id = int(front["trial_id"].iloc[anchor])
+    within = {member: group[0] for group in indistinguishable(front) for member in group[1:]}
     phrases = []
     for i in range(len(front)):
         leads = ["at chance accuracy"] if chance[i] else [
@@ -84,6 +86,9 @@ def trade_offs(run: RunData, front: pd.DataFrame) -> list[str]:
             continue
         differences = [_difference(o, columns[o.column][i], columns[o.column][anchor]) for o in run.objectives]
         text = ", ".join(differences) + f" vs trial {anchor_id}"
+        trial = int(front["trial_id"].iloc[i])
+        if trial in within:
+            text += f"; accuracy within noise of trial {within[trial]}"
         phrases.append("; ".join([", ".join(leads), text]) if leads else text)
     return phrases
 
@@ -138,6 +143,7 @@ def warnings(run: RunData, findings: Findings) -> list[str]:
     if not findings.n_candidates:
         out.append("No completed trials yet: there is no front and no hypervolume to show.")
     out += _chance_warnings(findings.groups.front)
+    out += _noise_warnings(findings.groups.front)
     outside = outside_bounds(run)
     if outside.get("any"):
         parts = ", ".join(_bound_phrase(run, name, n) for name, n in outside.items() if name != "any")
@@ -160,6 +166,18 @@ def warnings(run: RunData, findings: Findings) -> list[str]:
         out.append("search.yaml has no fixed bounds: this hypervolume is normalised by the observed range and is "
                    "not comparable with other runs.")
     out += _noisy_latency(run)
+    return out
+
+
+def _noise_warnings(front: pd.DataFrame) -> list[str]:
+    """Front points one proxy run cannot tell apart on accuracy: their trade-offs may be noise."""
+    out = []
+    for group in indistinguishable(front):
+        accuracy = 100 * front.set_index("trial_id").loc[group, "accuracy"].astype(float)
+        out.append(f"These {len(group)} front architectures are indistinguishable at this proxy: trials "
+                   f"{', '.join(map(str, group))} (accuracies {accuracy.min():.1f}-{accuracy.max():.1f}%, within "
+                   f"{NOISE_Z:g} standard errors of trial {group[0]}); their retrain commands are in the front table, "
+                   "and more seeds or a longer proxy would tell them apart.")
     return out
 
 

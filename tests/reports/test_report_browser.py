@@ -129,3 +129,39 @@ def test_the_first_screen_shows_the_summary_and_the_whole_front_table(tmp_path):
     assert first_section == "section-summary"
     assert table["rows"] >= 3 and 0 < table["top"] and table["bottom"] <= 900, table
     assert settings["open"] is False and settings["preShown"] is False and settings["top"] > 900
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("second_accuracy, told_apart", [(0.59, False), (0.30, True)])
+def test_error_bars_and_the_indistinguishable_note_in_the_browser(second_accuracy, told_apart, tmp_path):
+    """Two front points (the cheaper one less accurate), each read on 420 clips: 60% vs 59% is within noise
+    (2 standard errors of the difference: 6.8 points), 60% vs 30% is not. The bars are drawn either way."""
+    from tests.reports.fake_run import FakeTrial
+
+    def trial(accuracy: float, gmacs: float, depth: int) -> FakeTrial:
+        se = (accuracy * (1 - accuracy) / 420) ** 0.5
+        return FakeTrial("COMPLETE", {"family": "resnet3d", "conv": "r3d", "depth": depth, "placement": "none"},
+                         accuracy=accuracy, row={"gmacs": gmacs, "latency_ms": gmacs, "accuracy_se": se,
+                                                 "val_clips": 420, "num_classes": 12})
+
+    run_dir = tmp_path / "noise"
+    write_run(run_dir, [trial(0.60, 40.0, 34), trial(second_accuracy, 20.0, 18), trial(0.2, 80.0, 50)],
+              with_study=False)
+    index = build_report(run_dir)
+    driver = _driver()
+    try:
+        driver.get(index.resolve().as_uri())
+        _wait_for_plots(driver, 1)
+        bars = driver.execute_script(
+            "var t = document.getElementById('figure-pareto-gmacs').data.find(t => t.meta.group === 'front');"
+            "return {visible: t.error_y.visible, values: Array.from(t.error_y.array), y: Array.from(t.y)}")
+        notes = driver.execute_script(
+            "var w = document.getElementById('warnings'); return w ? w.innerText : ''")
+        rows = driver.execute_script(
+            "return Array.from(document.getElementById('summary-front').tBodies[0].rows).map(r => r.innerText)")
+    finally:
+        driver.quit()
+    expected = sorted(200 * (a * (1 - a) / 420) ** 0.5 for a in (0.60, second_accuracy))
+    assert bars["visible"] is True and sorted(bars["values"]) == pytest.approx(expected)
+    assert ("indistinguishable at this proxy" in notes) is (not told_apart), notes
+    assert any("within noise of trial 0" in row for row in rows) is (not told_apart), rows
