@@ -41,7 +41,11 @@ class Measurer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
 
     def measure(self, spec_dict: dict) -> float:
-        """Median forward latency (ms) of the real model of ``spec_dict`` on this measurer's profile.
+        """Median forward latency (ms): :meth:`reading` without its CV."""
+        return self.reading(spec_dict)[0]
+
+    def reading(self, spec_dict: dict) -> tuple[float, float]:
+        """(median forward latency in ms, its CV) of the real model of ``spec_dict`` on this measurer's profile.
 
         A reading whose CV is over ``runners.latency.NOISY_CV`` is measured again, up to twice, and the steadiest
         kept. Each call is logged (start, end, spec key, value, CV, readings taken) to ``costs/measurer-log.jsonl``
@@ -56,4 +60,4 @@ class Measurer:
                  "profile": self.profile.name, "cv": result.cv, "readings": taken}
         with open(self.log_path, "a") as log:
             log.write(json.dumps(entry) + "\n")
-        return float(result.fwd_ms_median)
+        return float(result.fwd_ms_median), float(result.cv)

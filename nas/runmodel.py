@@ -75,6 +75,7 @@ TRIAL_DTYPES: dict[str, str] = {
     "gate_open_rates": "str",  # JSON: SRTG block -> share of samples whose gate opened (None: T = 1 only)
     "params_json": "str",  # the Optuna parameters, JSON
     "latency_profile": "str",
+    "latency_cv": "float64",  # coefficient of variation of its timings (over 15%: NOISY, re-measured: docs/costs.md)
     "latency_shape": "str",  # the latency profile's input, BxCxTxHxW (it may differ from deploy_shape: docs/costs.md)
     "deploy_shape": "str",
     "history": "str",  # JSON list of per-epoch results

@@ -94,6 +94,7 @@ def _row(
         "gate_open_rates": json.dumps(attrs.get("gate_open_rates") or {}),
         "params_json": json.dumps(trial.params, sort_keys=True),
         "latency_profile": attrs.get("latency_profile") or (problem.latency_profile if problem.needs_latency else None),
+        "latency_cv": attrs.get("latency_cv"),
         "latency_shape": _latency_shape(problem),
         "deploy_shape": shape_label(problem.deploy_shape),
         "history": json.dumps(attrs.get("history") or []),

@@ -321,7 +321,8 @@ class SearchCore:
                         constraints=self._set_constraints(otrial, False, violations),
                         **{f"constraint_{k}": v for k, v in violations.items()},
                         error=f"infeasible: exceeds {broken}", finished_at=self.clock(),
-                        latency_profile=latency.profile if latency is not None else None)
+                        latency_profile=latency.profile if latency is not None else None,
+                        latency_cv=latency.cv if latency is not None else None)
         study.tell(otrial, self._objective_values(0.0, self._cost_columns(costs, latency_ms)))
         frozen = self._frozen(otrial) if study is self.study else None
         if frozen is not None:
@@ -368,6 +369,7 @@ class SearchCore:
             status="COMPLETE" if complete else "PRUNED", counted=live.baseline is None, accuracy=accuracy,
             val_clips=self.val_clips, num_classes=self.num_classes,
             latency_ms=latency, latency_profile=reading.profile if reading is not None else None, fidelity=fidelity,
+            latency_cv=reading.cv if reading is not None else None,
             max_fidelity=self.config.proxy.epochs, finished_at=self.clock(), history=live.history,
             train_seconds=float(last.train_seconds) if last is not None else self.clock() - live.started_at,
             gate_open_rates=gate_rates(last.gate_open_rates if last is not None else None),

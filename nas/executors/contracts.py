@@ -41,10 +41,12 @@ class TrialRequest:
 
 @dataclass(frozen=True)
 class LatencyReading:
-    """A latency measured for a trial: median forward milliseconds on a named profile."""
+    """A latency measured for a trial: median forward milliseconds on a named profile, and the coefficient of
+    variation of its timings (None where it was not kept: a recorded table without it)."""
 
     ms: float
     profile: str
+    cv: float | None = None
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,8 @@ def _worker_main(conn: Connection, lease: Lease, data: ProxyData, settings: Tria
             status, value = conn.recv()
             if status != "ok":  # raised inside the trial body: the trial ends FAILED with the message
                 raise RuntimeError(f"latency measurement failed: {value}")
-            return LatencyReading(float(value), settings.latency_profile)
+            ms, cv = value
+            return LatencyReading(float(ms), settings.latency_profile, float(cv))
 
         def report(epoch) -> bool:
             conn.send(("report", epoch))
@@ -113,7 +114,7 @@ def _measurer_main(conn: Connection, profile: str, cache_dir: str) -> None:
         if spec is None:
             return
         try:
-            conn.send(("ok", measurer.measure(spec.to_dict())))
+            conn.send(("ok", measurer.reading(spec.to_dict())))
         except Exception as exc:  # noqa: BLE001 - the trial that asked records the failure
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
@@ -189,7 +190,7 @@ class LocalPoolExecutor:
         status, value = conn.recv()
         if status != "ok":
             raise RuntimeError(f"latency measurement failed: {value}")
-        return float(value)
+        return float(value[0])
 
     def run(self, loop: TrialLoop, data: ProxyData, *, refresh: Callable[[bool], None] | None = None) -> None:
         """Train the loop's requests until it says FINISHED and none is left running (or Ctrl-C)."""

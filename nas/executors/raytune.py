@@ -51,12 +51,13 @@ def to_result(report: EpochReport) -> dict[str, Any]:
             "data_wait_seconds": report.data_wait_seconds, "train_seconds": report.train_seconds,
             "train_started_at": report.train_started_at, "reported_at": report.reported_at,
             "latency_ms": latency.ms if latency else None, "latency_profile": latency.profile if latency else None,
-            "gate_open_rates": json.dumps(report.gate_open_rates)}
+            "latency_cv": latency.cv if latency else None, "gate_open_rates": json.dumps(report.gate_open_rates)}
 
 
 def _latency_of(result: dict[str, Any]) -> LatencyReading | None:
-    ms = result.get("latency_ms")
-    return LatencyReading(float(ms), str(result.get("latency_profile"))) if ms is not None else None
+    ms, cv = result.get("latency_ms"), result.get("latency_cv")
+    return LatencyReading(float(ms), str(result.get("latency_profile")), None if cv is None else float(cv)) \
+        if ms is not None else None
 
 
 def report_from_result(trial_id: str, result: dict[str, Any]) -> EpochReport | None:
@@ -111,7 +112,8 @@ def ray_trial(config: dict[str, Any], *, data: ProxyData, settings: TrialSetting
         # accuracy 0.0 only because Tune insists every result carries the scheduler's metric; no "epoch": no rung
         tune.report({"accuracy": 0.0, "error": outcome.error, "traceback": outcome.traceback,
                      "infeasible": outcome.kind is OutcomeKind.INFEASIBLE,
-                     "latency_ms": reading.ms if reading else None, "latency_profile": reading.profile if reading else None})
+                     "latency_ms": reading.ms if reading else None, "latency_profile": reading.profile if reading else None,
+                     "latency_cv": reading.cv if reading else None})
 
 
 class _LatencyFuture:
@@ -119,12 +121,13 @@ class _LatencyFuture:
 
     def __init__(self, measurer_name: str | None, profile: str, spec: ArchSpec) -> None:
         self.profile = profile
-        self._ref = ray.get_actor(measurer_name).measure.remote(spec.to_dict()) if measurer_name else None
+        self._ref = ray.get_actor(measurer_name).reading.remote(spec.to_dict()) if measurer_name else None
         self._value: LatencyReading | None = None
 
     def reading(self) -> LatencyReading | None:
         if self._ref is not None and self._value is None:
-            self._value = LatencyReading(float(ray.get(self._ref)), self.profile)
+            ms, cv = ray.get(self._ref)
+            self._value = LatencyReading(float(ms), self.profile, float(cv))
         return self._value
 
 

@@ -165,4 +165,5 @@ class SimulatedExecutor:
         value = row.get("latency_ms")
         if self.latency_profile is None or value is None or value != value:
             return None
-        return LatencyReading(float(value), self.latency_profile)
+        cv = row.get("latency_cv")
+        return LatencyReading(float(value), self.latency_profile, None if cv is None or cv != cv else float(cv))

@@ -31,3 +31,9 @@ def test_search_with_onnx_runtime_latency_completes(ray_address, tmp_path):
     timed = [e for e in entries if "key" in e]
     assert timed and all(e["key"]["profile"]["runtime"] == "onnxruntime" for e in timed)
     assert {e["key"]["spec_key"] for e in timed} == set(done["spec_key"])
+    # each trial keeps its reading's spread: the CV of the timing the run cached (the steadiest one, docs/costs.md)
+    cached_cv = {e["key"]["spec_key"]: e["forward"]["cv"] for e in timed}
+    assert all(row.latency_cv == pytest.approx(cached_cv[row.spec_key]) for row in done.itertuples())
+    log = [json.loads(line) for line in (outcome.run_dir / "costs" / "measurer-log.jsonl").read_text().splitlines()]
+    assert log and all(1 <= entry["readings"] <= 3 and entry["cv"] >= 0 for entry in log)
+    assert set(done["latency_shape"]) == {"1x3x8x112x112"}  # ort-cpu-quick's clip, named beside the GMACs shape
