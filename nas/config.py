@@ -79,6 +79,10 @@ class Problem:
             raise UserInputError(
                 f"--objectives {','.join(objectives)} is not allowed; allowed: 2-4 distinct of {', '.join(OBJECTIVES)}"
             )
+        if "accuracy" not in objectives:  # costs are known before any trial: nothing would need training
+            raise UserInputError(
+                f"--objectives {','.join(objectives)} is not allowed: without accuracy no trial needs training; "
+                "allowed: accuracy and 1-3 of gmacs, latency, params (costs alone: `nas profile`)")
         for name, limit in self.constraints.items():
             if limit <= 0:
                 raise UserInputError(f"{_flag(name)} {limit} is not allowed; allowed: a number > 0")
@@ -210,10 +214,6 @@ class SearchConfig:
         _check_at_least({"trials": self.trials}, 1)
         if not 0 <= self.seed < 2**32:  # numpy's, torch's and Optuna's seeds are unsigned 32-bit
             raise UserInputError(f"--seed {self.seed} is not allowed; allowed: an integer from 0 to {2**32 - 1}")
-        if "accuracy" not in self.problem.objectives:
-            raise UserInputError(
-                f"--objectives {','.join(self.problem.objectives)} is not allowed: without accuracy no trial "
-                "needs training; allowed: accuracy and 1-3 of gmacs, latency, params (costs alone: `nas profile`)")
         if self.retries < 0:
             raise UserInputError(f"--retries {self.retries} is not allowed; allowed: >= 0")
         if self.time_budget_s is not None and self.time_budget_s <= 0:

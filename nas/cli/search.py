@@ -55,7 +55,7 @@ def register_search(app: typer.Typer) -> None:
         runs_dir: Path = typer.Option(Path(DEFAULTS.runs_dir), help="Where run directories live."),
         trials: int = typer.Option(DEFAULTS.trials, help="Trials that train (COMPLETE, PRUNED, FAIL after retries)."),
         time_budget: Optional[float] = typer.Option(None, help="Seconds: no trial starts after it; running ones stop at their next rung."),
-        objectives: str = typer.Option(",".join(DEFAULTS.problem.objectives), help="2-4 of accuracy, gmacs, latency, params."),
+        objectives: str = typer.Option(",".join(DEFAULTS.problem.objectives), help="accuracy and 1-3 of gmacs, latency, params."),
         sampler: str = typer.Option(DEFAULTS.sampler, help="tpe, nsga2, gp or random."),
         scheduler: str = typer.Option(DEFAULTS.scheduler.name, help="costaware (stop only trials clearly beaten at no less cost), moasha, asha or fifo."),
         data: str = typer.Option(DEFAULTS.data.dataset, help="Dataset: synthetic (embedded) or a prepared real dataset."),
