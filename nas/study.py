@@ -46,10 +46,17 @@ def metric_names(problem: Problem) -> list[str]:
     names = {
         "accuracy": "accuracy (proxy val top-1, fraction)",
         "gmacs": f"GMACs @ {shape}",
-        "latency": f"latency ms (median, profile {problem.latency_profile})",
+        "latency": f"latency ms (median, profile {problem.latency_profile} @ {_latency_input(problem)})",
         "params": "parameters (count)",
     }
     return [names[o] for o in problem.objectives]
+
+
+def _latency_input(problem: Problem) -> str:
+    """The clip the latency profile times (``cpu-quick``: 8 frames, where GMACs count 16; docs/costs.md)."""
+    from runners.latencyprofile import get_profile
+
+    return get_profile(problem.latency_profile).input_label
 
 
 def _name_metrics(study: optuna.Study, problem: Problem) -> optuna.Study:

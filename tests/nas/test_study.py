@@ -16,7 +16,7 @@ def test_new_and_resumed_studies_carry_metric_names(tmp_path):
     open_study(config, storage, num_params=3, create=True)
     open_baseline_study(config, storage)
     expected = ["accuracy (proxy val top-1, fraction)", "GMACs @ 1x3x16x112x112",
-                "latency ms (median, profile cpu-quick)"]
+                "latency ms (median, profile cpu-quick @ 1x3x8x112x112)"]  # what each is measured on
     assert metric_names(config.problem) == expected
     for name in (config.name, config.name + "-baselines"):  # read back by a fresh client, as the dashboard does
         assert optuna.load_study(study_name=name, storage=storage).metric_names == expected
