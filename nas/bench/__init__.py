@@ -48,6 +48,7 @@ BENCHMARKS: Mapping[str, Benchmark] = _Registry({
     "costs": "costs.run_costs_benchmark",
     "curves": "curves.run_curves_benchmark",
     "data": "data.run_data_benchmark",
+    "export-syne": "synetune.run_export_syne_benchmark",
     "exports": "exports.run_exports_benchmark",
     "fidelity": "fidelity.run_fidelity_benchmark",
     "gpu": "gpu.run_gpu_benchmark",
@@ -71,6 +72,7 @@ EXTRA_OPTIONS: dict[str, tuple[str, ...]] = {
     "search": ("table", "seeds", "workers"),
     "fidelity": ("run", "table"),
     "noise": ("table",),
+    "export-syne": ("table",),
 }
 
 

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         quick: bool = typer.Option(False, "--quick", help="A smaller, faster version (for smoke tests)."),
         seeds: Optional[int] = typer.Option(None, help="record, curves: seeds per architecture (default 2); search: seeds per strategy (default 10, --quick 2)."),
         workers: Optional[int] = typer.Option(None, help="record: trials trained at once (curves: default 2); search: simulated workers (default 1)."),
-        table: Optional[str] = typer.Option(None, help="search, fidelity: a recorded table (`nas bench record`'s table.parquet or its folder)."),
+        table: Optional[str] = typer.Option(None, help="search, fidelity, export-syne: a recorded table (shipped: bench, demo, small; or `nas bench record` / `curves`' table.parquet or its folder); noise: a benchmark table."),
         run: Optional[str] = typer.Option(None, help="fidelity: a finished search's run directory."),
     ) -> None:
         """Run a benchmark and write its report (`nas bench record SPACE`: record a space's table)."""
