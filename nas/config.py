@@ -200,6 +200,7 @@ class SearchConfig:
     seed: int = 0
     retries: int = 0
     max_resamples: int = 200
+    mlflow: str | None = None  # MLflow tracking URI (nas.tracking, docs/tracking.md); None: not tracked
     problem: Problem = field(default_factory=Problem)
     proxy: ProxyConfig = SEARCH_PROXY
     data: DataSource = field(default_factory=DataSource)
@@ -323,7 +324,7 @@ def load_run_config(run_dir: Path) -> SearchConfig:
 # Everything else defines *what* is searched (the space, the objectives, the proxy, the data, the seed...):
 # changing it mid-run would mix two searches in one study, so it is refused, never silently ignored.
 RESUME_CHANGEABLE = ("trials", "time_budget_s", "executor", "address", "max_concurrent", "retries", "cpus_per_trial",
-                     "gpus_per_trial", "heartbeat_interval_s")
+                     "gpus_per_trial", "heartbeat_interval_s", "mlflow")
 _PATH_FIELDS = ("runs_dir", "space", "root", "cache")
 
 

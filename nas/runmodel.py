@@ -38,6 +38,7 @@ STATE_FILE = "state.yaml"  # how the last driver left the run: running, finished
 STUDY_FILE = "study.db"
 LOCK_FILE = ".lock"
 RETRAIN_DIR = "retrain"
+TRACKING_FILE = "mlflow.yaml"  # `nas search --mlflow`: its tracking URI and parent run id (docs/tracking.md)
 
 # ---- statuses (docs/search.md) -------------------------------------------------------------------------
 

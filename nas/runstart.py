@@ -2,7 +2,7 @@
 
 * :func:`check_before_creating`: every user error that can be found without Ray (the space, the baselines,
   the latency profile, ``--data`` / ``--cache``, GPUs on a machine without any, a name the storage already
-  holds) is raised before the directory exists.
+  holds, an ``--mlflow`` store that cannot be written) is raised before the directory exists.
 * :func:`take_over_leftover`: a folder holding only what a start that never got going leaves behind
   (``.lock``, ``study.db``, ``costs/``, ``ray/``, no ``search.yaml``: a driver killed while starting) is
   cleared for the new start. Anything else in the folder keeps the "already exists" error: we never
@@ -60,6 +60,10 @@ def check_before_creating(config: SearchConfig, run: RunDir, *, resume: bool) ->
         check_storage(config.execution.storage)
     if config.execution.address and config.execution.executor == "ray":
         check_ray_address(config.execution.address)
+    if config.mlflow is not None:  # docs/tracking.md
+        from nas.tracking import check_tracking_uri
+
+        check_tracking_uri(config.mlflow)
     if config.execution.gpus_per_trial > 0 and not config.execution.address:
         import torch
 

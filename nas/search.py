@@ -39,6 +39,7 @@ from nas.runstart import check_before_creating, discard_unstarted, take_over_lef
 from nas.searchlog import LOG_FILE, SearchLog
 from nas.heartbeat import Heartbeat, await_orphans
 from nas.study import open_baseline_study, open_study, requeue_interrupted
+from nas.tracking import Tracker, open_tracker
 from runners.costs import model_costs
 from space import ArchSpec, catalog_spec
 from space.files import atomic_write
@@ -56,6 +57,7 @@ class SearchOutcome:
     run_dir: Path
     counted: int
     message: str | None
+    tracker: Tracker | None = None  # --mlflow: the caller logs the report it builds there (docs/tracking.md)
 
 
 DEPLOY_NUM_CLASSES = 400  # costs are reported for the deployment model at the papers' 400 classes
@@ -187,6 +189,7 @@ class _Attempt:
         self.trials_started = False  # a fresh run is discarded on failure until this is set
         self.study: optuna.Study | None = None
         self.baseline_study: optuna.Study | None = None
+        self.tracker: Tracker | None = None
 
     def run(self) -> SearchOutcome:
         try:
@@ -224,6 +227,9 @@ class _Attempt:
         progress = SearchProgress(config, core, bounds, enabled=self.show_progress)
         self.trials_started = True
         self.log.write_to(run.path / LOG_FILE)  # the run is kept from now on, and so is its log
+        self.tracker = open_tracker(config, run)  # --mlflow: synced from the study at every export
+        if self.tracker is not None:
+            self.export()
         heartbeat = Heartbeat([self.study, self.baseline_study], config.execution.heartbeat_interval_s)
 
         def on_first_ctrl_c() -> None:
@@ -237,7 +243,9 @@ class _Attempt:
         core.close_pending()
         self.export()
         self._write_state("finished", message=core.exhausted_message)
-        return SearchOutcome(run.path, core.counted(), core.exhausted_message)
+        if self.tracker is not None:
+            self.tracker.finish("FINISHED")
+        return SearchOutcome(run.path, core.counted(), core.exhausted_message, self.tracker)
 
     def _bounds(self, static_costs) -> dict:
         """A fresh run fixes its normalisation bounds (and copies a space file); a resume reads them back."""
@@ -256,8 +264,11 @@ class _Attempt:
         return bounds
 
     def export(self) -> None:
-        self.run_dir.write_trials(trials_frame(self.config.problem, self.config.proxy.epochs, self.study,
-                                               self.baseline_study))
+        """``trials.parquet`` from the study, after every change; ``--mlflow`` syncs the same table."""
+        frame = trials_frame(self.config.problem, self.config.proxy.epochs, self.study, self.baseline_study)
+        self.run_dir.write_trials(frame)
+        if self.tracker is not None:
+            self.tracker.update(frame)
 
     def counted(self) -> int:
         return sum(1 for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("counted"))
@@ -275,4 +286,6 @@ class _Attempt:
         requeue_interrupted(self.study, self.baseline_study, reason)
         self.export()
         self._write_state("interrupted", message=reason)
+        if self.tracker is not None:
+            self.tracker.finish("KILLED")
         raise SearchInterrupted(self.run_dir.path, kept=True, counted=self.counted(), wanted=self.config.trials)

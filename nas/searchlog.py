@@ -2,8 +2,9 @@
 
 Ray and Optuna log lines that ask nothing of the user (docs/run-directory.md, "search.log"): Ray's note that
 token authentication is on, Optuna's "A new study created", Tune's own advice to restore its experiment and its
-missing-metrics warning after a Ctrl-C (``nas search --resume`` is the way back, and the CLI prints it). What
-needs the user is said by videonas itself: a one-line error, a FAIL trial with its error, the resume command.
+missing-metrics warning after a Ctrl-C (``nas search --resume`` is the way back, and the CLI prints it); with
+``--mlflow``, MLflow's notes on creating its database (docs/tracking.md). What needs the user is said by
+videonas itself: a one-line error, a FAIL trial with its error, the resume command.
 
 While a :class:`SearchLog` is entered, every record of :data:`DEPENDENCY_LOGGERS` (and of their children, which
 propagate to them) goes to it alone; their own handlers are put back when it exits. Until the run's trials
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 LOG_FILE = "search.log"
-DEPENDENCY_LOGGERS = ("ray", "ray.tune", "ray.train", "optuna")
+DEPENDENCY_LOGGERS = ("ray", "ray.tune", "ray.train", "optuna", "mlflow", "alembic")  # the last two: --mlflow
 # One format for every line, whoever set a formatter on the handlers of their logger (``ray.init`` does).
 LINE_FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 

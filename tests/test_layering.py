@@ -137,3 +137,23 @@ def test_application_over_library_and_reports_with_no_cycle():
             assert not reached & {"application", "reports"}, name
         if _layer(name) == "reports":
             assert "application" not in reached, name
+
+
+TRACKING_MODULES = {"nas.tracking", "nas.mlflowsync"}
+
+
+def test_only_the_tracking_modules_import_mlflow_and_only_inside_functions():
+    """docs/architecture.md, "Startup": mlflow (the optional extra ``videonas[mlflow]``) is imported by
+    ``nas.tracking`` and ``nas.mlflowsync`` alone, inside the functions that run with ``--mlflow``, so no other
+    code needs the extra installed and no module import (``nas search --help`` included) pays for it."""
+    for package in PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            in_functions = {id(node) for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+                            for node in ast.walk(fn)}
+            for node in ast.walk(tree):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+                if any(n == "mlflow" or n.startswith("mlflow.") for n in names):
+                    assert _module_name(path) in TRACKING_MODULES, (path, node.lineno)
+                    assert id(node) in in_functions, f"{path}:{node.lineno} imports mlflow at module level"

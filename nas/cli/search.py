@@ -82,6 +82,7 @@ def register_search(app: typer.Typer) -> None:
         gpus_per_trial: float = typer.Option(DEFAULTS.execution.gpus_per_trial, help="GPUs per trial (fractional allowed; AMP on GPU)."),
         max_concurrent: Optional[int] = typer.Option(None, help="Trials running at once (default: as resources allow)."),
         storage: Optional[str] = typer.Option(None, help="Optuna storage URL (e.g. postgresql://...); default RUN/study.db."),
+        mlflow: Optional[str] = typer.Option(None, help="Log the search to MLflow: a tracking server http://HOST:PORT, sqlite:///PATH, file:/PATH or a folder (needs the optional extra mlflow; docs/tracking.md)."),
         heartbeat_interval: int = typer.Option(DEFAULTS.execution.heartbeat_interval_s, help="Seconds between the driver's heartbeats for its RUNNING trials; a trial with none for 3 intervals is stale (its driver died) and `nas settle` / a resume settle it."),
         seed: int = typer.Option(DEFAULTS.seed, help="Seed of the sampler, the data and the proxies."),
         retries: int = typer.Option(DEFAULTS.retries, help="Re-run a failed trial this many times."),
@@ -92,7 +93,7 @@ def register_search(app: typer.Typer) -> None:
         """Search the space for the best accuracy / cost trade-offs (Optuna on Ray Tune).
 
         Ctrl-C stops it (exit 130) and prints the `--resume` command. On `--resume RUN` only --trials,
-        --time-budget, --executor, --address, --max-concurrent, --retries, --cpus-per-trial, --gpus-per-trial may change.
+        --time-budget, --executor, --address, --max-concurrent, --retries, --cpus-per-trial, --gpus-per-trial, --mlflow may change.
         """
         options = dict(locals())  # every parameter above, by name (ctx included)
         from nas.interruption import INTERRUPT_EXIT_CODE, SearchInterrupted
@@ -154,7 +155,17 @@ def _search_flags(o: dict) -> dict:
         reduction_factor=o["reduction_factor"], executor=o["executor"], address=o["address"],
         cpus_per_trial=o["cpus_per_trial"], gpus_per_trial=o["gpus_per_trial"], max_concurrent=o["max_concurrent"],
         storage=o["storage"], retries=o["retries"], heartbeat_interval_s=o["heartbeat_interval"],
+        mlflow=_tracking_uri(o["mlflow"]),
     )
+
+
+def _tracking_uri(text: str | None) -> str | None:
+    """``--mlflow`` with a local store's path made absolute (a resume may start elsewhere)."""
+    if text is None:
+        return None
+    from nas.tracking import normalise_uri
+
+    return normalise_uri(text)
 
 
 def _config_from_options(ctx: typer.Context, options: dict) -> SearchConfig:
@@ -182,6 +193,8 @@ def _report_search(outcome, *, write_report: bool) -> None:
 
     if write_report:
         build_report(outcome.run_dir)
+        if outcome.tracker is not None:  # --mlflow: the report joins the search's run (docs/tracking.md)
+            outcome.tracker.log_report(outcome.run_dir / "report")
     console = output_console()
     if outcome.message:
         console.print(f"[yellow]search ended early:[/yellow] {outcome.message}")

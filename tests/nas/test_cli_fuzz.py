@@ -11,7 +11,8 @@ by construction, in four groups:
 * **combinations and conditions** found from the flags alone: the ones a user met as errors deep inside a run
   (a seed out of range, ``--runs-dir`` naming a file, a grace period longer than the proxy, a batch BatchNorm
   cannot train on, constraints no architecture of the space meets, objectives without accuracy, database URLs
-  and Ray addresses malformed, of an unknown kind or unreachable, ``$RAY_ADDRESS``, a spec with a key twice);
+  and Ray addresses malformed, of an unknown kind or unreachable, ``$RAY_ADDRESS``, ``--mlflow`` tracking URIs
+  empty, of an unknown scheme or unreachable, a spec with a key twice);
 * **files**: every file argument as binary, empty, a folder, a dangling link, a truncated copy of a valid one;
 * **a damaged run**: each file a real run directory holds (search.yaml, state.yaml, trials.parquet, study.db)
   truncated or replaced by bytes, read back by ``nas trials``, ``nas runs``, ``nas report`` and a resume.
@@ -130,6 +131,9 @@ CONDITIONS = [
     Case("address of an unknown scheme", _search("--address", "http://127.0.0.1:1"), "unknown scheme"),
     Case("address unreachable", _search("--address", "127.0.0.1:1"), "no Ray head node answers"),
     Case("RAY_ADDRESS unreachable", _search(), "no Ray head node answers", env={"RAY_ADDRESS": "127.0.0.1:1"}),
+    Case("mlflow empty", _search("--mlflow", ""), "--mlflow '': empty"),
+    Case("mlflow of an unknown scheme", _search("--mlflow", "foo://x"), "unknown scheme 'foo://'"),
+    Case("mlflow server unreachable", _search("--mlflow", "http://127.0.0.1:1"), "no MLflow tracking server answers"),
     Case("spec file with a key twice", ("profile", "{duplicate_key_spec}", "--no-latency"), "duplicate key"),
     Case("space file is binary", _search("--space", "{binary}"), "error"),
     Case("report out is a file", ("report", "{run}", "--out", "{file}"), "plain.txt"),
