@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -73,10 +74,12 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = f"sqlite:///{self.folder / 'mlflow.db'}"
         mlflow_bin = Path(sys.executable).with_name("mlflow")
+        self.log = (self.folder / "server.log").open("w")
         self.process = subprocess.Popen(
             [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
              "--backend-store-uri", self.db, "--artifacts-destination", str(self.folder / "artifacts")],
-            cwd=self.folder, stdout=subprocess.DEVNULL, stderr=(self.folder / "server.log").open("w"),
+            cwd=self.folder, stdout=subprocess.DEVNULL, stderr=self.log,
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no job runner: tracking only
             start_new_session=True)  # its own process group: the kill reaches its workers too
 
     def wait(self, timeout: float = 180) -> str:
@@ -102,6 +105,8 @@ def server():
     started = Server()
     yield started
     started.kill()
+    started.log.close()
+    shutil.rmtree(started.folder, ignore_errors=True)
 
 
 # ---- what MLflow holds, read back ------------------------------------------------------------------------
