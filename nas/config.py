@@ -201,6 +201,7 @@ class SearchConfig:
     retries: int = 0
     max_resamples: int = 200
     mlflow: str | None = None  # MLflow tracking URI (nas.tracking, docs/tracking.md); None: not tracked
+    warm_start: str | None = None  # a run directory or a recorded table whose results start the study (nas.warmstart)
     problem: Problem = field(default_factory=Problem)
     proxy: ProxyConfig = SEARCH_PROXY
     data: DataSource = field(default_factory=DataSource)
@@ -325,7 +326,7 @@ def load_run_config(run_dir: Path) -> SearchConfig:
 # changing it mid-run would mix two searches in one study, so it is refused, never silently ignored.
 RESUME_CHANGEABLE = ("trials", "time_budget_s", "executor", "address", "max_concurrent", "retries", "cpus_per_trial",
                      "gpus_per_trial", "heartbeat_interval_s", "mlflow")
-_PATH_FIELDS = ("runs_dir", "space", "root", "cache")
+_PATH_FIELDS = ("runs_dir", "space", "root", "cache", "warm_start")
 
 
 def flag_of(field_name: str) -> str:

@@ -73,6 +73,7 @@ TRIAL_DTYPES: dict[str, str] = {
     "train_seconds": "float64",
     "error": "str",
     "duplicate_of": "Int64",
+    "warm_start": "str",  # a known result of --warm-start: where it came from (never counted; docs/search.md)
     "gate_open_rates": "str",  # JSON: SRTG block -> share of samples whose gate opened (None: T = 1 only)
     "params_json": "str",  # the Optuna parameters, JSON
     "latency_profile": "str",

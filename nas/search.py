@@ -29,6 +29,7 @@ from nas.executors.contracts import StaticCosts
 from nas.executors.loop import SearchLoop
 from nas.executors.trialrun import train_trial
 from nas.trialsfile import trials_frame
+from nas.warmstart import WarmStart, add_known_results, load_warm_start
 from nas.interruption import INTERRUPTED_BY_DEATH, INTERRUPTED_BY_USER, SearchInterrupted, graceful_sigint, resume_command
 from nas.objectives import OBJECTIVES
 from nas.progress import SearchProgress
@@ -159,6 +160,7 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
     """
     run = RunDir(Path(config.runs_dir) / config.name)
     space = check_before_creating(config, run, resume=resume)  # a resume reads the space the run copied
+    warm = load_warm_start(config, space) if config.warm_start and not resume else None  # checked here, added later
     if not resume:
         config = config.replace(study_name=config.study)  # fixed now, stored in search.yaml: a renamed run keeps it
     try:
@@ -166,7 +168,8 @@ def run_search(config: SearchConfig, *, resume: bool = False, show_progress: boo
         with SearchLog() as log, executor:  # then Ray is started and its resources checked, logging to `log`
             created_dir = not run.path.exists()
             with RunLock(run):
-                attempt = _Attempt(config, run, space, executor, log, resume=resume, show_progress=show_progress)
+                attempt = _Attempt(config, run, space, executor, log, resume=resume, show_progress=show_progress,
+                                   warm=warm)
                 try:
                     return attempt.run()
                 except BaseException as exc:
@@ -183,8 +186,9 @@ class _Attempt:
     """One driver's attempt at a run, holding its lock: set up, run the trials, settle how it ended."""
 
     def __init__(self, config: SearchConfig, run: RunDir, space: SearchSpace, executor: Any, log: SearchLog, *,
-                 resume: bool, show_progress: bool) -> None:
+                 resume: bool, show_progress: bool, warm: WarmStart | None = None) -> None:
         self.config, self.run_dir, self.space, self.executor, self.log = config, run, space, executor, log
+        self.warm = warm
         self.resume, self.show_progress = resume, show_progress
         self.trials_started = False  # a fresh run is discarded on failure until this is set
         self.study: optuna.Study | None = None
@@ -212,6 +216,10 @@ class _Attempt:
         self.baseline_study = open_baseline_study(config, storage) if config.problem.baselines else None
         if self.resume:
             _settle_orphans(config, self.study, self.baseline_study)
+        elif self.warm is not None:  # before the core and the rule: the sampler and the rungs start informed
+            add_known_results(self.study, self.warm, config, self.space, at=time.time())
+            if self.show_progress:
+                print(self.warm.describe(), file=sys.stderr, flush=True)
         static_costs = static_cost_fn(config.problem)
         bounds = self._bounds(static_costs)
         data = build_proxy_data(config.data, frames=config.proxy.frames, size=config.proxy.size, seed=config.seed)

@@ -91,6 +91,7 @@ def _row(
         "train_seconds": attrs.get("train_seconds"),
         "error": interrupted or attrs.get("error"),
         "duplicate_of": attrs.get("duplicate_of"),
+        "warm_start": attrs.get("warm_start"),
         "gate_open_rates": json.dumps(attrs.get("gate_open_rates") or {}),
         "params_json": json.dumps(trial.params, sort_keys=True),
         "latency_profile": attrs.get("latency_profile") or (problem.latency_profile if problem.needs_latency else None),

@@ -62,6 +62,7 @@ BENCHMARKS: Mapping[str, Benchmark] = _Registry({
     "srtg": "srtg.run_srtg_benchmark",
     "srtg-gate": "srtg_gate.run_srtg_gate_benchmark",
     "throughput": "throughput.run_throughput_benchmark",
+    "warm-start": "warmstart.run_warm_start_benchmark",
 })
 
 
@@ -73,6 +74,7 @@ EXTRA_OPTIONS: dict[str, tuple[str, ...]] = {
     "fidelity": ("run", "table"),
     "noise": ("table",),
     "export-syne": ("table",),
+    "warm-start": ("table", "seeds"),
 }
 
 

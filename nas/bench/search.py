@@ -29,11 +29,11 @@ import os
 import statistics
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-TABLES = resources.files("nas") / "sim" / "tables"
+from nas.sim.shipped import SHIPPED_TABLES, default_table, load_table, shipped_table  # noqa: F401  (re-exported)
+
 BUDGET_SHARE = 0.3
 PROCESSES = max(1, min(4, os.cpu_count() or 1))  # full mode: simulations in parallel (GP proposals dominate)
 QUICK_SEEDS = 2
@@ -42,48 +42,6 @@ FULL_SEEDS = 10
 # allows 200: on a small table every sampler soon exhausts the space, and each proposal of the GP sampler
 # costs about a second on a 2-core machine).
 MAX_RESAMPLES = {True: 5, False: 20}
-
-
-SHIPPED_TABLES = ("demo", "small", "bench")
-
-
-def default_table(quick: bool) -> Path:
-    return shipped_table("small" if quick else "demo")
-
-
-def shipped_table(name: str) -> Path:
-    from space.errors import UserInputError
-
-    path = Path(str(TABLES / f"{name}.parquet"))
-    if not path.is_file():
-        raise UserInputError(f"the shipped table {path} is missing from this install; "
-                             "give one with --table DIR_OR_FILE (from `nas bench record`) or run with --quick")
-    return path
-
-
-def load_table(table: str | None, *, quick: bool):
-    """``--table``: a shipped table's name (demo, small, bench), a file or its folder; an epoch table (``nas bench
-    record``) as it is, a benchmark table (``nas bench curves``) as the simulator's epoch table."""
-    from nas.sim.curvetable import MANIFEST_KEY, epoch_table, read_curve_table
-    from nas.sim.table import TABLE_FILE, read_table
-
-    if table is None:
-        path = default_table(quick)
-    elif table in SHIPPED_TABLES:
-        path = shipped_table(table)
-    else:
-        path = Path(table)
-        path = path / TABLE_FILE if path.is_dir() else path
-    if path.is_file():
-        import pyarrow.parquet as pq
-
-        try:
-            is_curves = MANIFEST_KEY in (pq.read_schema(path).metadata or {})
-        except (OSError, ValueError):
-            is_curves = False
-        if is_curves:
-            return path, epoch_table(read_curve_table(path))
-    return path, read_table(path)
 
 
 def bench_config(manifest: dict[str, Any], *, trials: int, has_latency: bool = True):

@@ -86,6 +86,7 @@ def register_search(app: typer.Typer) -> None:
         heartbeat_interval: int = typer.Option(DEFAULTS.execution.heartbeat_interval_s, help="Seconds between the driver's heartbeats for its RUNNING trials; a trial with none for 3 intervals is stale (its driver died) and `nas settle` / a resume settle it."),
         seed: int = typer.Option(DEFAULTS.seed, help="Seed of the sampler, the data and the proxies."),
         retries: int = typer.Option(DEFAULTS.retries, help="Re-run a failed trial this many times."),
+        warm_start: Optional[str] = typer.Option(None, help="Start the study from known results: a run directory of the same space, objectives and proxy, or a recorded table (demo, small, a `nas bench record` table.parquet)."),
         resume: Optional[Path] = typer.Option(None, help="Resume the run in this directory (its config is reused)."),
         no_report: bool = typer.Option(False, "--no-report", help="Do not write the report at the end."),
         quiet: bool = typer.Option(False, "--quiet", help="No live progress view."),
@@ -156,6 +157,7 @@ def _search_flags(o: dict) -> dict:
         cpus_per_trial=o["cpus_per_trial"], gpus_per_trial=o["gpus_per_trial"], max_concurrent=o["max_concurrent"],
         storage=o["storage"], retries=o["retries"], heartbeat_interval_s=o["heartbeat_interval"],
         mlflow=_tracking_uri(o["mlflow"]),
+        warm_start=o["warm_start"],
     )
 
 

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import TrialState
 
-from nas.config import SearchConfig
+from nas.config import Problem, SearchConfig
 from nas.executors.contracts import EpochReport, LatencyReading, OutcomeKind, StaticCosts, TrialOutcome, TrialRequest
 from nas.objectives import CONSTRAINTS, OBJECTIVES
 from nas.runmodel import gate_rates
@@ -58,6 +58,13 @@ def trial_seed(search_seed: int, spec_key: str) -> int:
 
 
 StaticCostFn = Callable[[ArchSpec], StaticCosts]
+
+
+def constraint_values(problem: Problem, costs: StaticCosts, latency_ms: float | None) -> dict[str, float]:
+    """``value - limit`` per constraint flag of ``problem`` whose value is known (feasible iff all <= 0)."""
+    measured = {"gmacs": costs.gmacs, "params": costs.params / 1e6, "latency_ms": latency_ms}
+    return {flag: float(measured[CONSTRAINTS[flag]] - limit)
+            for flag, limit in problem.constraints.items() if measured[CONSTRAINTS[flag]] is not None}
 
 
 @dataclass
@@ -269,13 +276,7 @@ class SearchCore:
     # ---- telling ------------------------------------------------------------------------------
 
     def _constraint_values(self, costs: StaticCosts, latency_ms: float | None) -> dict[str, float]:
-        measured = {"gmacs": costs.gmacs, "params": costs.params / 1e6, "latency_ms": latency_ms}
-        values = {}
-        for flag, limit in self.config.problem.constraints.items():
-            value = measured[CONSTRAINTS[flag]]
-            if value is not None:
-                values[flag] = float(value - limit)
-        return values
+        return constraint_values(self.config.problem, costs, latency_ms)
 
     def _constraint_list(self, invalid: bool, violations: dict[str, float]) -> list[float]:
         """``[invalid, gmacs - limit, ...]`` in a fixed order (feasible iff all <= 0)."""

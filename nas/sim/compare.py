@@ -114,6 +114,7 @@ class Run:
     frame: pd.DataFrame  # the run's trials (trials.parquet columns), simulated seconds
     trained: int
     elapsed_s: float
+    study: object = None  # the run's Optuna study, when asked for (a warm start's source)
 
 
 def run_strategies(*, config: SearchConfig, table: Table, space: SearchSpace, seeds: int, workers: int,
@@ -156,8 +157,10 @@ def _parsed_space(space_yaml: str, name: str) -> SearchSpace:
 
 def simulate_one(sampler: str, scheduler: str, seed: int, *, config: SearchConfig, table: Table,
                  space: SearchSpace | None, workers: int, budget_s: float, bounds: dict,
-                 overheads: Overheads | None) -> Run:
-    """One strategy and seed; ``space=None`` parses the table's embedded space (in a spawned process)."""
+                 overheads: Overheads | None, warm=None, keep_study: bool = False) -> Run:
+    """One strategy and seed; ``space=None`` parses the table's embedded space (in a spawned process);
+    ``warm``: a :class:`nas.warmstart.WarmStart` the run starts from; ``keep_study``: keep the Optuna study in the
+    returned run (a warm start's source)."""
     import optuna
 
     if space is None:
@@ -168,11 +171,12 @@ def simulate_one(sampler: str, scheduler: str, seed: int, *, config: SearchConfi
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # GP's per-trial note on conditional parameters
     try:  # restored after: a library call must not leave the process's logging changed
         outcome = simulate(config=run_config, table=table, space=space, workers=workers, overheads=overheads,
-                           bounds=bounds)
+                           bounds=bounds, warm=warm)
     finally:
         optuna.logging.set_verbosity(verbosity)
     frame = trials_frame(run_config.problem, run_config.proxy.epochs, outcome.study, outcome.baseline_study)
-    return Run(sampler, scheduler, seed, frame, outcome.core.counted(), outcome.elapsed_s)
+    return Run(sampler, scheduler, seed, frame, outcome.core.counted(), outcome.elapsed_s,
+               outcome.study if keep_study else None)
 
 
 def summarise(runs: list[Run], *, config: SearchConfig, table: Table, bounds: dict, budget_s: float,

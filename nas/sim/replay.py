@@ -16,14 +16,15 @@ import optuna
 
 from nas.config import SearchConfig
 from nas.core.rungs import RungRule
+from nas.core.resume import replay_earlier_trials
 from nas.core.schedulers import make_rule
 from nas.core.searchcore import SearchCore
 from nas.executors.contracts import StaticCosts
 from nas.executors.loop import SearchLoop
 from nas.executors.simulated import Overheads, SimClock, SimulatedExecutor, ray_pending
-from nas.proxydata import proxy_split
-from nas.sim.table import Table, check_compatible, space_digest
+from nas.sim.table import Table, check_compatible, space_digest, table_val_clips
 from nas.study import make_sampler, metric_names
+from nas.warmstart import WarmStart, add_known_results
 from space.errors import UserInputError
 from space.searchspace import SearchSpace
 
@@ -58,16 +59,6 @@ def table_static_costs(table: Table):
     return costs
 
 
-def table_val_clips(table: Table) -> int:
-    """The validation clips the table's accuracies were read on (a benchmark table states it; else the split a
-    search with its ``--num-clips`` makes)."""
-    settings = table.manifest["settings"]
-    data = table.manifest.get("data") or {}
-    if "val" in data:
-        return int(data["val"])
-    return proxy_split(int(settings["num_clips"]), int(settings.get("num_classes") or 12))[1]
-
-
 def check_table(table: Table, *, config: SearchConfig, space: SearchSpace) -> None:
     """Refuse a table recorded with another version, space or settings, and baselines it lacks."""
     check_compatible(table.manifest, config=config, digest=space_digest(s.key() for s in space.enumerate()),
@@ -83,12 +74,14 @@ def check_table(table: Table, *, config: SearchConfig, space: SearchSpace) -> No
 
 def simulate(*, config: SearchConfig, table: Table, space: SearchSpace, workers: int = 1,
              overheads: Overheads | None = None, table_seed: int | None = None,
-             bounds: dict[str, tuple[float, float]], pending: int | None = None) -> SimOutcome:
+             bounds: dict[str, tuple[float, float]], pending: int | None = None,
+             warm: WarmStart | None = None) -> SimOutcome:
     """Run ``config``'s search against ``table`` with ``workers`` simulated workers; deterministic for ``config.seed``.
 
     A trial replays the recorded seed ``table_seed`` when given (and recorded for it), else one drawn per trial
     (``random.Random(config.seed)``) from the architecture's recorded seeds. ``pending`` trials are requested
-    ahead of a free worker, as Ray Tune does (default :func:`~nas.executors.simulated.ray_pending`).
+    ahead of a free worker, as Ray Tune does (default :func:`~nas.executors.simulated.ray_pending`). ``warm``: known
+    results added to the study at simulated time 0, as ``nas search --warm-start`` adds them (:mod:`nas.warmstart`).
     """
     if workers < 1:
         raise UserInputError(f"--workers {workers} is not allowed; allowed: an integer >= 1")
@@ -101,10 +94,14 @@ def simulate(*, config: SearchConfig, table: Table, space: SearchSpace, workers:
         study.set_metric_names(metric_names(config.problem))
     baseline_study = optuna.create_study(study_name=config.name + "-baselines", directions=config.problem.directions) \
         if config.problem.baselines else None
+    if warm is not None:
+        add_known_results(study, warm, config, space, at=0.0)
     core = SearchCore(config=config, study=study, baseline_study=baseline_study, space=space,
                       static_costs=table_static_costs(table), bounds=bounds, clock=clock,
                       val_clips=table_val_clips(table))
     rule = make_rule(config, val_clips=table_val_clips(table))
+    if warm is not None:  # the rungs rank new trials against the known results' curves, as nas.search does
+        replay_earlier_trials(rule, study, max_fidelity=config.proxy.epochs)
     executor = SimulatedExecutor(
         table, clock, seed=config.seed, workers=workers, pending=ray_pending(config) if pending is None else pending,
         overheads=overheads if overheads is not None else Overheads.from_table(table), table_seed=table_seed,

@@ -114,6 +114,18 @@ class Table:
         return sorted(int(s) for s in self.rows.loc[self.rows["spec_key"] == spec_key, "seed"].unique())
 
 
+def table_val_clips(table: Table) -> int:
+    """The validation clips the table's accuracies were read on (a benchmark table states it; else the split a
+    search with its ``--num-clips`` makes)."""
+    settings = table.manifest["settings"]
+    data = table.manifest.get("data") or {}
+    if "val" in data:
+        return int(data["val"])
+    from nas.proxydata import proxy_split
+
+    return proxy_split(int(settings["num_clips"]), int(settings.get("num_classes") or 12))[1]
+
+
 def table_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Rows -> the table frame: every column, in order, with its dtype."""
     return typed_frame(rows, TABLE_DTYPES)

@@ -34,7 +34,7 @@ def test_an_old_flat_search_yaml_is_read_into_the_parts():
     assert (config.name, config.trials, config.seed, config.retries) == ("old", 12, 7, 1)
     # written back as it was, plus the flags added since, at their defaults
     assert config.to_dict() == {**OLD_SEARCH_YAML_CONFIG, "heartbeat_interval_s": 10, "study_name": None, "executor": "ray",
-                                 "mlflow": None}
+                                "mlflow": None, "warm_start": None}
 
 
 def test_flags_round_trip_and_unknown_keys_from_other_versions_are_ignored():
