@@ -39,6 +39,26 @@ STUDY_FILE = "study.db"
 LOCK_FILE = ".lock"
 RETRAIN_DIR = "retrain"
 TRACKING_FILE = "mlflow.yaml"  # `nas search --mlflow`: its tracking URI and parent run id (docs/tracking.md)
+CONFIRM_DIR = "confirm"  # `nas confirm`: the front candidates trained with further seeds (a recorded table)
+CONFIRMED_FILE = "confirmed.parquet"  # `nas confirm`: the front before and after averaging over seeds
+
+# confirmed.parquet (nas/confirm.py writes it, the report reads it): one row per trial on the front before or
+# after confirmation, or confirmed
+CONFIRMED_DTYPES: dict[str, str] = {
+    "trial_id": "int64",
+    "spec_key": "str",
+    "spec": "str",
+    "accuracy_search": "float64",  # the search's one proxy run
+    "accuracy": "float64",  # mean over every seed trained (the search's included)
+    "accuracy_se": "float64",  # standard error of that mean (std / sqrt(seeds)); None for one seed
+    "seeds": "int64",  # proxy runs averaged
+    "accuracies": "str",  # JSON list: each seed's accuracy, the search's first
+    "gmacs": "float64",
+    "latency_ms": "float64",
+    "params": "Int64",
+    "front_before": "bool",
+    "front_after": "bool",
+}
 
 # ---- statuses (docs/search.md) -------------------------------------------------------------------------
 
@@ -217,6 +237,14 @@ class RunDir:
     @property
     def retrain_dir(self) -> Path:
         return self.path / RETRAIN_DIR
+
+    @property
+    def confirm_dir(self) -> Path:
+        return self.path / CONFIRM_DIR
+
+    @property
+    def confirmed_file(self) -> Path:
+        return self.path / CONFIRMED_FILE
 
     def storage_url(self, override: str | None = None) -> str:
         return override or f"sqlite:///{self.study_file.resolve()}"

@@ -19,6 +19,8 @@ from plotly.offline import get_plotlyjs
 
 from nas.pareto import dominates, to_minimization
 from reports.analysis import STATUS_MEANING, retrain_command, spec_summary
+from reports.confirmation import HEADERS as CONFIRM_HEADERS
+from reports.confirmation import NOT_CONFIRMED, confirmation
 from reports.figures import NamedFigure, axis_label, display
 from reports.findings import Findings
 from reports.load import RunData
@@ -56,6 +58,7 @@ SECTIONS = (
     ("gates", "SRTG gates"),
     ("failures", "Failures and pruning"),
     ("pareto-table", "Pareto table"),
+    ("confirm", "Front confirmed with more seeds"),
     ("retrain", "Proxy vs full-scale"),
     ("settings", "Settings and environment"),
 )
@@ -303,6 +306,15 @@ def _dominating_trials(run: RunData, front: pd.DataFrame, row: object) -> list[i
     return winners
 
 
+def _confirm_section(run: RunData) -> str:
+    confirmed = confirmation(run.confirmed)
+    if confirmed is None:
+        return f'<p class="muted">{_e(NOT_CONFIRMED)}</p>'
+    return (f"<p id=confirm-summary>{_e(confirmed.sentence)} Mean: over the search's run and the further seeds of "
+            "<code>nas confirm</code>; SE: the standard error of that mean.</p>"
+            + table(list(CONFIRM_HEADERS), confirmed.rows, table_id="confirm-table"))
+
+
 def _retrain_section(findings: Findings, figures: dict[str, NamedFigure]) -> str:
     comparison = findings.retrain
     if comparison is None:
@@ -343,6 +355,7 @@ def render_html(run: RunData, findings: Findings, figures: list[NamedFigure]) ->
         "gates": _gates_section(findings, by_id),
         "failures": _failures_section(run, findings, by_id),
         "pareto-table": _pareto_table_section(run, findings),
+        "confirm": _confirm_section(run),
         "retrain": _retrain_section(findings, by_id),
         "settings": _settings_section(run),
     }

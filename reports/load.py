@@ -73,6 +73,7 @@ class RunData:
     retrain: tuple[RetrainResult, ...]
     study_path: Path | None
     start_time: float | None  # unix seconds
+    confirmed: pd.DataFrame | None = None  # `nas confirm`: the front before and after (confirmed.parquet)
 
     @property
     def name(self) -> str:
@@ -109,7 +110,18 @@ def load_run(run_dir: str | Path) -> RunData:
         retrain=_read_retrain(files.retrain_dir),
         study_path=study_path if study_path.is_file() else None,
         start_time=_start_time(config, trials),
+        confirmed=_read_confirmed(files.confirmed_file),
     )
+
+
+def _read_confirmed(path: Path) -> pd.DataFrame | None:
+    """``confirmed.parquet`` if `nas confirm` wrote one (a damaged one is left out of the report, not fatal)."""
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError):
+        return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from pathlib import Path
 import yaml
 
 from reports.analysis import STATUS_MEANING
+from reports.confirmation import HEADERS as CONFIRM_HEADERS
+from reports.confirmation import NOT_CONFIRMED, confirmation
 from reports.figures import axis_label, display
 from reports.findings import Findings
 from reports.load import RunData
@@ -42,9 +44,17 @@ def render_markdown(run: RunData, findings: Findings, pngs: Sequence[Path]) -> s
         out += _hypervolume(run, findings)
         out += _importance(findings)
     out += _gates(findings)
+    out += _confirmed(run)
     out += _retrain(findings)
     out += _settings(run)
     return "\n".join(out)
+
+
+def _confirmed(run: RunData) -> list[str]:
+    confirmed = confirmation(run.confirmed)
+    if confirmed is None:
+        return ["## Front confirmed with more seeds", "", NOT_CONFIRMED, ""]
+    return ["## Front confirmed with more seeds", "", confirmed.sentence, "", md_table(CONFIRM_HEADERS, confirmed.rows), ""]
 
 
 def _summary(run: RunData, findings: Findings) -> list[str]:

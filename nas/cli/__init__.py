@@ -43,9 +43,9 @@ def _root(
 
 
 def _register_commands() -> None:
-    from nas.cli import catalog, report, search, bench, space, retrain, data, profile, export, settle
+    from nas.cli import catalog, report, search, bench, space, retrain, data, profile, export, settle, confirm
 
-    for module in (catalog, report, search, bench, space, retrain, data, profile, export, settle):
+    for module in (catalog, report, search, bench, space, retrain, data, profile, export, settle, confirm):
         module.register(app)
 
 

@@ -91,7 +91,7 @@ def check_record_args(config: SearchConfig, *, seeds: int, workers: int) -> None
                              "(the simulator applies constraints to the recorded costs)")
 
 
-def _manifest(config: SearchConfig, *, digest: str, unbuildable: list[str], seeds: int, started: str) -> dict:
+def _manifest(config: SearchConfig, *, digest: str, unbuildable: list[str], seeds: list[int], started: str) -> dict:
     """What the table was recorded with; ``space_yaml`` keeps the space itself, so a table outlives its file."""
     from nas.runlock import environment
     from runners.latency import get_profile, hardware_fingerprint
@@ -105,7 +105,7 @@ def _manifest(config: SearchConfig, *, digest: str, unbuildable: list[str], seed
         "space_yaml": space_yaml(config.space),
         "unbuildable": unbuildable,
         "baselines": list(config.problem.baselines),
-        "seeds": list(range(seeds)),
+        "seeds": seeds,
         "settings": recorded_settings(config),
         "data": {"kind": config.data.dataset, "num_clips": config.data.num_clips, "num_classes": config.data.num_classes,
                  "cache": config.data.cache, "seeded_by": "the search seed (the data a search with that seed builds)"},
@@ -117,11 +117,16 @@ def _manifest(config: SearchConfig, *, digest: str, unbuildable: list[str], seed
 
 
 def record_table(*, config: SearchConfig, out_dir: Path, seeds: int = 2, workers: int = 1,
-                 show_progress: bool = True) -> RecordOutcome:
-    """Record (or resume recording) the table of ``config.space`` into ``out_dir/table.parquet``."""
+                 show_progress: bool = True, jobs: list[Job] | None = None) -> RecordOutcome:
+    """Record (or resume recording) the table of ``config.space`` into ``out_dir/table.parquet``.
+
+    ``jobs``: record these (architecture, seed) pairs of the space instead of all of it (``nas confirm``)."""
     check_record_args(config, seeds=seeds, workers=workers)
     config = config.replace(max_concurrent=workers)
-    jobs, unbuildable, digest = record_plan(config, seeds=seeds)
+    if jobs is None:
+        jobs, unbuildable, digest = record_plan(config, seeds=seeds)
+    else:
+        unbuildable, digest = [], space_digest(s.key() for s in load_space(config.space).enumerate())
     table_path = out_dir / TABLE_FILE
     existing = read_table(table_path) if table_path.exists() else None
     if existing is not None:
@@ -131,7 +136,8 @@ def record_table(*, config: SearchConfig, out_dir: Path, seeds: int = 2, workers
     total = len({(j.spec.key(), j.seed) for j in jobs} | done)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = existing.manifest.get("started_at") if existing else time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    manifest = _manifest(config, digest=digest, unbuildable=unbuildable, seeds=seeds, started=started)
+    manifest = _manifest(config, digest=digest, unbuildable=unbuildable, seeds=sorted({j.seed for j in jobs}),
+                         started=started)
     if existing is not None:
         manifest["seeds"] = sorted(set(manifest["seeds"]) | set(existing.manifest.get("seeds", [])))
     writer = _TableWriter(table_path, manifest, existing)
