@@ -97,16 +97,20 @@ def register_search(app: typer.Typer) -> None:
         --time-budget, --executor, --address, --max-concurrent, --retries, --cpus-per-trial, --gpus-per-trial, --mlflow may change.
         """
         options = dict(locals())  # every parameter above, by name (ctx included)
-        from nas.interruption import INTERRUPT_EXIT_CODE, SearchInterrupted
-        from nas.search import run_search
+        _search(_config_from_options(ctx, options), resume=resume is not None, quiet=quiet, no_report=no_report)
 
-        config = _config_from_options(ctx, options)
-        try:
-            outcome = run_search(config, resume=resume is not None, show_progress=not quiet)
-        except SearchInterrupted as stopped:
-            print(f"{stopped}", file=sys.stderr, flush=True)
-            sys.exit(INTERRUPT_EXIT_CODE)
-        _report_search(outcome, write_report=not no_report)
+
+def _search(config: SearchConfig, *, resume: bool, quiet: bool, no_report: bool) -> None:
+    """Run the search, then its report; Ctrl-C exits 130 after printing the resume command."""
+    from nas.interruption import INTERRUPT_EXIT_CODE, SearchInterrupted
+    from nas.search import run_search
+
+    try:
+        outcome = run_search(config, resume=resume, show_progress=not quiet)
+    except SearchInterrupted as stopped:
+        print(f"{stopped}", file=sys.stderr, flush=True)
+        sys.exit(INTERRUPT_EXIT_CODE)
+    _report_search(outcome, write_report=not no_report)
 
 
 def register_runs(app: typer.Typer) -> None:
