@@ -7,7 +7,7 @@ A search config is composed of parts, and each component of a search receives on
 * ``proxy``: a :class:`runners.proxy.ProxyConfig`, the proxy training every trial runs (the trial sets only
   its own seed, threads and device on it);
 * :class:`DataSource`: the proxy data (synthetic or a prepared cache);
-* :class:`SchedulerConfig`: the rung rule (costaware, moasha, asha, fifo) and its rungs;
+* :class:`SchedulerConfig`: the rung rule (costaware, moasha, asha, fifo, topk) and its rungs;
 * :class:`Execution`: where trials run (Ray address, resources per trial, concurrency, Optuna storage).
 
 The command line and ``search.yaml`` speak flat *flags* (``proxy_epochs``, ``max_gmacs``, ...; the ``nas search``
@@ -30,7 +30,7 @@ from runners.shape import parse_shape, shape_label
 from space.errors import UserInputError
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
-SCHEDULERS = ("moasha", "asha", "fifo", "costaware")
+SCHEDULERS = ("moasha", "asha", "fifo", "costaware", "topk")
 EXECUTORS = ("ray", "local")  # nas.executors: Ray Tune (the default; a cluster) or a local process pool
 SEARCH_PROXY = ProxyConfig(epochs=4, width_mult=0.25, frames=16, size=32, batch_size=32, lr=0.05)
 

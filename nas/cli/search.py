@@ -57,7 +57,7 @@ def register_search(app: typer.Typer) -> None:
         time_budget: Optional[float] = typer.Option(None, help="Seconds: no trial starts after it; running ones stop at their next rung."),
         objectives: str = typer.Option(",".join(DEFAULTS.problem.objectives), help="accuracy and 1-3 of gmacs, latency, params."),
         sampler: str = typer.Option(DEFAULTS.sampler, help="tpe, nsga2, gp or random."),
-        scheduler: str = typer.Option(DEFAULTS.scheduler.name, help="costaware (stop only trials clearly beaten at no less cost), moasha, asha or fifo."),
+        scheduler: str = typer.Option(DEFAULTS.scheduler.name, help="costaware (stop only trials clearly beaten at no less cost), moasha, asha, fifo or topk (keep the top 5 after the first rung)."),
         data: str = typer.Option(DEFAULTS.data.dataset, help="Dataset: synthetic (embedded) or a prepared real dataset."),
         root: Optional[Path] = typer.Option(None, help="Root folder of a real dataset (prepare it with `nas data prepare`)."),
         cache: Optional[Path] = typer.Option(None, help="A cache written by `nas data prepare`."),

@@ -18,6 +18,11 @@ baselines are exempt (they always train to the full budget and are never ranked)
   of every two at the first rung and made tpe + moasha end at a median final hypervolume of 0.7112 on the demo
   table against 0.7726 with the inclusive rule (docs/search-space.md). The ranking is :func:`rung_decision`.
 
+* :class:`TopKRule` (``topk``): "keep the top k after one epoch", the simple baseline of early discarding
+  (Egele et al. 2023): at the first rung only, a result continues iff its position among every result recorded
+  there (itself included), ranked as MO-ASHA ranks, is below ``k``; past the first rung nothing is stopped.
+  Where MO-ASHA keeps a share of a rung (``p <= n / eta``), this keeps a fixed number, whatever the rung holds.
+
 Every rule records ``stopped`` (trial id -> epochs reached when it was stopped). A resumed search first
 :meth:`RungRule.replay` s the trials its earlier attempts finished (:mod:`nas.core.resume`), so its rungs hold
 what an uninterrupted search's would. Every executor drives these rules through :class:`nas.executors.loop.SearchLoop`; :func:`nas.core.schedulers.make_rule` makes them.
@@ -233,3 +238,31 @@ class MoashaRule(RungRule):
     def _record_final(self, trial_id: str, time: float, result: Mapping[str, Any]) -> None:
         if all(metric in result for metric, _ in self.objectives):
             self.record(trial_id, time, self.values(result))
+
+
+class TopKRule(RungRule):
+    """Keep the top ``k`` after the first rung (module docstring): MO-ASHA's ranking, a fixed number kept.
+
+    The other rungs are kept only for :meth:`stop_at_next_rung` (``--time-budget``), as :class:`FifoRule` does.
+    """
+
+    def __init__(self, objectives: Sequence[Objective], *, rungs: Sequence[float], max_t: float, k: int) -> None:
+        super().__init__(rungs=rungs, max_t=max_t)
+        if k < 1:
+            raise ValueError(f"k={k!r} is not allowed; allowed: an integer >= 1")
+        self.objectives = tuple((str(metric), str(mode)) for metric, mode in objectives)
+        _check_modes([mode for _, mode in self.objectives])
+        self.k = k
+        self.recorded: dict[str, list[float]] = {}  # the first rung's results, by trial
+
+    def _rank(self, trial_id: str, time: float, result: Mapping[str, Any]) -> bool | None:
+        if not self.rungs or time < self.rungs[0] or trial_id in self.recorded:
+            return None
+        values = [result.get(metric) for metric, _ in self.objectives]
+        points = _to_minimization([*self.recorded.values(), values], [mode for _, mode in self.objectives])
+        position = int(np.flatnonzero(pareto_order(points) == len(points) - 1)[0])
+        self.recorded[trial_id] = values
+        return position < self.k
+
+    def _record_final(self, trial_id: str, time: float, result: Mapping[str, Any]) -> None:
+        self._rank(trial_id, time, result)

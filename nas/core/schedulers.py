@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from nas.config import SearchConfig
 from nas.core.costaware import AccuracyNoise, CostAwareRule
-from nas.core.rungs import AshaRule, FifoRule, MoashaRule, RungRule, rung_levels
+from nas.core.rungs import AshaRule, FifoRule, MoashaRule, RungRule, TopKRule, rung_levels
 from nas.objectives import OBJECTIVES
 
 # The training-seed spread of one proxy accuracy reading, measured on the demo table (docs/proxy.md: the
@@ -18,6 +18,9 @@ from nas.objectives import OBJECTIVES
 SEED_SD = 0.02
 MARGIN_Z = 2.0
 MIN_RUNG_RESULTS = 2
+# `--scheduler topk`: how many results of the first rung continue (Egele et al. 2023 keep a handful after one
+# epoch; 5 is a quarter of the default 20-trial budget). A baseline for the comparison (docs/search-space.md).
+TOP_K = 5
 
 
 def make_rule(config: SearchConfig, *, val_clips: int) -> RungRule:
@@ -38,4 +41,6 @@ def make_rule(config: SearchConfig, *, val_clips: int) -> RungRule:
                              noise=AccuracyNoise(val_clips=max(1, val_clips), seed_sd=SEED_SD, z=MARGIN_Z))
     objectives = [(OBJECTIVES[o].column, "max" if OBJECTIVES[o].direction == "maximize" else "min")
                   for o in config.problem.objectives]
+    if scheduler.name == "topk":
+        return TopKRule(objectives, rungs=rungs, max_t=max_t, k=TOP_K)
     return MoashaRule(objectives, rungs=rungs, max_t=max_t, eta=scheduler.reduction_factor)

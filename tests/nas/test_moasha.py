@@ -8,8 +8,8 @@ import pytest
 
 from nas.config import SearchConfig
 from nas.core.costaware import CostAwareRule
-from nas.core.rungs import AshaRule, FifoRule, MoashaRule, rung_decision, rung_levels
-from nas.core.schedulers import make_rule
+from nas.core.rungs import AshaRule, FifoRule, MoashaRule, TopKRule, rung_decision, rung_levels
+from nas.core.schedulers import TOP_K, make_rule
 from space.errors import UserInputError
 
 ACC_GMACS = ["max", "min"]  # (accuracy: higher is better, gmacs: lower is better)
@@ -126,13 +126,14 @@ def _config(scheduler: str, **flags) -> SearchConfig:
 
 
 def test_one_factory_makes_every_rule_with_the_same_rungs():
-    kinds = {"moasha": MoashaRule, "asha": AshaRule, "fifo": FifoRule, "costaware": CostAwareRule}
+    kinds = {"moasha": MoashaRule, "asha": AshaRule, "fifo": FifoRule, "costaware": CostAwareRule, "topk": TopKRule}
     for name, kind in kinds.items():
         rule = make_rule(_config(name), val_clips=420)
         assert isinstance(rule, kind) and rule.rungs == (1, 3) and rule.max_t == 9
     assert make_rule(_config("asha"), val_clips=420).metric == "accuracy"
     assert make_rule(_config("costaware"), val_clips=420).costs == ("gmacs", "latency_ms")
-    with pytest.raises(UserInputError, match="allowed: moasha, asha, fifo, costaware"):
+    assert make_rule(_config("topk"), val_clips=420).k == TOP_K
+    with pytest.raises(UserInputError, match="allowed: moasha, asha, fifo, costaware, topk"):
         _config("hyperband")
     with pytest.raises(UserInputError, match="reduction-factor"):
         _config("moasha", reduction_factor=1)

@@ -27,7 +27,7 @@ def test_quick_writes_a_report_that_agrees_with_its_trials(tmp_path):
     trials = pd.read_parquet(out / "trials.parquet")
     table = read_table(SMALL_TABLE)
     means = mean_accuracy(table)
-    assert len(results["strategies"]) == len(SAMPLERS) * len(SCHEDULERS) == 16
+    assert len(results["strategies"]) == len(SAMPLERS) * len(SCHEDULERS) == 20
     objectives = results["objectives"]
     assert objectives == ["accuracy", "gmacs", "latency"]
     (alo, ahi), (glo, ghi), (llo, lhi) = (results["bounds"][o] for o in objectives)
