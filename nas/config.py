@@ -220,6 +220,9 @@ class SearchConfig:
             raise UserInputError(f"--retries {self.retries} is not allowed; allowed: >= 0")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise UserInputError(f"--time-budget {self.time_budget_s} is not allowed; allowed: seconds > 0")
+        if self.warm_start is not None and not str(self.warm_start).strip():
+            raise UserInputError("--warm-start '' is not allowed; allowed: a run directory or a recorded table "
+                                 "(demo, small, a table.parquet)")
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise UserInputError(f"--name {self.name!r} is not allowed; allowed: a plain folder name")
         if self.scheduler.grace_period > self.proxy.epochs:

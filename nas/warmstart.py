@@ -176,7 +176,10 @@ def _from_table(source: str, config: SearchConfig, space: SearchSpace) -> WarmSt
     from nas.sim.shipped import load_table
     from nas.sim.table import table_val_clips
 
-    _, table = load_table(source, quick=False)
+    try:
+        _, table = load_table(source, quick=False)
+    except UserInputError as exc:
+        raise UserInputError(f"--warm-start {source}: {exc}") from None
     settings = dict(table.manifest.get("settings") or {})
     _check_settings(source, settings, config, objectives=None, latency_profile=settings.get("latency_profile"))
     epochs = int(settings["proxy_epochs"])

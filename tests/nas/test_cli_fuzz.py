@@ -132,6 +132,8 @@ CONDITIONS = [
     Case("address unreachable", _search("--address", "127.0.0.1:1"), "no Ray head node answers"),
     Case("RAY_ADDRESS unreachable", _search(), "no Ray head node answers", env={"RAY_ADDRESS": "127.0.0.1:1"}),
     Case("mlflow empty", _search("--mlflow", ""), "--mlflow '': empty"),
+    Case("warm start empty", _search("--warm-start", ""), "--warm-start '' is not allowed"),
+    Case("warm start from a file", _search("--warm-start", "{file}"), "--warm-start"),
     Case("mlflow of an unknown scheme", _search("--mlflow", "foo://x"), "unknown scheme 'foo://'"),
     Case("mlflow server unreachable", _search("--mlflow", "http://127.0.0.1:1"), "no MLflow tracking server answers"),
     Case("spec file with a key twice", ("profile", "{duplicate_key_spec}", "--no-latency"), "duplicate key"),
