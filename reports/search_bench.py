@@ -17,7 +17,7 @@ from reports.figures import NamedFigure
 from reports.html import CSS, RENDER_SCRIPT, _e, figure_html, table
 from reports.markdown import md_table
 
-COLOURS = {"fifo": "#1f77b4", "asha": "#2ca02c", "moasha": "#d62728"}
+COLOURS = {"fifo": "#1f77b4", "asha": "#2ca02c", "moasha": "#d62728", "syne-fifo": "#9467bd", "syne-moasha": "#ff7f0e"}
 X_LABEL = "simulated wall-clock (s)"
 Y_LABEL = "hypervolume (normalised objectives, reference point 1)"
 
@@ -95,7 +95,7 @@ def _method(results: dict) -> list[str]:
         f"random + fifo's median final: {results['target_hv']:.4f}.",
         f"Simulated in {results['wall_seconds']:.0f} s of real time ({results.get('processes', 1)} process(es))." + (" `--quick`: a smoke-test table; these figures "
                                                                          "say nothing about the demo problem." if results["quick"] else ""),
-    ]
+    ] + ([results["peers"]] if results.get("peers") else [])
 
 
 def render_markdown(results: dict) -> str:

@@ -17,6 +17,11 @@ Tables: ``--table FILE`` (a ``table.parquet`` of ``nas bench record``), else the
 (eight architectures, two epochs, two seeds per strategy: a smoke test of the whole pipeline, whose
 figures say nothing about the demo problem).
 
+Peers: when Syne Tune is installed (the ``synetune`` extra, alias ``peers``), its own MOASHA and its FIFO
+scheduler with its multi-objective random searcher run after ours on the same table, objectives, budget,
+workers and seeds, through its own simulator (:mod:`nas.bench.peers`), as the rows ``syne-random +
+syne-moasha`` and ``syne-random + syne-fifo``, valued as ours; without it the report says so in one line.
+
 Writes ``report.md``, ``report.html`` (curves), ``results.json`` (every figure), ``trials.parquet`` (every
 simulated trial of every run, with ``sampler``, ``scheduler`` and ``seed`` columns: the report's numbers
 are recomputable from it).
@@ -85,7 +90,7 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
     """Simulate every strategy on the table and write the report; returns the headline figures."""
     import optuna
 
-    from nas.sim.compare import run_strategies, runs_frame, summarise, table_bounds, jsonable
+    from nas.sim.compare import runs_frame, summarise, table_bounds, jsonable
     from nas.sim.replay import Overheads
     from space.errors import UserInputError
     from space.searchspace import parse_space
@@ -105,23 +110,37 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
     full_s = full_trial_seconds(recorded, overheads, config)
     budget_trials = max(3, math.ceil(BUDGET_SHARE * architectures))
     budget_s = budget_trials * full_s / workers
-    from nas.sim.compare import SAMPLERS, SCHEDULERS
-
     started = time.time()
-    on_run = progress_printer(len(SAMPLERS) * len(SCHEDULERS) * seeds, started=started, show=show_progress)
-    runs = run_strategies(config=config, table=recorded, space=space, seeds=seeds, workers=workers,
-                          budget_s=budget_s, bounds=bounds, overheads=overheads, on_run=on_run,
-                          processes=1 if quick else PROCESSES)
+    runs, peers = simulate_all(config=config, table=recorded, space=space, seeds=seeds, workers=workers,
+                               budget_s=budget_s, bounds=bounds, overheads=overheads, started=started,
+                               processes=1 if quick else PROCESSES, show_progress=show_progress)
     results = summarise(runs, config=config, table=recorded, bounds=bounds, budget_s=budget_s)
     results.update({
         "table": str(table_path), "table_rows": int(len(recorded.rows)), "architectures": int(architectures),
         "table_seeds": recorded.seeds, "space": recorded.manifest["space"], "settings": recorded.manifest["settings"],
         "hardware": recorded.manifest.get("hardware"), "seeds": seeds, "workers": workers,
         "budget_full_trials": budget_trials, "full_trial_s": full_s, "overheads": overheads.describe(),
-        "wall_seconds": time.time() - started, "quick": quick, "processes": 1 if quick else PROCESSES,
+        "wall_seconds": time.time() - started, "quick": quick, "processes": 1 if quick else PROCESSES, "peers": peers,
     })
     write_report(out_dir, runs_frame(runs), jsonable(results))
     return headline(results)
+
+
+def simulate_all(*, config, table, space, seeds: int, workers: int, budget_s: float, bounds: dict, overheads,
+                 started: float, processes: int, show_progress: bool) -> tuple[list, str]:
+    """Our strategies (:func:`nas.sim.compare.run_strategies`), then Syne Tune's own on the same table when it is
+    installed (:mod:`nas.bench.peers`): every run, and the report's line about the peers (how to get them when
+    Syne Tune is missing)."""
+    from nas.bench.peers import SCHEDULERS as PEER_SCHEDULERS, peer_runs_or_note, peers_installed
+    from nas.sim.compare import SAMPLERS, SCHEDULERS, run_strategies
+
+    strategies = len(SAMPLERS) * len(SCHEDULERS) + (len(PEER_SCHEDULERS) if peers_installed() else 0)
+    on_run = progress_printer(strategies * seeds, started=started, show=show_progress)
+    runs = run_strategies(config=config, table=table, space=space, seeds=seeds, workers=workers, budget_s=budget_s,
+                          bounds=bounds, overheads=overheads, on_run=on_run, processes=processes)
+    peers, note = peer_runs_or_note(config=config, table=table, seeds=seeds, workers=workers, budget_s=budget_s,
+                                    overheads=overheads, on_run=on_run)
+    return runs + peers, note
 
 
 def progress_printer(total: int, *, started: float, show: bool):

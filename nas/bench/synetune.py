@@ -79,7 +79,7 @@ class _Progress:
 
 def _table_path(table: str | Path) -> Path:
     """A shipped table's name, a table file or its folder -> the Parquet file (refused when missing)."""
-    from nas.bench.search import SHIPPED_TABLES, shipped_table
+    from nas.sim.shipped import SHIPPED_TABLES, shipped_table
     from nas.sim.table import TABLE_FILE
     from space.errors import UserInputError
 

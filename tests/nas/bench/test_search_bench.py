@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nas.bench.peers import SCHEDULERS as PEER_SCHEDULERS, peers_installed
 from nas.pareto import hypervolume
 from nas.sim.compare import SAMPLERS, SCHEDULERS, mean_accuracy
 from nas.sim.table import Table, read_table, write_table
@@ -27,7 +28,9 @@ def test_quick_writes_a_report_that_agrees_with_its_trials(tmp_path):
     trials = pd.read_parquet(out / "trials.parquet")
     table = read_table(SMALL_TABLE)
     means = mean_accuracy(table)
-    assert len(results["strategies"]) == len(SAMPLERS) * len(SCHEDULERS) == 20
+    peers = len(PEER_SCHEDULERS) if peers_installed() else 0  # Syne Tune's own, when installed (nas/bench/peers.py)
+    assert len(results["strategies"]) == len(SAMPLERS) * len(SCHEDULERS) + peers == 20 + peers
+    assert f"- {results['peers']}" in (out / "report.md").read_text()
     objectives = results["objectives"]
     assert objectives == ["accuracy", "gmacs", "latency"]
     (alo, ahi), (glo, ghi), (llo, lhi) = (results["bounds"][o] for o in objectives)
