@@ -23,44 +23,20 @@ tests/nas/test_cli_export.py (a real tmpfs).
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from nas.cli import main
 from nas.search import run_search
 from tests.nas.search_helpers import tiny_config, write_tiny_space
 from tests.space.tmpfs import listing, remount_read_only, tmpfs
+from tests.nas.cli_helpers import nas
 
 pytestmark = pytest.mark.timeout(600)
 
 FENCE = ("--baselines", "no-such-arch-for-the-fence")
-
-
-def nas(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """``nas ARGS`` in this process (the real entry point): (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    saved = {name: os.environ.get(name) for name in (env or {})}
-    os.environ.update(env or {})
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main(list(args))
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    return code, out.getvalue(), err.getvalue()
 
 
 def assert_one_error_line(code: int, out: str, err: str, *needles: str) -> str:

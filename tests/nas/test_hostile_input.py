@@ -13,8 +13,6 @@ Examples are derandomized so CI sees the same inputs on every run; ``EXAMPLES`` 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nas.cli import main
+from tests.nas.cli_helpers import nas
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -37,17 +35,6 @@ EXAMPLES: dict[str, int] = {}  # test -> examples tried (printed by the session 
 
 FENCE_ARCH = "no-such-arch-for-the-fence"
 
-
-def nas(*args: str) -> tuple[int, str, str]:
-    """Run ``nas ARGS`` in this process; (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return code, out.getvalue(), err.getvalue()
 
 
 def assert_works_or_one_line_error(name: str, code: int, out: str, err: str) -> None:

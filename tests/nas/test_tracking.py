@@ -11,7 +11,6 @@ mid-search costs one warning line; bad ``--mlflow`` input is one error line and 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -28,9 +27,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from nas.cli import main
 from nas.runmodel import TRAINED_STATUSES
 from nas.runs import pareto_front
+from tests.nas.cli_helpers import nas
 from tests.nas.search_helpers import write_tiny_space
 
 mlflow = pytest.importorskip("mlflow")
@@ -43,17 +42,6 @@ TINY = ("--objectives", "accuracy,gmacs", "--sampler", "random", "--scheduler", 
         "--proxy-batch-size", "16", "--deploy-shape", "8x32x32", "--executor", "local", "--max-concurrent", "1",
         "--quiet")
 
-
-def nas(*args: str) -> tuple[int, str, str]:
-    """``nas ARGS`` in this process (the real entry point): (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return code, out.getvalue(), err.getvalue()
 
 
 def search(tmp_path: Path, *flags: str) -> list[str]:
