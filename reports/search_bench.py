@@ -40,6 +40,35 @@ def strategy_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def front_summary(results: dict[str, Any]) -> str:
+    """What the best achievable front is made of, in one sentence."""
+    front = results.get("best_front") or []
+    if not front:
+        return "The best achievable front is empty (no architecture of the table completed)."
+    kinds: dict[str, int] = {}
+    for point in front:
+        kind = point["label"].split(" ")[0].rsplit("-", 1)[0]  # mtnet, r3d, r2plus1d
+        kinds[kind] = kinds.get(kind, 0) + 1
+    made_of = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    return (f"The best achievable front (every architecture at truth): {len(front)} architectures ({made_of}); "
+            f"accuracy {min(p['accuracy'] for p in front):.3f} to {max(p['accuracy'] for p in front):.3f}, "
+            f"GMACs {min(p['gmacs'] for p in front):.2f} to {max(p['gmacs'] for p in front):.2f}.")
+
+
+def front_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The best achievable front, cheapest first: one row per architecture, costs with their units."""
+    units = {"gmacs": "GMACs", "latency": "latency (ms)", "params": "params (M)"}
+    rows = []
+    for point in results.get("best_front") or []:
+        row = {"architecture": point["label"], "accuracy at truth": round(point["accuracy"], 4)}
+        for name in results["objectives"]:
+            if name in point:
+                value = point[name] / 1e6 if name == "params" else point[name]
+                row[units.get(name, name)] = round(value, 2)
+        rows.append(row)
+    return rows
+
+
 def _figure(results: dict, strategies: list[dict], figure_id: str, title: str, bands: bool) -> NamedFigure:
     times = results["times"]
     figure = go.Figure()
@@ -103,6 +132,9 @@ def render_markdown(results: dict) -> str:
     out = ["# nas bench search: search strategies on a recorded table", ""]
     out += [f"- {line}" for line in _method(results)] + [""]
     out += [md_table(list(rows[0]), [list(r.values()) for r in rows]), ""]
+    front = front_rows(results)
+    out += ["## The best achievable front", "", front_summary(results), ""]
+    out += [md_table(list(front[0]), [list(r.values()) for r in front]), ""] if front else []
     out += ["Curves: `report.html`. Every simulated trial: `trials.parquet`; every figure: `results.json`.", ""]
     return "\n".join(out)
 
@@ -112,6 +144,8 @@ def render_html(results: dict) -> str:
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     method = "".join(f"<li>{_e(line)}</li>" for line in _method(results))
     figs = "".join(figure_html(f) for f in figures(results))
+    front = front_rows(results)
+    front_table = table(list(front[0]), [list(r.values()) for r in front], table_id="best-front") if front else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>videonas bench search</title>
 <style>{CSS}</style>
@@ -124,6 +158,7 @@ def render_html(results: dict) -> str:
 {table(list(rows[0]), [list(r.values()) for r in rows], table_id="strategies", row_ids=[r['strategy'] for r in rows])}
 </section>
 <section id="section-curves"><h2>Hypervolume against simulated wall-clock</h2>{figs}</section>
+<section id="section-front"><h2>The best achievable front</h2><p>{_e(front_summary(results))}</p>{front_table}</section>
 <script type="text/javascript">{RENDER_SCRIPT}</script>
 </body></html>
 """

@@ -70,7 +70,7 @@ BENCHMARKS: Mapping[str, Benchmark] = _Registry({
 EXTRA_OPTIONS: dict[str, tuple[str, ...]] = {
     "record": ("space", "seeds", "workers"),
     "curves": ("space", "seeds", "workers"),
-    "search": ("table", "seeds", "workers"),
+    "search": ("table", "seeds", "workers", "strategies"),
     "fidelity": ("run", "table"),
     "noise": ("table",),
     "export-syne": ("table",),

@@ -13,18 +13,18 @@ from typing import Any
 
 def run_fidelity_benchmark(out_dir: Path, *, quick: bool = False, run: str | None = None,
                            table: str | None = None) -> dict[str, Any]:
-    """Simulate the run ``run`` from ``table`` (default: the shipped demo table) and state the gap."""
-    from nas.bench.search import default_table
+    """Simulate the run ``run`` from ``table`` (default: the shipped demo table; any ``--table`` of
+    :func:`nas.sim.shipped.load_table`) and state the gap."""
     from nas.sim.compare import jsonable
     from nas.sim.fidelity import compare_run
-    from nas.sim.table import read_table
+    from nas.sim.shipped import load_table
     from reports.search_bench import render_fidelity_html, render_fidelity_markdown
     from space.errors import UserInputError
     from space.files import atomic_write
 
     if not run:
         raise UserInputError("nas bench fidelity needs --run RUN_DIR (a finished search, e.g. runs/demo)")
-    recorded = read_table(Path(table) if table else default_table(False))
+    _, recorded = load_table(table, quick=False)  # a shipped name (demo, small, bench), a file or its folder
     fidelity = compare_run(Path(run), recorded)
     result = jsonable({"times": fidelity.times, "real_curve": fidelity.real_curve, "sim_curve": fidelity.sim_curve,
                        "figures": fidelity.figures})

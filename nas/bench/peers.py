@@ -49,7 +49,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
@@ -262,15 +262,17 @@ def peer_frame(results: pd.DataFrame, setup: PeerSetup) -> pd.DataFrame:
 
 
 def run_peers(*, config: SearchConfig, table: Table, seeds: int, workers: int, budget_s: float,
-              overheads: Overheads, on_run: Callable[[Run], None] = lambda run: None) -> list[Run]:
-    """Every peer strategy x seed at ``budget_s`` simulated seconds and ``workers`` workers (Syne Tune needed)."""
+              overheads: Overheads, on_run: Callable[[Run], None] = lambda run: None,
+              schedulers: Sequence[str] = SCHEDULERS) -> list[Run]:
+    """Each peer scheduler of ``schedulers`` x seed at ``budget_s`` simulated seconds and ``workers`` workers
+    (Syne Tune needed)."""
     if config.problem.constraints:
         raise ValueError("the Syne Tune peers take no constraints (nas bench search sets none)")
     runs = []
     with tempfile.TemporaryDirectory(prefix="videonas-peers-") as tmp:
         setup = peer_setup(table, config=config, overheads=overheads, workers=workers, budget_s=budget_s,
                            folder=Path(tmp))
-        for scheduler in SCHEDULERS:
+        for scheduler in schedulers:
             for seed in range(seeds):
                 runs.append(run_peer(scheduler, seed, setup, Path(tmp) / "syne-tune"))
                 on_run(runs[-1])

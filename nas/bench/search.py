@@ -22,6 +22,10 @@ scheduler with its multi-objective random searcher run after ours on the same ta
 workers and seeds, through its own simulator (:mod:`nas.bench.peers`), as the rows ``syne-random +
 syne-moasha`` and ``syne-random + syne-fifo``, valued as ours; without it the report says so in one line.
 
+Strategies: ``--strategies`` picks some, comma-separated as the report names them without spaces
+(``tpe+costaware,syne-random+syne-moasha``); random + fifo, the yardstick of every "time to target", is always
+run. Default: every one of ours and both peers.
+
 Writes ``report.md``, ``report.html`` (curves), ``results.json`` (every figure), ``trials.parquet`` (every
 simulated trial of every run, with ``sampler``, ``scheduler`` and ``seed`` columns: the report's numbers
 are recomputable from it).
@@ -85,9 +89,36 @@ def full_trial_seconds(table, overheads, config) -> float:
     return statistics.median(totals)
 
 
+def parse_strategies(text: str | None) -> tuple[list[tuple[str, str]], list[str]]:
+    """``--strategies`` -> (our (sampler, scheduler) pairs, Syne Tune peer schedulers); ``None``: every one.
+
+    Random + fifo is always among ours (the yardstick); a peer needs Syne Tune installed.
+    """
+    from nas.bench.peers import MISSING, SCHEDULERS as PEER_SCHEDULERS, peers_installed
+    from nas.sim.compare import BASELINE_STRATEGY, SAMPLERS, SCHEDULERS
+    from space.errors import UserInputError
+
+    ours = [(a, b) for a in SAMPLERS for b in SCHEDULERS]
+    if text is None:
+        return ours, list(PEER_SCHEDULERS) if peers_installed() else []
+    allowed = {f"{a}+{b}": (a, b) for a, b in ours} | {f"syne-random+{p}": ("syne-random", p) for p in PEER_SCHEDULERS}
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        what = "an empty list" if not text.strip() else f"unknown {', '.join(map(repr, unknown))}"
+        raise UserInputError(f"--strategies {text!r}: {what}; allowed: a comma-separated list of {', '.join(allowed)}")
+    chosen = list(dict.fromkeys(allowed[name] for name in names))
+    peers = [scheduler for sampler, scheduler in chosen if sampler == "syne-random"]
+    if peers and not peers_installed():
+        raise UserInputError(f"--strategies {text!r} asks for Syne Tune's own; {MISSING}")
+    ours_chosen = [BASELINE_STRATEGY] + [pair for pair in chosen if pair in ours and pair != BASELINE_STRATEGY]
+    return ours_chosen, peers
+
+
 def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | None = None, seeds: int | None = None,
-                         workers: int | None = None, show_progress: bool = True) -> dict[str, Any]:
-    """Simulate every strategy on the table and write the report; returns the headline figures."""
+                         workers: int | None = None, strategies: str | None = None,
+                         show_progress: bool = True) -> dict[str, Any]:
+    """Simulate the strategies on the table and write the report; returns the headline figures."""
     import optuna
 
     from nas.sim.compare import runs_frame, summarise, table_bounds, jsonable
@@ -99,6 +130,7 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
     workers = workers if workers is not None else 1
     if seeds < 1 or workers < 1:
         raise UserInputError(f"--seeds {seeds} / --workers {workers} not allowed; allowed: integers >= 1")
+    ours, peer_schedulers = parse_strategies(strategies)
     table_path, recorded = load_table(table, quick=quick)
     space = parse_space(recorded.manifest["space_yaml"], source=str(table_path), default_name="table")
     architectures = recorded.rows.loc[recorded.rows["baseline"].isna(), "spec_key"].nunique()
@@ -112,6 +144,7 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
     budget_s = budget_trials * full_s / workers
     started = time.time()
     runs, peers = simulate_all(config=config, table=recorded, space=space, seeds=seeds, workers=workers,
+                               strategies=ours, peer_schedulers=peer_schedulers,
                                budget_s=budget_s, bounds=bounds, overheads=overheads, started=started,
                                processes=1 if quick else PROCESSES, show_progress=show_progress)
     results = summarise(runs, config=config, table=recorded, bounds=bounds, budget_s=budget_s)
@@ -127,19 +160,21 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
 
 
 def simulate_all(*, config, table, space, seeds: int, workers: int, budget_s: float, bounds: dict, overheads,
-                 started: float, processes: int, show_progress: bool) -> tuple[list, str]:
-    """Our strategies (:func:`nas.sim.compare.run_strategies`), then Syne Tune's own on the same table when it is
-    installed (:mod:`nas.bench.peers`): every run, and the report's line about the peers (how to get them when
-    Syne Tune is missing)."""
-    from nas.bench.peers import SCHEDULERS as PEER_SCHEDULERS, peer_runs_or_note, peers_installed
-    from nas.sim.compare import SAMPLERS, SCHEDULERS, run_strategies
+                 started: float, processes: int, show_progress: bool, strategies: list[tuple[str, str]],
+                 peer_schedulers: list[str]) -> tuple[list, str]:
+    """Our strategies (:func:`nas.sim.compare.run_strategies`), then Syne Tune's own on the same table
+    (:mod:`nas.bench.peers`): every run, and the report's line about the peers (how to get them when Syne Tune
+    is missing)."""
+    from nas.bench.peers import MISSING, peer_runs_or_note, peers_installed
+    from nas.sim.compare import run_strategies
 
-    strategies = len(SAMPLERS) * len(SCHEDULERS) + (len(PEER_SCHEDULERS) if peers_installed() else 0)
-    on_run = progress_printer(strategies * seeds, started=started, show=show_progress)
+    on_run = progress_printer((len(strategies) + len(peer_schedulers)) * seeds, started=started, show=show_progress)
     runs = run_strategies(config=config, table=table, space=space, seeds=seeds, workers=workers, budget_s=budget_s,
-                          bounds=bounds, overheads=overheads, on_run=on_run, processes=processes)
+                          bounds=bounds, overheads=overheads, on_run=on_run, processes=processes, strategies=strategies)
+    if not peer_schedulers:
+        return runs, "" if peers_installed() else MISSING
     peers, note = peer_runs_or_note(config=config, table=table, seeds=seeds, workers=workers, budget_s=budget_s,
-                                    overheads=overheads, on_run=on_run)
+                                    overheads=overheads, on_run=on_run, schedulers=peer_schedulers)
     return runs + peers, note
 
 

@@ -26,10 +26,11 @@ def register(app: typer.Typer) -> None:
         workers: Optional[int] = typer.Option(None, help="record: trials trained at once (curves: default 2); search: simulated workers (default 1)."),
         table: Optional[str] = typer.Option(None, help="search, fidelity, export-syne: a recorded table (shipped: bench, demo, small; or `nas bench record` / `curves`' table.parquet or its folder); noise: a benchmark table."),
         run: Optional[str] = typer.Option(None, help="fidelity: a finished search's run directory."),
+        strategies: Optional[str] = typer.Option(None, help="search: comma-separated strategies as the report names them (tpe+costaware,syne-random+syne-moasha); random+fifo always runs (default: every one)."),
     ) -> None:
         """Run a benchmark and write its report (`nas bench record SPACE`: record a space's table)."""
         out_dir = out or Path("bench-out") / name
         figures = run_benchmark(name, out_dir, quick=quick, space=space, seeds=seeds, workers=workers,
-                                table=table, run=run)
+                                table=table, run=run, strategies=strategies)
         Console().print_json(json.dumps(figures, default=str))
         Console().print(f"report: {out_dir}")

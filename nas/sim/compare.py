@@ -20,7 +20,7 @@ import json
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,8 +29,8 @@ import nas.config as config_module
 from nas.config import SearchConfig
 from nas.trialsfile import trials_frame
 from nas.objectives import OBJECTIVES
-from nas.runmodel import front_candidate_mask
-from nas.pareto import hypervolume, hypervolume_history, normalize
+from nas.runmodel import arch_label, front_candidate_mask
+from nas.pareto import hypervolume, hypervolume_history, normalize, pareto_mask
 from nas.sim.replay import Overheads, simulate
 from nas.sim.table import Table
 from space.searchspace import SearchSpace
@@ -79,13 +79,35 @@ def normalised_points(frame: pd.DataFrame, config: SearchConfig, bounds: dict,
     return normalize(values, directions, [bounds[o] for o in config.problem.objectives])
 
 
-def best_hypervolume(table: Table, config: SearchConfig, bounds: dict) -> float:
-    """The hypervolume of every architecture of the table that a search could complete (not baselines)."""
+def _searchable(table: Table) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Every architecture of the table a search could complete (not baselines, not failed), one row each, and
+    each architecture's seed-mean final accuracy (truth, :func:`mean_accuracy`)."""
     last = table.trials().drop_duplicates("spec_key")
     last = last[last["baseline"].isna() & last["error"].isna()]
     means = mean_accuracy(table)
+    return last, means
+
+
+def best_hypervolume(table: Table, config: SearchConfig, bounds: dict) -> float:
+    """The hypervolume of every architecture of the table that a search could complete (not baselines)."""
+    last, means = _searchable(table)
     points = normalised_points(last, config, bounds, lambda row: means[row["spec_key"]])
     return hypervolume(points, [REFERENCE] * len(config.problem.objectives))
+
+
+def best_front(table: Table, config: SearchConfig, bounds: dict) -> list[dict]:
+    """The architectures of the best achievable front (non-dominated at truth), cheapest GMACs first: spec key,
+    family, a short label, accuracy at truth and each cost objective's value."""
+    last, means = _searchable(table)
+    points = normalised_points(last, config, bounds, lambda row: means[row["spec_key"]])
+    front = last[pareto_mask(points)] if len(points) else last
+    out = []
+    for _, row in front.sort_values("gmacs").iterrows():
+        costs = {name: float(row[OBJECTIVES[name].column]) for name in config.problem.objectives
+                 if OBJECTIVES[name].column != "accuracy"}
+        out.append({"spec_key": row["spec_key"], "family": row["family"], "label": arch_label(row),
+                    "accuracy": means[row["spec_key"]], **costs})
+    return out
 
 
 def hv_curve(frame: pd.DataFrame, config: SearchConfig, bounds: dict, times: np.ndarray,
@@ -118,16 +140,18 @@ class Run:
 
 
 def run_strategies(*, config: SearchConfig, table: Table, space: SearchSpace, seeds: int, workers: int,
-                   budget_s: float, bounds: dict, samplers=SAMPLERS, schedulers=SCHEDULERS,
+                   budget_s: float, bounds: dict, strategies: Sequence[tuple[str, str]] | None = None,
                    overheads: Overheads | None = None, on_run: Callable[[Run], None] = lambda run: None,
                    processes: int = 1) -> list[Run]:
-    """Simulate every sampler x scheduler x seed at ``budget_s`` simulated seconds and ``workers`` workers.
+    """Simulate each (sampler, scheduler) of ``strategies`` (default: every sampler x scheduler) x seed at
+    ``budget_s`` simulated seconds and ``workers`` workers.
 
     ``processes`` > 1 runs the simulations in that many spawned processes (each run is independent and
     deterministic, so the results are the same; the GP sampler's proposals are what takes long). There each
     process rebuilds the space from the table's embedded YAML, which has the same architectures (checked).
     """
-    jobs = [(sampler, scheduler, seed) for sampler in samplers for scheduler in schedulers for seed in range(seeds)]
+    strategies = strategies if strategies is not None else [(a, b) for a in SAMPLERS for b in SCHEDULERS]
+    jobs = [(sampler, scheduler, seed) for sampler, scheduler in strategies for seed in range(seeds)]
     common = dict(config=config, table=table, workers=workers, budget_s=budget_s, bounds=bounds, overheads=overheads)
     if processes <= 1:
         runs = []
@@ -187,6 +211,7 @@ def summarise(runs: list[Run], *, config: SearchConfig, table: Table, bounds: di
     value = lambda row: means[row["spec_key"]]  # noqa: E731 - the valuation of a found architecture
     curves = {id(run): hv_curve(run.frame, config, bounds, times, value) for run in runs}
     best = best_hypervolume(table, config, bounds)
+    front = best_front(table, config, bounds)
     baseline = [run for run in runs if (run.sampler, run.scheduler) == BASELINE_STRATEGY]
     target = statistics.median(float(curves[id(r)][-1]) for r in baseline) if baseline else math.nan
     strategies = []
@@ -212,7 +237,7 @@ def summarise(runs: list[Run], *, config: SearchConfig, table: Table, bounds: di
                 "curve_q25": np.percentile(stack, 25, axis=0).tolist(),
                 "curve_q75": np.percentile(stack, 75, axis=0).tolist(),
             })
-    return {"times": times.tolist(), "best_hv": best, "target_hv": target, "strategies": strategies,
+    return {"times": times.tolist(), "best_hv": best, "best_front": front, "target_hv": target, "strategies": strategies,
             "budget_s": budget_s, "bounds": {k: list(v) for k, v in bounds.items()},
             "reference_point": [REFERENCE] * len(config.problem.objectives), "objectives": list(config.problem.objectives)}
 

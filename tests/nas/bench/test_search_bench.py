@@ -53,7 +53,20 @@ def test_quick_writes_a_report_that_agrees_with_its_trials(tmp_path):
         assert strategy["curve_median"][-1] == pytest.approx(statistics.median(finals))
     random_fifo = next(s for s in results["strategies"] if (s["sampler"], s["scheduler"]) == ("random", "fifo"))
     assert results["target_hv"] == pytest.approx(random_fifo["final_hv_median"])
+    front = results["best_front"]  # the architectures at truth whose hypervolume is the best achievable
+    costs = np.array([[(ahi - p["accuracy"]) / (ahi - alo), (p["gmacs"] - glo) / (ghi - glo),
+                       (p["latency"] - llo) / (lhi - llo)] for p in front])
+    assert front and hypervolume(costs, [1.0, 1.0, 1.0]) == pytest.approx(results["best_hv"])
+    assert all(p["accuracy"] == pytest.approx(means[p["spec_key"]]) for p in front)
+    archs = table.trials().drop_duplicates("spec_key")
+    archs = archs[archs["baseline"].isna()]
+    accuracy = archs["spec_key"].map(means)
+    for p in front:  # no architecture of the table is at least as good everywhere and better somewhere
+        weakly = (accuracy >= p["accuracy"]) & (archs["gmacs"] <= p["gmacs"]) & (archs["latency_ms"] <= p["latency"])
+        strictly = (accuracy > p["accuracy"]) | (archs["gmacs"] < p["gmacs"]) | (archs["latency_ms"] < p["latency"])
+        assert not (weakly & strictly).any(), p["label"]
     markdown = (out / "report.md").read_text()
+    assert f"The best achievable front (every architecture at truth): {len(front)} architectures" in markdown
     for strategy in results["strategies"]:
         assert f"| {strategy['sampler']} + {strategy['scheduler']} | {round(strategy['final_hv_median'], 4)} |" in markdown
     page = (out / "report.html").read_text()
@@ -78,3 +91,23 @@ def test_a_table_of_another_version_is_refused_with_one_error_line(tmp_path):
 def test_bench_search_refuses_an_option_it_does_not_take(tmp_path):
     result = run_nas("bench", "costs", "--table", SMALL_TABLE, "--out", str(tmp_path / "out"))
     assert_one_line_error(result, "takes no --table")
+
+
+@pytest.mark.slow
+def test_strategies_picks_what_runs_and_always_keeps_the_yardstick(tmp_path):
+    out = tmp_path / "bench"
+    result = run_nas("bench", "search", "--quick", "--strategies", "tpe+costaware,tpe+costaware", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert [(s["sampler"], s["scheduler"]) for s in results["strategies"]] == [("random", "fifo"), ("tpe", "costaware")]
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert set(zip(trials["sampler"], trials["scheduler"])) == {("random", "fifo"), ("tpe", "costaware")}
+    assert results["target_hv"] == pytest.approx(results["strategies"][0]["final_hv_median"])
+
+
+@pytest.mark.parametrize("given, said", [("tpe+nope", "'tpe+nope'"), ("", "empty list"), ("tpe + fifo", "'tpe + fifo'")])
+def test_an_unknown_strategy_is_one_error_line_before_anything_runs(tmp_path, given, said):
+    out = tmp_path / "out"
+    result = run_nas("bench", "search", "--quick", "--strategies", given, "--out", str(out))
+    assert_one_line_error(result, said)
+    assert "allowed: a comma-separated list of random+fifo" in result.stderr and not out.exists()

@@ -230,8 +230,7 @@ def test_parallel_simulations_give_the_same_runs():
     table = read_table(SMALL_TABLE)
     config = bench_config(table.manifest, trials=8).replace(max_resamples=5)
     options = dict(config=config, table=table, space=parse_space(table.manifest["space_yaml"]), seeds=2, workers=1,
-                   budget_s=150.0, bounds=table_bounds(table, config.problem.objectives), samplers=("tpe",),
-                   schedulers=("moasha",))
+                   budget_s=150.0, bounds=table_bounds(table, config.problem.objectives), strategies=[("tpe", "moasha")])
     one = run_strategies(**options)
     two = run_strategies(**options, processes=2)
     assert [(r.seed, r.trained, r.elapsed_s) for r in one] == [(r.seed, r.trained, r.elapsed_s) for r in two]
