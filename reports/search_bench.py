@@ -60,9 +60,10 @@ def front_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     units = {"gmacs": "GMACs", "latency": "latency (ms)", "params": "params (M)"}
     rows = []
     for point in results.get("best_front") or []:
-        row = {"architecture": point["label"], "accuracy at truth": round(point["accuracy"], 4)}
+        row = {"architecture": point["label"], "spec key": point["spec_key"],
+               "accuracy at truth": round(point["accuracy"], 4)}
         for name in results["objectives"]:
-            if name in point:
+            if name != "accuracy" and name in point:
                 value = point[name] / 1e6 if name == "params" else point[name]
                 row[units.get(name, name)] = round(value, 2)
         rows.append(row)
