@@ -123,8 +123,8 @@ def _method(results: dict) -> list[str]:
         f"seed-mean final accuracy; normalisation bounds {bounds} (0 = best, 1 = worst); reference point "
         f"{results['reference_point']}. Best achievable (every architecture of the table): {results['best_hv']:.4f}; "
         f"random + fifo's median final: {results['target_hv']:.4f}.",
-        f"Simulated in {results['wall_seconds']:.0f} s of real time ({results.get('processes', 1)} process(es))." + (" `--quick`: a smoke-test table; these figures "
-                                                                         "say nothing about the demo problem." if results["quick"] else ""),
+        f"Simulated in {results['wall_seconds']:.0f} s of real time ({results.get('processes', 1)} process(es))." + (" `--quick`: 2 seeds per strategy, a smoke test; "
+                                                                         "compare strategies on a full run." if results["quick"] else ""),
     ] + ([results["peers"]] if results.get("peers") else [])
 
 

@@ -24,7 +24,7 @@ syne-moasha`` and ``syne-random + syne-fifo``, valued as ours; without it the re
 
 Strategies: ``--strategies`` picks some, comma-separated as the report names them without spaces
 (``tpe+costaware,syne-random+syne-moasha``); random + fifo, the yardstick of every "time to target", is always
-run. Default: every one of ours and both peers.
+run. Default: every one of ours and both peers (``--quick``: without the GP sampler, ``QUICK_SKIPS``).
 
 Writes ``report.md``, ``report.html`` (curves), ``results.json`` (every figure), ``trials.parquet`` (every
 simulated trial of every run, with ``sampler``, ``scheduler`` and ``seed`` columns: the report's numbers
@@ -51,6 +51,9 @@ FULL_SEEDS = 10
 # allows 200: on a small table every sampler soon exhausts the space, and each proposal of the GP sampler
 # costs about a second on a 2-core machine).
 MAX_RESAMPLES = {True: 5, False: 20}
+# ``--quick`` leaves out the GP sampler unless ``--strategies`` names it: each of its proposals costs about a
+# second on a 2-core machine, so on the 190-architecture benchmark table its runs alone would take minutes.
+QUICK_SKIPS = ("gp",)
 
 
 def bench_config(manifest: dict[str, Any], *, trials: int, has_latency: bool = True):
@@ -89,8 +92,9 @@ def full_trial_seconds(table, overheads, config) -> float:
     return statistics.median(totals)
 
 
-def parse_strategies(text: str | None) -> tuple[list[tuple[str, str]], list[str]]:
-    """``--strategies`` -> (our (sampler, scheduler) pairs, Syne Tune peer schedulers); ``None``: every one.
+def parse_strategies(text: str | None, *, quick: bool = False) -> tuple[list[tuple[str, str]], list[str]]:
+    """``--strategies`` -> (our (sampler, scheduler) pairs, Syne Tune peer schedulers); ``None``: every one
+    (``quick``: every one but the samplers of ``QUICK_SKIPS``).
 
     Random + fifo is always among ours (the yardstick); a peer needs Syne Tune installed.
     """
@@ -100,7 +104,8 @@ def parse_strategies(text: str | None) -> tuple[list[tuple[str, str]], list[str]
 
     ours = [(a, b) for a in SAMPLERS for b in SCHEDULERS]
     if text is None:
-        return ours, list(PEER_SCHEDULERS) if peers_installed() else []
+        chosen = [(a, b) for a, b in ours if not (quick and a in QUICK_SKIPS)]
+        return chosen, list(PEER_SCHEDULERS) if peers_installed() else []
     allowed = {f"{a}+{b}": (a, b) for a, b in ours} | {f"syne-random+{p}": ("syne-random", p) for p in PEER_SCHEDULERS}
     names = [name.strip() for name in text.split(",")]
     unknown = [name for name in names if name not in allowed]
@@ -130,7 +135,7 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
     workers = workers if workers is not None else 1
     if seeds < 1 or workers < 1:
         raise UserInputError(f"--seeds {seeds} / --workers {workers} not allowed; allowed: integers >= 1")
-    ours, peer_schedulers = parse_strategies(strategies)
+    ours, peer_schedulers = parse_strategies(strategies, quick=quick)
     table_path, recorded = load_table(table, quick=quick)
     space = parse_space(recorded.manifest["space_yaml"], source=str(table_path), default_name="table")
     architectures = recorded.rows.loc[recorded.rows["baseline"].isna(), "spec_key"].nunique()
@@ -151,7 +156,7 @@ def run_search_benchmark(out_dir: Path, *, quick: bool = False, table: str | Non
     results.update({
         "table": str(table_path), "table_rows": int(len(recorded.rows)), "architectures": int(architectures),
         "table_seeds": recorded.seeds, "space": recorded.manifest["space"], "settings": recorded.manifest["settings"],
-        "hardware": recorded.manifest.get("hardware"), "seeds": seeds, "workers": workers,
+        "hardware": recorded.manifest.get("hardware") or recorded.manifest.get("machine"), "seeds": seeds, "workers": workers,
         "budget_full_trials": budget_trials, "full_trial_s": full_s, "overheads": overheads.describe(),
         "wall_seconds": time.time() - started, "quick": quick, "processes": 1 if quick else PROCESSES, "peers": peers,
     })
