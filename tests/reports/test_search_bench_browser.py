@@ -23,7 +23,8 @@ def test_the_search_benchmark_page_renders_offline(tmp_path):
     config = bench_config(table.manifest, trials=8).replace(max_resamples=5)
     bounds = table_bounds(table, config.problem.objectives)
     runs = run_strategies(config=config, table=table, space=parse_space(table.manifest["space_yaml"]), seeds=1,
-                          workers=1, budget_s=200.0, bounds=bounds, samplers=("random",), schedulers=("fifo", "moasha"))
+                          workers=1, budget_s=200.0, bounds=bounds,
+                          strategies=[("random", "fifo"), ("random", "moasha")])
     results = summarise(runs, config=config, table=table, bounds=bounds, budget_s=200.0)
     results.update(table="small.parquet", table_rows=len(table.rows), architectures=8, table_seeds=table.seeds,
                    space="small", settings=table.manifest["settings"], hardware={}, seeds=1, workers=1,

@@ -139,8 +139,8 @@ def test_peers_are_summarised_with_our_target_bounds_and_valuation(tmp_path):
     _syne_tune()
     problem = _problem("small")
     common = {k: problem[k] for k in ("config", "table", "budget_s", "overheads")}
-    ours = run_strategies(space=None, seeds=2, workers=1, bounds=problem["bounds"], samplers=("random",),
-                          schedulers=("fifo",), **common)
+    ours = run_strategies(space=None, seeds=2, workers=1, bounds=problem["bounds"], strategies=[("random", "fifo")],
+                          **common)
     runs = ours + run_peers(seeds=2, workers=1, **common)
     results = summarise(runs, config=problem["config"], table=problem["table"], bounds=problem["bounds"],
                         budget_s=problem["budget_s"])
