@@ -47,8 +47,7 @@ def front_summary(results: dict[str, Any]) -> str:
         return "The best achievable front is empty (no architecture of the table completed)."
     kinds: dict[str, int] = {}
     for point in front:
-        kind = point["label"].split(" ")[0].rsplit("-", 1)[0]  # mtnet, r3d, r2plus1d
-        kinds[kind] = kinds.get(kind, 0) + 1
+        kinds[point["kind"]] = kinds.get(point["kind"], 0) + 1  # mtnet, r3d, r2plus1d
     made_of = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
     return (f"The best achievable front (every architecture at truth): {len(front)} architectures ({made_of}); "
             f"accuracy {min(p['accuracy'] for p in front):.3f} to {max(p['accuracy'] for p in front):.3f}, "

@@ -98,7 +98,7 @@ def parse_strategies(text: str | None, *, quick: bool = False) -> tuple[list[tup
 
     Random + fifo is always among ours (the yardstick); a peer needs Syne Tune installed.
     """
-    from nas.bench.peers import MISSING, SCHEDULERS as PEER_SCHEDULERS, peers_installed
+    from nas.bench.peers import MISSING, SAMPLER as PEER_SAMPLER, SCHEDULERS as PEER_SCHEDULERS, peers_installed
     from nas.sim.compare import BASELINE_STRATEGY, SAMPLERS, SCHEDULERS
     from space.errors import UserInputError
 
@@ -106,14 +106,14 @@ def parse_strategies(text: str | None, *, quick: bool = False) -> tuple[list[tup
     if text is None:
         chosen = [(a, b) for a, b in ours if not (quick and a in QUICK_SKIPS)]
         return chosen, list(PEER_SCHEDULERS) if peers_installed() else []
-    allowed = {f"{a}+{b}": (a, b) for a, b in ours} | {f"syne-random+{p}": ("syne-random", p) for p in PEER_SCHEDULERS}
+    allowed = {f"{a}+{b}": (a, b) for a, b in ours + [(PEER_SAMPLER, p) for p in PEER_SCHEDULERS]}
     names = [name.strip() for name in text.split(",")]
     unknown = [name for name in names if name not in allowed]
     if unknown:
         what = "an empty list" if not text.strip() else f"unknown {', '.join(map(repr, unknown))}"
         raise UserInputError(f"--strategies {text!r}: {what}; allowed: a comma-separated list of {', '.join(allowed)}")
     chosen = list(dict.fromkeys(allowed[name] for name in names))
-    peers = [scheduler for sampler, scheduler in chosen if sampler == "syne-random"]
+    peers = [scheduler for sampler, scheduler in chosen if sampler == PEER_SAMPLER]
     if peers and not peers_installed():
         raise UserInputError(f"--strategies {text!r} asks for Syne Tune's own; {MISSING}")
     ours_chosen = [BASELINE_STRATEGY] + [pair for pair in chosen if pair in ours and pair != BASELINE_STRATEGY]

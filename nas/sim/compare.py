@@ -97,7 +97,8 @@ def best_hypervolume(table: Table, config: SearchConfig, bounds: dict) -> float:
 
 def best_front(table: Table, config: SearchConfig, bounds: dict) -> list[dict]:
     """The architectures of the best achievable front (non-dominated at truth), cheapest GMACs first: spec key,
-    family, a short label, accuracy at truth and each cost objective's value."""
+    family, kind (the ResNets' convolution, else the family), a short label, accuracy at truth and each cost
+    objective's value."""
     last, means = _searchable(table)
     points = normalised_points(last, config, bounds, lambda row: means[row["spec_key"]])
     front = last[pareto_mask(points)] if len(points) else last
@@ -105,8 +106,9 @@ def best_front(table: Table, config: SearchConfig, bounds: dict) -> list[dict]:
     for _, row in front.sort_values("gmacs").iterrows():
         costs = {name: float(row[OBJECTIVES[name].column]) for name in config.problem.objectives
                  if OBJECTIVES[name].column != "accuracy"}
-        out.append({"spec_key": row["spec_key"], "family": row["family"], "label": arch_label(row),
-                    "accuracy": means[row["spec_key"]], **costs})
+        spec = json.loads(row["spec"])
+        out.append({"spec_key": row["spec_key"], "family": row["family"], "kind": spec.get("conv", spec["family"]),
+                    "label": arch_label(row), "accuracy": means[row["spec_key"]], **costs})
     return out
 
 

@@ -51,10 +51,11 @@ def test_a_simulated_run_is_its_own_simulation(tmp_path):
 
 
 @pytest.mark.slow
-def test_nas_bench_fidelity_writes_both_curves_on_one_figure(tmp_path):
+@pytest.mark.parametrize("table", [SMALL_TABLE, "small"])  # a file, or a shipped table's name as --help says
+def test_nas_bench_fidelity_writes_both_curves_on_one_figure(tmp_path, table):
     run, _ = fake_run(tmp_path, sampler="random", scheduler="asha", seed=0, workers=1)
     out = tmp_path / "out"
-    result = run_nas("bench", "fidelity", "--run", str(run.path), "--table", SMALL_TABLE, "--out", str(out))
+    result = run_nas("bench", "fidelity", "--run", str(run.path), "--table", table, "--out", str(out))
     assert result.returncode == 0, result.stderr
     spec = figure_specs((out / "fidelity.html").read_text())["fidelity"]
     assert [t["meta"]["kind"] for t in spec["data"]] == ["real", "sim"]
