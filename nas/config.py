@@ -30,6 +30,9 @@ from runners.shape import parse_shape, shape_label
 from space.errors import UserInputError
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
+# Samplers that are asked every parameter of the space, used or not (SearchSpace.sample_flat): a genetic
+# sampler crosses over only the parameters all trials share, in a conditional space ``family`` alone.
+FLAT_SAMPLERS = ("nsga2",)
 SCHEDULERS = ("moasha", "asha", "fifo", "costaware", "topk")
 EXECUTORS = ("ray", "local")  # nas.executors: Ray Tune (the default; a cluster) or a local process pool
 SEARCH_PROXY = ProxyConfig(epochs=4, width_mult=0.25, frames=16, size=32, batch_size=32, lr=0.05)

@@ -106,6 +106,17 @@ class SearchSpace:
             return self._sample_resnet3d(self.dimensions["resnet3d"], suggest)
         return self._sample_mtnet(self.dimensions["mtnet"], suggest)
 
+    def sample_flat(self, suggest: SuggestFn) -> ArchSpec:
+        """Ask ``suggest`` for *every* non-fixed dimension (tree order), then build the spec from the answers.
+
+        For genetic samplers (NSGA-II): Optuna crosses over and mutates only the parameters every trial has
+        (its intersection search space), which in a conditional space is ``family`` alone, so NSGA-II would be
+        random search. Asked flat, every trial carries every gene; the genes the spec does not use are
+        inactive (carried and inherited, not built), as in GA encodings of conditional spaces.
+        """
+        answers = {dim.name: suggest(dim.name, dim.encoded_choices()) for dim in self.parameters()}
+        return self.sample(lambda name, choices: answers[name])
+
     @staticmethod
     def _sample_resnet3d(dims: Mapping[str, Any], suggest: SuggestFn) -> ResNet3DSpec:
         values: dict[str, Any] = {}

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import TrialState
 
-from nas.config import Problem, SearchConfig
+from nas.config import FLAT_SAMPLERS, Problem, SearchConfig
 from nas.executors.contracts import EpochReport, LatencyReading, OutcomeKind, StaticCosts, TrialOutcome, TrialRequest
 from nas.objectives import CONSTRAINTS, OBJECTIVES
 from nas.runmodel import gate_rates
@@ -228,7 +228,8 @@ class SearchCore:
     def _try_sample(self, trial_id: str) -> TrialRequest | None:
         otrial = self.study.ask()
         try:
-            spec = self.space.sample(lambda name, choices: otrial.suggest_categorical(name, choices))
+            sample = self.space.sample_flat if self.config.sampler in FLAT_SAMPLERS else self.space.sample
+            spec = sample(lambda name, choices: otrial.suggest_categorical(name, choices))
         except SpecError as exc:
             self._tell_invalid(otrial, None, str(exc))
             return None

@@ -119,6 +119,22 @@ def test_params_for_round_trips_every_spec_and_rejects_outsiders():
         "family": "mtnet", "mtnet.ratio": 0.875, "mtnet.substreams": 4}
 
 
+def test_flat_sampling_asks_every_parameter_and_builds_what_its_active_answers_make():
+    """A genetic sampler's genome: every parameter asked every time; the spec is the one its active genes make."""
+    space = load_space("joint")
+    every = [d.name for d in space.parameters()]
+    families = set()
+    for seed in range(30):
+        rng, answers = random.Random(seed), {}
+        spec = space.sample_flat(lambda name, choices: answers.setdefault(name, rng.choice(choices)))
+        assert list(answers) == every
+        active = space.params_for(spec)  # the parameters conditional sampling asks for this spec
+        assert active is not None and set(active) < set(every)
+        assert {name: answers[name] for name in active} == active
+        families.add(spec.family)
+    assert families == {"resnet3d", "mtnet"}
+
+
 def test_real_optuna_tpe_samples_the_conditional_space(tmp_path):
     """Multivariate grouped TPE on SQLite storage: one name always keeps one set of choices (Optuna checks it)."""
     space = load_space("srtg")
