@@ -25,6 +25,7 @@ import resource
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -176,41 +177,76 @@ def _machine() -> dict[str, Any]:
 
 def _train_all(todo: list[CurveJob], settings: BenchSettings, workers: int, path: Path, table: CurveTable, *,
                total: int, done: int) -> CurveTable:
-    """Run the jobs ``workers`` at a time, a fresh process each; rewrite the table as each run ends."""
+    """Run the jobs ``workers`` at a time, a fresh process each; rewrite the table as each run ends.
+
+    A worker that dies (killed, out of memory) breaks its whole pool: every run in flight fails with it, and
+    nothing says which one broke it. Those runs are retried one at a time, each in a pool of its own; only a run
+    that breaks a pool while alone is recorded as a failure, and the others go on.
+    """
     from nas.runlock import git_revision
 
     revision = git_revision()
-    context = get_context("forkserver")
-    context.set_forkserver_preload(["torch", "runners.curve", "space"])
     rows = table.rows.to_dict("records")
     started, finished = time.time(), 0
+
+    def record(job: CurveJob, job_rows: list[dict]) -> None:
+        nonlocal table, finished
+        rows.extend(job_rows)
+        table = CurveTable(curve_frame(rows), table.manifest)
+        write_curve_table(path, table)
+        finished += 1
+        rate = (time.time() - started) / finished
+        left = rate * (len(todo) - finished)
+        print(f"curves: {done + finished}/{total} runs · {rate:.0f} s/run · ETA {left / 3600:.1f} h "
+              f"· last {job.spec_key} seed {job.seed}", file=sys.stderr, flush=True)
+
+    queue, suspects = list(todo), []
+    while queue or suspects:
+        if not suspects:
+            suspects = _run_pool(queue, workers, settings, revision, record)
+            continue
+        job = suspects.pop(0)
+        if _run_pool([job], 1, settings, revision, record):
+            record(job, [_failure_row(job, "its worker process died while it trained alone (killed, or out of "
+                                           "memory)", revision)])
+    return table
+
+
+def _run_pool(queue: list[CurveJob], workers: int, settings: BenchSettings, revision: str | None,
+              record: Any) -> list[CurveJob]:
+    """Run ``queue``'s jobs (consumed) in one pool, ``record`` each as it ends; the jobs lost if the pool broke."""
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["torch", "runners.curve", "space"])
     pending: dict[Future, CurveJob] = {}
-    queue = list(todo)
+    lost: list[CurveJob] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1) as pool:
-        while queue or pending:
-            while queue and len(pending) < workers:
+        while (queue and not lost) or pending:
+            while queue and not lost and len(pending) < workers:
                 job = queue.pop(0)
-                pending[pool.submit(record_run, job, settings, revision)] = job
+                try:
+                    pending[pool.submit(record_run, job, settings, revision)] = job
+                except BrokenProcessPool:
+                    lost.append(job)
             ready, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in ready:
                 job = pending.pop(future)
-                rows.extend(_rows_or_failure(future, job, revision))
-                table = CurveTable(curve_frame(rows), table.manifest)
-                write_curve_table(path, table)
-                finished += 1
-                rate = (time.time() - started) / finished
-                left = rate * (len(todo) - finished)
-                print(f"curves: {done + finished}/{total} runs · {rate:.0f} s/run · ETA {left / 3600:.1f} h "
-                      f"· last {job.spec_key} seed {job.seed}", file=sys.stderr, flush=True)
-    return table
+                if isinstance(future.exception(), BrokenProcessPool):
+                    lost.append(job)
+                else:
+                    record(job, _rows_or_failure(future, job, revision))
+    return lost
 
 
 def _rows_or_failure(future: Future, job: CurveJob, revision: str | None) -> list[dict]:
     try:
         return future.result()
-    except Exception as exc:  # noqa: BLE001 - the worker died (killed, out of memory): one failure row
-        return [{"spec_key": job.spec_key, "spec": json.dumps(job.spec, sort_keys=True), "family": job.spec["family"],
-                 "seed": job.seed, "budget": 0.0, "error": f"{type(exc).__name__}: {exc}", "revision": revision}]
+    except Exception as exc:  # noqa: BLE001 - the run could not even start (an unbuildable spec): one failure row
+        return [_failure_row(job, f"{type(exc).__name__}: {exc}", revision)]
+
+
+def _failure_row(job: CurveJob, error: str, revision: str | None) -> dict:
+    return {"spec_key": job.spec_key, "spec": json.dumps(job.spec, sort_keys=True), "family": job.spec["family"],
+            "seed": job.seed, "budget": 0.0, "error": error, "revision": revision}
 
 
 def record_run(job: CurveJob, settings: BenchSettings, revision: str | None) -> list[dict]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 
 import numpy as np
+import psutil
 import pytest
 
 from nas.sim.curverecord import BENCH_SETTINGS, BenchSettings, record_curves, record_plan
@@ -54,6 +57,43 @@ def test_a_recording_resumes_and_holds_every_run(space_file, tmp_path) -> None:
     truth = again.truth()
     key = again.architectures()[0]
     assert truth[key] == pytest.approx(np.mean([again.curve(key, s).accuracy[-1] for s in (0, 1)]))
+
+
+def _kill_workers(count: int, killed: list[int], stop: threading.Event) -> None:
+    """SIGKILL (the out-of-memory killer's signal) the first ``count`` pool workers seen training, one at a time.
+
+    The recorder's forkserver is this process's child and its workers are the forkserver's children.
+    """
+    while not stop.is_set() and len(killed) < count:
+        servers = [p for p in psutil.Process().children() if "forkserver" in " ".join(p.cmdline())]
+        for worker in (w for server in servers for w in server.children()):
+            if worker.pid not in killed and time.time() - worker.create_time() > 0.3:
+                worker.kill()
+                killed.append(worker.pid)
+                break
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_only_the_run_that_dies_alone(space_file, tmp_path) -> None:
+    """A killed worker breaks the pool for both runs in flight; each is retried alone; killed alone it fails."""
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_workers, args=(3, killed, stop), daemon=True)
+    killer.start()
+    try:
+        table = record_curves(space_file, tmp_path / "rec", seeds=2, workers=2, settings=TINY, measure_latency=False)
+    finally:
+        stop.set()
+        killer.join()
+    assert len(killed) == 3  # the pair's pool, then each of the two retried alone
+    assert len(table.done()) == 4  # every run of the plan is in the table: none lost, the recording completed
+    failed = table.rows[table.rows["error"].notna()]
+    assert len(failed) == 2 and failed["error"].str.contains("died while it trained alone").all()
+    trained = table.rows[table.rows["error"].isna()]
+    assert trained.groupby(["spec_key", "seed"]).size().eq(len(TINY.budgets)).all() and len(trained) == 2 * 3
+    plan = [(job.spec_key, job.seed) for job in record_plan(space_file, TINY, 2)[0]]
+    assert set(zip(failed["spec_key"], failed["seed"])) == set(plan[:2])  # the two that were in flight
 
 
 @pytest.mark.slow
