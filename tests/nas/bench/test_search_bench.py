@@ -114,3 +114,14 @@ def test_an_unknown_strategy_is_one_error_line_before_anything_runs(tmp_path, gi
     result = run_nas("bench", "search", "--quick", "--strategies", given, "--out", str(out))
     assert_one_line_error(result, said)
     assert "allowed: a comma-separated list of random+fifo" in result.stderr and not out.exists()
+
+
+def test_the_report_names_the_machine_a_benchmark_table_was_recorded_on(tmp_path):
+    """A curve table (``nas bench curves``) stores its machine as ``machine``, a search table as ``hardware``."""
+    from nas.sim.shipped import load_table
+
+    machine = load_table("bench", quick=False)[1].manifest["machine"]
+    out = tmp_path / "bench"
+    result = run_nas("bench", "search", "--table", "bench", "--seeds", "1", "--strategies", "tpe+fifo", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"Recorded on {machine['cpu']} ({machine['cpu_count']} cores)." in (out / "report.md").read_text()
