@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from nas.arch import resolve_arch
 from nas.runmodel import RunDir, parse_run_trial, trial_row
+from nas.searchlog import RETRAIN_LOG, SearchLog
 from space import ArchSpec
 from space.errors import UserInputError
 from space.files import atomic_write
@@ -86,7 +87,11 @@ def retrain(
     say = console or Console(stderr=True)
     pending = retrain_warnings(from_run, config)
 
+    log = SearchLog()  # Ray's start-up notes go to the output folder's retrain.log (docs/retrain.md)
+    log_path = Path(out_dir) / RETRAIN_LOG
+
     def relay(event: dict[str, Any]) -> None:  # warnings once training starts: bad input stays one error line
+        log.write_to(log_path)
         while pending:
             say.print(f"warning: {pending.pop(0)}", highlight=False, markup=False, soft_wrap=True)
         if on_event is not None:
@@ -100,8 +105,15 @@ def retrain(
         data=data.data, root=data.root, cache=cache, frames=data.frames, size=data.size, num_clips=data.num_clips,
         num_test_clips=data.num_test_clips, num_classes=data.num_classes, seed=data.seed,
     )  # fmt: skip
-    result = train_full_scale(spec, config, train=train, test=test, out_dir=out_dir, resume=resume, on_event=relay,
-                              data_info=info, address=address, max_failures=max_failures)
+    import ray  # noqa: F401 - Ray sets up its loggers when imported: before the log takes them over
+
+    with log:
+        try:
+            result = train_full_scale(spec, config, train=train, test=test, out_dir=out_dir, resume=resume,
+                                      on_event=relay, data_info=info, address=address, max_failures=max_failures)
+        finally:
+            if log_path.parent.is_dir():  # a retrain refused before its folder exists leaves no log either
+                log.write_to(log_path)
     if write_into_run:
         scale = retrain_scale(config, data, train_clips=len(train))
         write_back(from_run[0], from_run[1], label, result, Path(out_dir).resolve(), scale=scale)

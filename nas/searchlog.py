@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import TextIO
 
 LOG_FILE = "search.log"
+RETRAIN_LOG = "retrain.log"  # the same lines of a `nas retrain`, in its output folder (docs/retrain.md)
 DEPENDENCY_LOGGERS = ("ray", "ray.tune", "ray.train", "optuna", "mlflow", "alembic")  # the last two: --mlflow
 # One format for every line, whoever set a formatter on the handlers of their logger (``ray.init`` does).
 LINE_FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 class SearchLog(logging.Handler):
-    """A handler for :data:`DEPENDENCY_LOGGERS` during one search; ``with SearchLog() as log:``."""
+    """A handler for :data:`DEPENDENCY_LOGGERS` during one search or retrain; ``with SearchLog() as log:``."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -367,3 +367,25 @@ def test_warnings_name_the_status_and_the_warm_up(run_dir):
     assert retrain_warnings((run_dir, TRIAL_ID), RetrainConfig()) == []
     status, warm_up = retrain_warnings((run_dir, PRUNED_ID), RetrainConfig(epochs=2, warmup_epochs=2.5))
     assert "is PRUNED, not COMPLETE" in status and "warm-up (2.5 epochs) covers the whole schedule (2 epochs)" in warm_up
+
+
+@pytest.mark.slow
+def test_ray_start_up_notes_go_to_the_retrain_log_not_the_terminal(run_dir, tmp_path):
+    """A retrain that starts its own Ray: the terminal shows the retrain; Ray's notes are kept in retrain.log."""
+    from tests.nas.cli_helpers import run_nas
+
+    out = tmp_path / "full"
+    small = ["--data", "synthetic", "--epochs", "1", "--workers", "1", "--num-clips", "20", "--num-test-clips", "8",
+             "--num-classes", "4", "--frames", "8", "--size", "32", "--batch-size", "4", "--width-mult", "0.125",
+             "--test-clips", "1", "--test-crops", "1", "--warmup-epochs", "0"]
+    env_address = os.environ.pop("RAY_ADDRESS", None)  # never the session's head: this retrain starts Ray itself
+    try:
+        result = run_nas("retrain", f"{run_dir}:{TRIAL_ID}", *small, "--out", str(out))
+    finally:
+        if env_address is not None:
+            os.environ["RAY_ADDRESS"] = env_address
+    assert result.returncode == 0, result.stderr
+    terminal = result.stdout + result.stderr
+    assert "test top-1" in terminal and "Started a local Ray instance" not in terminal
+    assert "Token authentication" not in terminal
+    assert "Started a local Ray instance" in (out / "retrain.log").read_text()
