@@ -87,11 +87,7 @@ def retrain(
     say = console or Console(stderr=True)
     pending = retrain_warnings(from_run, config)
 
-    log = SearchLog()  # Ray's start-up notes go to the output folder's retrain.log (docs/retrain.md)
-    log_path = Path(out_dir) / RETRAIN_LOG
-
     def relay(event: dict[str, Any]) -> None:  # warnings once training starts: bad input stays one error line
-        log.write_to(log_path)
         while pending:
             say.print(f"warning: {pending.pop(0)}", highlight=False, markup=False, soft_wrap=True)
         if on_event is not None:
@@ -105,19 +101,36 @@ def retrain(
         data=data.data, root=data.root, cache=cache, frames=data.frames, size=data.size, num_clips=data.num_clips,
         num_test_clips=data.num_test_clips, num_classes=data.num_classes, seed=data.seed,
     )  # fmt: skip
-    import ray  # noqa: F401 - Ray sets up its loggers when imported: before the log takes them over
-
-    with log:
-        try:
-            result = train_full_scale(spec, config, train=train, test=test, out_dir=out_dir, resume=resume,
-                                      on_event=relay, data_info=info, address=address, max_failures=max_failures)
-        finally:
-            if log_path.parent.is_dir():  # a retrain refused before its folder exists leaves no log either
-                log.write_to(log_path)
+    result = _logged(Path(out_dir), relay, lambda on_event: train_full_scale(
+        spec, config, train=train, test=test, out_dir=out_dir, resume=resume, on_event=on_event, data_info=info,
+        address=address, max_failures=max_failures))
     if write_into_run:
         scale = retrain_scale(config, data, train_clips=len(train))
         write_back(from_run[0], from_run[1], label, result, Path(out_dir).resolve(), scale=scale)
     return result
+
+
+def _logged(out_dir: Path, relay: Callable[[dict[str, Any]], None],
+            train: Callable[[Callable[[dict[str, Any]], None]], Any]) -> Any:
+    """``train(on_event)`` with Ray's log lines going to ``out_dir/retrain.log``, not the terminal (docs/retrain.md).
+
+    Lines are held until training starts (the first event) or ends: a retrain refused before its folder exists
+    leaves no log, as a search refused at its start leaves no ``search.log`` (:mod:`nas.searchlog`).
+    """
+    import ray  # noqa: F401 - Ray sets up its loggers when imported: before the log takes them over
+
+    path = out_dir / RETRAIN_LOG
+    with SearchLog() as log:
+
+        def on_event(event: dict[str, Any]) -> None:
+            log.write_to(path)
+            relay(event)
+
+        try:
+            return train(on_event)
+        finally:
+            if out_dir.is_dir():
+                log.write_to(path)
 
 
 def retrain_warnings(from_run: tuple[Path, int] | None, config: Any) -> list[str]:
