@@ -36,7 +36,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from nas.config import SearchConfig, flag_of
+from nas.config import FLAT_SAMPLERS, SearchConfig, flag_of
 from nas.executors.contracts import StaticCosts
 from nas.core.searchcore import constraint_values
 from nas.objectives import OBJECTIVES
@@ -242,6 +242,9 @@ def add_known_results(study: optuna.Study, warm: WarmStart, config: SearchConfig
     ``at``: the time they are stamped with (the search's start; the simulator's clock 0)."""
     added = 0
     distributions = {d.name: CategoricalDistribution(d.encoded_choices()) for d in space.parameters()}
+    # a sampler asked every parameter breeds only the genes all trials carry (docs/search.md): a known result
+    # carries its inactive genes too, at their first choice
+    inactive = {d.name: d.encoded_choices()[0] for d in space.parameters()} if config.sampler in FLAT_SAMPLERS else {}
     for result in warm.results:
         violations = constraint_values(config.problem, result.costs, result.latency_ms)
         constraints = {"invalid": 0.0, **{flag: violations.get(flag, 0.0) for flag in config.problem.constraints}}
@@ -264,7 +267,8 @@ def add_known_results(study: optuna.Study, warm: WarmStart, config: SearchConfig
             "constraints": list(constraints.values()), "feasible": True, "val_clips": result.val_clips,
             "num_classes": result.num_classes, "started_at": at, "finished_at": at,
         }
+        params = {**inactive, **result.params}
         study.add_trial(optuna.trial.create_trial(
-            params=result.params, distributions={k: distributions[k] for k in result.params}, values=values,
+            params=params, distributions={k: distributions[k] for k in params}, values=values,
             user_attrs=json.loads(json.dumps(attrs, default=float)), constraints=constraints))
     return added

@@ -149,3 +149,24 @@ def test_a_simulated_search_warm_started_from_the_whole_table_trains_nothing_it_
     assert len(known) == len(sub.results) and outcome.core.counted() == len(trained) > 0
     assert not set(trained["spec_key"]) & set(known["spec_key"])
 
+
+
+def test_nsga2_warm_started_still_breeds_every_gene(demo_table):
+    """Known results carry every parameter for a sampler asked flat, or NSGA-II would breed ``family`` alone."""
+    import optuna
+
+    from nas.sim.compare import table_bounds
+    from nas.sim.replay import simulate
+    from nas.warmstart import load_warm_start
+
+    table, space, config = demo_table
+    config = config.replace(sampler="nsga2", warm_start="demo", trials=24)
+    warm = load_warm_start(config, space)
+    sub = type(warm)(warm.source, warm.results[:12], warm.left_out)
+    outcome = simulate(config=config, table=table, space=space, bounds=table_bounds(table, config.problem.objectives),
+                       warm=sub)
+    bred = optuna.search_space.IntersectionSearchSpace().calculate(outcome.study)
+    assert set(bred) == {d.name for d in space.parameters()}
+    known = [t for t in outcome.study.get_trials(deepcopy=False) if t.user_attrs.get("warm_start")]
+    assert len(known) == 12 and all(space.sample(lambda n, c: t.params[n]).key() == t.user_attrs["spec_key"]
+                                    for t in known)
