@@ -57,20 +57,21 @@ def least_cost(specs: Iterable[ArchSpec], cost: Cost, *, admit: Callable[[ArchSp
     """
     floors: dict[str, float] = {}
 
-    def floor(spec: ArchSpec) -> float:
+    def bounded(spec: ArchSpec) -> tuple[float, bool, str, ArchSpec]:
+        """(floor cost, whether ``spec`` is not its own floor, key, spec): the order to count in."""
         base = cost_floor(spec)
         if base.key() not in floors:
             try:
                 floors[base.key()] = cost(base)
             except SpecError:
                 floors[base.key()] = 0.0
-        return floors[base.key()]
+        return floors[base.key()], base.key() != spec.key(), spec.key(), spec
 
     # the floor itself first among equals: its cost is its bound, and it ends the count at once
-    ordered = sorted(specs, key=lambda s: (floor(s), cost_floor(s).key() != s.key(), s.key()))
+    ordered = sorted((bounded(spec) for spec in specs), key=lambda entry: entry[:3])
     least, counted = math.inf, 0
-    for spec in ordered:
-        if floor(spec) >= least:
+    for bound, _, _, spec in ordered:
+        if bound >= least:
             break  # every later spec costs at least its floor, at least this
         if not admit(spec):
             continue

@@ -242,9 +242,7 @@ def add_known_results(study: optuna.Study, warm: WarmStart, config: SearchConfig
     ``at``: the time they are stamped with (the search's start; the simulator's clock 0)."""
     added = 0
     distributions = {d.name: CategoricalDistribution(d.encoded_choices()) for d in space.parameters()}
-    # a sampler asked every parameter breeds only the genes all trials carry (docs/search.md): a known result
-    # carries its inactive genes too, at their first choice
-    inactive = {d.name: d.encoded_choices()[0] for d in space.parameters()} if config.sampler in FLAT_SAMPLERS else {}
+    flat = config.sampler in FLAT_SAMPLERS  # breeds only the genes all trials carry (docs/search.md)
     for result in warm.results:
         violations = constraint_values(config.problem, result.costs, result.latency_ms)
         constraints = {"invalid": 0.0, **{flag: violations.get(flag, 0.0) for flag in config.problem.constraints}}
@@ -267,7 +265,7 @@ def add_known_results(study: optuna.Study, warm: WarmStart, config: SearchConfig
             "constraints": list(constraints.values()), "feasible": True, "val_clips": result.val_clips,
             "num_classes": result.num_classes, "started_at": at, "finished_at": at,
         }
-        params = {**inactive, **result.params}
+        params = space.flat_params(result.params) if flat else result.params
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions={k: distributions[k] for k in params}, values=values,
             user_attrs=json.loads(json.dumps(attrs, default=float)), constraints=constraints))

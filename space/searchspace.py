@@ -117,6 +117,14 @@ class SearchSpace:
         answers = {dim.name: suggest(dim.name, dim.encoded_choices()) for dim in self.parameters()}
         return self.sample(lambda name, choices: answers[name])
 
+    def flat_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` (those that make one spec, :meth:`params_for`) with every other gene at its first choice.
+
+        How a known spec enters a study sampled flat (a warm start): its inactive genes must be present, or the
+        genes every trial carries would shrink back to ``family`` (:meth:`sample_flat`).
+        """
+        return {**{dim.name: dim.encoded_choices()[0] for dim in self.parameters()}, **params}
+
     @staticmethod
     def _sample_resnet3d(dims: Mapping[str, Any], suggest: SuggestFn) -> ResNet3DSpec:
         values: dict[str, Any] = {}

@@ -29,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from nas.sim.curvetable import CURVE_TABLE_VERSION, CurveTable, curve_frame, pack_correct, pack_loss, \
     read_curve_table, write_curve_table
@@ -213,7 +213,7 @@ def _train_all(todo: list[CurveJob], settings: BenchSettings, workers: int, path
 
 
 def _run_pool(queue: list[CurveJob], workers: int, settings: BenchSettings, revision: str | None,
-              record: Any) -> list[CurveJob]:
+              record: Callable[[CurveJob, list[dict]], None]) -> list[CurveJob]:
     """Run ``queue``'s jobs (consumed) in one pool, ``record`` each as it ends; the jobs lost if the pool broke."""
     context = get_context("forkserver")
     context.set_forkserver_preload(["torch", "runners.curve", "space"])

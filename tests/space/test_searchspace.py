@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import warnings
 
@@ -133,6 +134,17 @@ def test_flat_sampling_asks_every_parameter_and_builds_what_its_active_answers_m
         assert {name: answers[name] for name in active} == active
         families.add(spec.family)
     assert families == {"resnet3d", "mtnet"}
+
+
+def test_a_known_spec_asked_flat_carries_every_gene_and_still_makes_itself():
+    """A warm start's spec entering a flat-sampled study: every gene present, its own genes kept, same spec back."""
+    space = load_space("joint")
+    every = [d.name for d in space.parameters()]
+    for spec in itertools.islice(space.enumerate(), 0, None, 97):
+        active = space.params_for(spec)
+        genome = space.flat_params(active)
+        assert sorted(genome) == sorted(every) and {name: genome[name] for name in active} == active
+        assert space.sample_flat(lambda name, choices: genome[name]).key() == spec.key()
 
 
 def test_real_optuna_tpe_samples_the_conditional_space(tmp_path):
