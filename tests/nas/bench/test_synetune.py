@@ -95,10 +95,8 @@ def test_the_bench_table_round_trips_through_syne_tunes_loader(tmp_path):
                 assert got["metric_elapsed_wall_time"] == pytest.approx(curve.seconds[: f + 1].sum(), rel=1e-12)
                 assert got["metric_gmacs"] == costs["gmacs"] and got["metric_params"] == costs["params"]
                 assert got["metric_latency_ms"] == costs["latency_ms"]
-    one_seed = [a for a, key in enumerate(keys) if len(table.seeds_of(key)) == 1]
-    assert one_seed and figures["filled_seed_slots"] == len(one_seed)
-    ev = blackbox.objectives_evaluations
-    assert all(np.array_equal(ev[a, 0], ev[a, 1]) for a in one_seed)  # the one recorded seed, repeated
+    # the shipped table is complete: every architecture has both seeds, no slot is filled (filling: the test below)
+    assert all(len(table.seeds_of(key)) == 2 for key in keys) and figures["filled_seed_slots"] == 0
 
 
 @pytest.mark.slow
